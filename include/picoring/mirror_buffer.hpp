@@ -1,0 +1,145 @@
+// picoring: mirrored memory.
+//
+// A MirrorBuffer is `size()` bytes of memory mapped twice, back to back:
+//
+//   virtual:  [ view 1: bytes 0 .. N-1 ][ view 2: the same bytes again ]
+//   physical:  \_________ one set of N bytes of pages _________/
+//
+// so data()[i] and data()[i + size()] are the same byte for every i < size(). Any window
+// of at most size() bytes starting inside view 1 is one contiguous range, even when it
+// wraps past the end of the ring.
+//
+// This header is free of operating-system headers; the backends live in src/.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <system_error>
+
+namespace picoring {
+
+// Which kernel object backs the memory. `automatic` tries them in the order listed and
+// moves to the next only when a step is *refused* (ENOSYS, EPERM, EACCES, EINVAL, ENOENT,
+// EOPNOTSUPP, EROFS: seccomp filters, old kernels, a missing /dev/shm). Any other failure (out
+// of memory, out of file descriptors) is reported at once; when every backend is refused, the
+// last refusal is reported. Forcing a backend tries only it.
+enum class Backend {
+  automatic,
+  memfd,      // Linux memfd_create(MFD_CLOEXEC): anonymous, no name, no size limit of a mount.
+  posix_shm,  // shm_open with a name unique per process and per call, unlinked at once (macOS, BSD).
+  tmpfile,    // mkostemp(O_CLOEXEC) in /dev/shm (then $TMPDIR, /tmp), unlinked at once.
+};
+
+// What a child created by fork() sees of the buffer.
+//   exclude (default): the mapping is marked MADV_DONTFORK; the child has no memory at that
+//     address. A ring is private to the process that made it; a child that touches it faults
+//     at once instead of silently sharing data with its parent (the indices would not be
+//     shared, so two processes writing "their" ring would corrupt each other's data).
+//     A child should exec() or _exit() without using or destroying rings it inherited that
+//     hold elements with non-trivial destructors.
+//   share: the child inherits the mapping and shares the bytes with the parent (MAP_SHARED).
+//     Useful only when the caller coordinates the two processes itself.
+enum class ForkPolicy { exclude, share };
+
+// Error conditions that are not operating-system errors. Their category is picoring_category().
+enum class errc {
+  zero_size = 1,    // a size or capacity of zero was requested
+  size_overflow,    // the rounded size, or twice it, does not fit the address space
+  mirror_mismatch,  // the two views were mapped but do not show the same bytes
+};
+
+const std::error_category& picoring_category() noexcept;
+std::error_code make_error_code(errc e) noexcept;
+
+// The outcome of a non-throwing creation. `step` names the step that failed with a static
+// string ("memfd_create", "ftruncate", "mmap second view (MAP_FIXED)", ...); `code` carries
+// the OS error (std::system_category) or a picoring::errc.
+struct Error {
+  std::error_code code;
+  const char* step = "";
+
+  explicit operator bool() const noexcept { return static_cast<bool>(code); }
+  std::string message() const;  // "picoring: <step> failed: <code message>"
+};
+
+// Throws the exception matching `err`: std::invalid_argument for errc::zero_size,
+// std::length_error for errc::size_overflow, std::system_error otherwise (what() names the step).
+[[noreturn]] void throw_error(const Error& err);
+
+// The granularity a mirror's size must be a multiple of: the page size on POSIX systems
+// (4 KiB on x86-64, 16 KiB on Apple Silicon, 4-64 KiB on aarch64 Linux), the 64 KiB
+// allocation granularity on Windows. Queried once from the system, never assumed.
+std::size_t allocation_granularity() noexcept;
+
+// The byte size of the smallest mirror that holds at least `min_elements` elements of
+// `element_size` bytes: a multiple of allocation_granularity() *and* of element_size, so
+// the mirror wraps exactly where the element index wraps (for 24-byte elements and 4 KiB
+// pages that is a multiple of 12 KiB, i.e. 512 elements). Sets `err` on zero or overflow.
+std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, Error& err) noexcept;
+
+struct MirrorOptions {
+  Backend backend = Backend::automatic;
+  ForkPolicy fork = ForkPolicy::exclude;
+  // Room for what comes next without breaking callers: huge-page backing, mapping a shared
+  // memory object received from another process. Not implemented yet.
+};
+
+// Owns one mirrored mapping. Move-only; the destructor releases everything with a single
+// munmap (the file descriptor is closed as soon as both views are mapped, so a live buffer
+// holds no descriptor and no name). A default-constructed or moved-from buffer is empty.
+//
+// Thread safety: creation and destruction of distinct buffers may run concurrently
+// (no global state but an atomic counter for shm names). The bytes are plain memory.
+class MirrorBuffer {
+ public:
+  MirrorBuffer() noexcept = default;
+
+  // Maps at least min_elements * element_size bytes, rounded by mirror_size_for().
+  // Throws as throw_error() describes. Verifies that a byte written through one view is
+  // seen through the other before it returns. Complexity: a handful of system calls,
+  // independent of the size; no page is touched but the first.
+  explicit MirrorBuffer(std::size_t min_bytes, MirrorOptions options = {}) : MirrorBuffer(min_bytes, 1, options) {}
+  MirrorBuffer(std::size_t min_elements, std::size_t element_size, MirrorOptions options = {});
+
+  // Non-throwing creation: on failure returns an empty buffer and sets `err`; nothing is
+  // left behind (no descriptor, mapping or name).
+  static MirrorBuffer create(std::size_t min_elements, std::size_t element_size, MirrorOptions options,
+                             Error& err) noexcept;
+
+  MirrorBuffer(MirrorBuffer&& other) noexcept;
+  MirrorBuffer& operator=(MirrorBuffer&& other) noexcept;
+  MirrorBuffer(const MirrorBuffer&) = delete;
+  MirrorBuffer& operator=(const MirrorBuffer&) = delete;
+  ~MirrorBuffer();
+
+  // First byte of view 1; view 2 starts at data() + size(). Null when empty.
+  std::byte* data() const noexcept { return base_; }
+  // Bytes in one view (the ring's physical size). Zero when empty.
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return base_ == nullptr; }
+  explicit operator bool() const noexcept { return base_ != nullptr; }
+  // The backend that created this buffer (automatic when empty).
+  Backend backend() const noexcept { return backend_; }
+
+  // Releases the memory now; the buffer becomes empty.
+  void reset() noexcept;
+
+ private:
+  std::byte* base_ = nullptr;
+  std::size_t size_ = 0;
+  Backend backend_ = Backend::automatic;
+};
+
+const char* to_string(Backend b) noexcept;
+
+namespace detail {
+// Out of line so that the header-only containers compile with -fno-exceptions; there a
+// rejected call terminates (use the non-throwing forms instead).
+[[noreturn]] void throw_out_of_range(const char* what);
+[[noreturn]] void throw_length_error(const char* what);
+}  // namespace detail
+
+}  // namespace picoring
+
+template <>
+struct std::is_error_code_enum<picoring::errc> : std::true_type {};

@@ -1,0 +1,13 @@
+// picoring: mirrored ring buffers. Include this for everything, or the single headers:
+//   picoring/mirror_buffer.hpp  MirrorBuffer: memory mapped twice, back to back
+//   picoring/ring.hpp           PicoRing<T>, PicoQueue<T>
+//   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
+#pragma once
+
+#include "picoring/byte_stream.hpp"
+#include "picoring/mirror_buffer.hpp"
+#include "picoring/ring.hpp"
+
+#define PICORING_VERSION_MAJOR 0
+#define PICORING_VERSION_MINOR 1
+#define PICORING_VERSION_PATCH 0

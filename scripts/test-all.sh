@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: Debug (warnings as errors), AddressSanitizer + UBSan, ThreadSanitizer,
+# then the install rules checked by two consumer projects (find_package and add_subdirectory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+for preset in dev asan tsan; do
+  echo "=== workflow preset: $preset"
+  cmake --workflow --preset "$preset"
+done
+echo "=== consumers: find_package(picoring) and add_subdirectory"
+tests/consumer/check.sh
+echo "=== all test suites passed"

@@ -1,0 +1,154 @@
+// Platform-independent parts of MirrorBuffer: sizing, errors, ownership.
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+#include <utility>
+
+#include "mirror_platform.hpp"
+#include "picoring/mirror_buffer.hpp"
+
+namespace picoring {
+namespace {
+
+class Category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "picoring"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::zero_size:
+        return "size or capacity of zero";
+      case errc::size_overflow:
+        return "size too large for the address space";
+      case errc::mirror_mismatch:
+        return "the two views do not show the same memory";
+    }
+    return "unknown picoring error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& picoring_category() noexcept {
+  static const Category category;
+  return category;
+}
+
+std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), picoring_category()}; }
+
+std::string Error::message() const {
+  return std::string("picoring: ") + (step != nullptr ? step : "") + " failed: " + code.message();
+}
+
+void throw_error(const Error& err) {
+  if (err.code == errc::zero_size) throw std::invalid_argument(err.message());
+  if (err.code == errc::size_overflow) throw std::length_error(err.message());
+  throw std::system_error(err.code, std::string("picoring: ") + err.step + " failed");
+}
+
+void detail::throw_out_of_range(const char* what) { throw std::out_of_range(what); }
+void detail::throw_length_error(const char* what) { throw std::length_error(what); }
+
+std::size_t allocation_granularity() noexcept {
+  static const std::size_t granularity = detail::query_granularity();
+  return granularity;
+}
+
+std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, Error& err) noexcept {
+  err = {};
+  if (min_elements == 0 || element_size == 0) {
+    err = {make_error_code(errc::zero_size), "size computation"};
+    return 0;
+  }
+  constexpr std::size_t max_size = std::numeric_limits<std::size_t>::max();
+  // Both views must fit in the address space and every byte offset in a std::ptrdiff_t.
+  constexpr std::size_t limit = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / 2;
+  const std::size_t granularity = allocation_granularity();
+  // The unit is lcm(granularity, element_size): the smallest size that is both a whole
+  // number of pages and a whole number of elements.
+  const std::size_t factor = granularity / std::gcd(granularity, element_size);
+  if (element_size > max_size / factor || min_elements > max_size / element_size) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return 0;
+  }
+  const std::size_t unit = factor * element_size;
+  const std::size_t min_bytes = min_elements * element_size;
+  const std::size_t units = min_bytes / unit + (min_bytes % unit != 0 ? 1 : 0);
+  if (units > limit / unit) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return 0;
+  }
+  return units * unit;
+}
+
+MirrorBuffer::MirrorBuffer(std::size_t min_elements, std::size_t element_size, MirrorOptions options) {
+  Error err;
+  *this = create(min_elements, element_size, options, err);
+  if (err) throw_error(err);
+}
+
+MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_size, MirrorOptions options,
+                                  Error& err) noexcept {
+  MirrorBuffer buffer;
+  const std::size_t size = mirror_size_for(min_elements, element_size, err);
+  if (err) return buffer;
+  Backend used = Backend::automatic;
+  std::byte* base = detail::map_mirror(size, options, used, err);
+  if (base == nullptr) return buffer;
+  // Prove the mirror before anyone relies on it: a byte written through one view must be
+  // read back through the other, in both directions. Touches only the first page.
+  volatile std::byte* first = base;
+  volatile std::byte* second = base + size;
+  first[0] = std::byte{0xA5};
+  const bool forward = second[0] == std::byte{0xA5};
+  second[0] = std::byte{0x00};
+  const bool backward = first[0] == std::byte{0x00};
+  if (!forward || !backward) {
+    detail::unmap_mirror(base, size);
+    err = {make_error_code(errc::mirror_mismatch), "verify mirror"};
+    return buffer;
+  }
+  buffer.base_ = base;
+  buffer.size_ = size;
+  buffer.backend_ = used;
+  return buffer;
+}
+
+MirrorBuffer::MirrorBuffer(MirrorBuffer&& other) noexcept
+    : base_(std::exchange(other.base_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      backend_(std::exchange(other.backend_, Backend::automatic)) {}
+
+MirrorBuffer& MirrorBuffer::operator=(MirrorBuffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    base_ = std::exchange(other.base_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    backend_ = std::exchange(other.backend_, Backend::automatic);
+  }
+  return *this;
+}
+
+MirrorBuffer::~MirrorBuffer() { reset(); }
+
+void MirrorBuffer::reset() noexcept {
+  if (base_ != nullptr) detail::unmap_mirror(base_, size_);
+  base_ = nullptr;
+  size_ = 0;
+  backend_ = Backend::automatic;
+}
+
+const char* to_string(Backend b) noexcept {
+  switch (b) {
+    case Backend::automatic:
+      return "automatic";
+    case Backend::memfd:
+      return "memfd";
+    case Backend::posix_shm:
+      return "posix_shm";
+    case Backend::tmpfile:
+      return "tmpfile";
+  }
+  return "unknown";
+}
+
+}  // namespace picoring

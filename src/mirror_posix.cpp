@@ -1,0 +1,238 @@
+// POSIX backend (Linux, macOS, BSD): a shared-memory file descriptor mapped twice into one
+// PROT_NONE reservation of twice the size. The two views are placed with MAP_FIXED *inside*
+// the reservation we own, so no other thread can take the address range in between (unlike
+// unmapping a probe region and mapping at a hint, which races).
+#if !defined(_FILE_OFFSET_BITS)
+#define _FILE_OFFSET_BITS 64  // 32-bit systems: sizes above 2 GiB need a 64-bit off_t
+#endif
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "mirror_platform.hpp"
+
+namespace picoring::detail {
+namespace {
+
+std::error_code os_error(int e) { return {e, std::system_category()}; }
+
+// Errors that mean "this mechanism is not available here", as opposed to a real failure
+// such as ENOMEM or EMFILE that another backend would meet too.
+bool is_refusal(int e) {
+  return e == ENOSYS || e == EPERM || e == EACCES || e == EINVAL || e == ENOENT || e == EOPNOTSUPP || e == EROFS;
+}
+
+int fail(Error& err, const char* step, int e = errno) {
+  err = {os_error(e), step};
+  return -1;
+}
+
+void close_keeping_errno(int fd) {
+  const int saved = errno;
+  ::close(fd);
+  errno = saved;
+}
+
+#if defined(__linux__)
+int open_memfd(Error& err) {
+  const int fd = ::memfd_create("picoring", MFD_CLOEXEC);
+  return fd >= 0 ? fd : fail(err, "memfd_create");
+}
+#endif
+
+// A process-wide counter plus the pid plus a random value: two threads, or two processes,
+// never compute the same name; O_EXCL catches a stale object left by a crashed process and
+// we simply try another name.
+int open_posix_shm(Error& err) {
+  static std::atomic<std::uint32_t> counter{0};
+  static const std::uint32_t salt = [] {
+    const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+    return static_cast<std::uint32_t>(t) ^ static_cast<std::uint32_t>(static_cast<std::uint64_t>(t) >> 32) ^
+           static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(&counter));
+  }();
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const std::uint32_t n = counter.fetch_add(1, std::memory_order_relaxed);
+    // "/pr.<pid>.<n>.<mix>": at most 4 + 8 + 1 + 8 + 1 + 8 = 30 characters, under macOS's
+    // 31-character limit for shm names.
+    char name[32];
+    std::snprintf(name, sizeof name, "/pr.%x.%x.%x", static_cast<unsigned>(::getpid()), static_cast<unsigned>(n),
+                  static_cast<unsigned>((n * 2654435761u) ^ salt));
+    const int fd = ::shm_open(name, O_RDWR | O_CREAT | O_EXCL, S_IRUSR | S_IWUSR);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      return fail(err, "shm_open");
+    }
+    // The name is only a rendezvous we do not need: remove it at once so nothing can leak
+    // it, not even a crash between here and the end of creation.
+    if (::shm_unlink(name) != 0) {
+      const int e = errno;
+      ::close(fd);
+      return fail(err, "shm_unlink", e);
+    }
+    // shm_open cannot set close-on-exec atomically; nothing of ours forks in between.
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+  }
+  return fail(err, "shm_open (no unique name after 64 tries)", EEXIST);
+}
+
+int open_tmpfile(Error& err) {
+  const char* tmpdir = std::getenv("TMPDIR");
+  const char* dirs[] = {"/dev/shm", tmpdir, "/tmp"};
+  int last = ENOENT;
+  for (const char* dir : dirs) {
+    if (dir == nullptr || *dir == '\0') continue;
+    std::string path = std::string(dir) + "/picoring-XXXXXX";
+#if defined(__linux__) || defined(__FreeBSD__)
+    const int fd = ::mkostemp(path.data(), O_CLOEXEC);
+#else
+    const int fd = ::mkstemp(path.data());
+    if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    if (::unlink(path.c_str()) != 0) {
+      const int e = errno;
+      ::close(fd);
+      return fail(err, "unlink temporary file", e);
+    }
+    return fd;
+  }
+  return fail(err, "mkostemp", last);
+}
+
+// Sizes the object. tmpfs mounts (/dev/shm, /tmp) have a size limit that ftruncate does not
+// check; a ring larger than the free space there would be created and then die of SIGBUS on
+// first write. Allocating the blocks now turns that into ENOSPC at creation. memfd objects
+// live on the kernel's internal mount, which has no such limit, and stay sparse.
+bool size_object(int fd, std::size_t size, Backend backend, Error& err) {
+  if (size > static_cast<std::size_t>(std::numeric_limits<off_t>::max())) {
+    err = {make_error_code(errc::size_overflow), "ftruncate (size exceeds off_t)"};
+    return false;
+  }
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
+    fail(err, "ftruncate");
+    return false;
+  }
+#if defined(__linux__)
+  if (backend != Backend::memfd) {
+    const int e = ::posix_fallocate(fd, 0, static_cast<off_t>(size));
+    if (e != 0 && e != EOPNOTSUPP && e != EINVAL) {
+      fail(err, "posix_fallocate", e);
+      return false;
+    }
+  }
+#else
+  (void)backend;
+#endif
+  return true;
+}
+
+int open_backend(Backend backend, Error& err) {
+  switch (backend) {
+    case Backend::memfd:
+#if defined(__linux__)
+      return open_memfd(err);
+#else
+      return fail(err, "memfd_create (not available on this system)", ENOSYS);
+#endif
+    case Backend::posix_shm:
+      return open_posix_shm(err);
+    case Backend::tmpfile:
+      return open_tmpfile(err);
+    case Backend::automatic:
+      break;
+  }
+  return fail(err, "select backend", EINVAL);
+}
+
+std::byte* map_views(int fd, std::size_t size, const MirrorOptions& options, Error& err) {
+  // MAP_NORESERVE: the reservation only holds addresses; it must not be charged as memory.
+  void* reservation = ::mmap(nullptr, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (reservation == MAP_FAILED) {
+    fail(err, "mmap reservation (PROT_NONE, 2x size)");
+    return nullptr;
+  }
+  auto* base = static_cast<std::byte*>(reservation);
+  const int prot = PROT_READ | PROT_WRITE;
+  const char* step = nullptr;
+  if (::mmap(base, size, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+    step = "mmap first view (MAP_FIXED)";
+  } else if (::mmap(base + size, size, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
+    step = "mmap second view (MAP_FIXED)";
+  }
+#if defined(MADV_DONTFORK)
+  else if (options.fork == ForkPolicy::exclude && ::madvise(base, 2 * size, MADV_DONTFORK) != 0) {
+    step = "madvise(MADV_DONTFORK)";
+  }
+#else
+  else if (options.fork == ForkPolicy::exclude && ::minherit(base, 2 * size, INHERIT_NONE) != 0) {
+    step = "minherit(INHERIT_NONE)";
+  }
+#endif
+  if (step != nullptr) {
+    const int e = errno;
+    ::munmap(base, 2 * size);  // removes the reservation and whatever view made it in
+    fail(err, step, e);
+    return nullptr;
+  }
+  return base;
+}
+
+std::byte* map_with(Backend backend, std::size_t size, const MirrorOptions& options, Error& err) {
+  const int fd = open_backend(backend, err);
+  if (fd < 0) return nullptr;
+  std::byte* base = nullptr;
+  if (size_object(fd, size, backend, err)) base = map_views(fd, size, options, err);
+  // The mappings keep the object alive; a live ring holds no descriptor.
+  close_keeping_errno(fd);
+  return base;
+}
+
+}  // namespace
+
+std::size_t query_granularity() noexcept {
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return page > 0 ? static_cast<std::size_t>(page) : 4096;
+}
+
+std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& used, Error& err) noexcept {
+  if (size > std::numeric_limits<std::size_t>::max() / 2) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return nullptr;
+  }
+  if (options.backend != Backend::automatic) {
+    std::byte* base = map_with(options.backend, size, options, err);
+    if (base != nullptr) used = options.backend;
+    return base;
+  }
+  for (Backend backend : {Backend::memfd, Backend::posix_shm, Backend::tmpfile}) {
+    err = {};
+    std::byte* base = map_with(backend, size, options, err);
+    if (base != nullptr) {
+      used = backend;
+      return base;
+    }
+    // Only a refusal of the mechanism itself justifies trying the next one.
+    if (err.code.category() != std::system_category() || !is_refusal(err.code.value())) return nullptr;
+  }
+  return nullptr;
+}
+
+void unmap_mirror(std::byte* base, std::size_t size) noexcept { ::munmap(base, 2 * size); }
+
+}  // namespace picoring::detail

@@ -1,0 +1,356 @@
+// MirrorBuffer: sizing, every backend, errors, resource hygiene, fork policy, huge rings.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "picoring/picoring.hpp"
+#include "test_support.hpp"
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+namespace {
+
+using picoring::Backend;
+using picoring::Error;
+using picoring::MirrorBuffer;
+using picoring::MirrorOptions;
+
+// Writes through each view and reads through the other, over the whole buffer.
+void expect_mirrored(const MirrorBuffer& m) {
+  ASSERT_FALSE(m.empty());
+  auto* b = m.data();
+  const std::size_t n = m.size();
+  for (std::size_t i = 0; i < n; i += 509) b[i] = static_cast<std::byte>(i * 7 + 1);
+  for (std::size_t i = 0; i < n; i += 509) ASSERT_EQ(b[n + i], static_cast<std::byte>(i * 7 + 1)) << i;
+  b[2 * n - 1] = std::byte{0x5A};
+  ASSERT_EQ(b[n - 1], std::byte{0x5A});
+}
+
+TEST(Granularity, IsThePageSizeAndAPowerOfTwo) {
+  const std::size_t g = picoring::allocation_granularity();
+  ASSERT_GT(g, 0u);
+  EXPECT_EQ(g & (g - 1), 0u);
+#if defined(__linux__)
+  EXPECT_EQ(g, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
+#endif
+}
+
+TEST(MirrorSize, IsAWholeNumberOfPagesAndOfElementsAndMinimal) {
+  const std::size_t g = picoring::allocation_granularity();
+  for (std::size_t elem : {1u, 2u, 3u, 8u, 12u, 24u, 100u, 4096u, 5000u, 65536u, 65537u}) {
+    for (std::size_t count : {1u, 2u, 7u, 1000u, 4097u}) {
+      Error err;
+      const std::size_t bytes = picoring::mirror_size_for(count, elem, err);
+      ASSERT_FALSE(err) << err.message();
+      EXPECT_EQ(bytes % g, 0u) << elem << " x " << count;
+      EXPECT_EQ(bytes % elem, 0u) << elem << " x " << count;
+      EXPECT_GE(bytes, count * elem);
+      const std::size_t unit = std::lcm(g, elem);
+      EXPECT_LT(bytes - count * elem, unit) << "not the smallest such size";
+    }
+  }
+}
+
+TEST(MirrorSize, RejectsZeroAndOverflowWithTheRightCode) {
+  Error err;
+  EXPECT_EQ(picoring::mirror_size_for(0, 8, err), 0u);
+  EXPECT_EQ(err.code, picoring::errc::zero_size);
+  EXPECT_EQ(picoring::mirror_size_for(8, 0, err), 0u);
+  EXPECT_EQ(err.code, picoring::errc::zero_size);
+  EXPECT_EQ(picoring::mirror_size_for(SIZE_MAX, 1, err), 0u);
+  EXPECT_EQ(err.code, picoring::errc::size_overflow);
+  EXPECT_EQ(picoring::mirror_size_for(SIZE_MAX / 2, 3, err), 0u);
+  EXPECT_EQ(err.code, picoring::errc::size_overflow);
+  EXPECT_EQ(picoring::mirror_size_for(1, SIZE_MAX / 2 + 1, err), 0u);
+  EXPECT_EQ(err.code, picoring::errc::size_overflow);
+  // Twice the size must fit in the address space as well as in size_t.
+  EXPECT_EQ(picoring::mirror_size_for(SIZE_MAX / 4 + 1, 1, err), 0u);
+  EXPECT_EQ(err.code, picoring::errc::size_overflow);
+}
+
+TEST(MirrorBuffer, ThrowsTheDocumentedExceptions) {
+  EXPECT_THROW(MirrorBuffer(0), std::invalid_argument);
+  EXPECT_THROW(MirrorBuffer(SIZE_MAX), std::length_error);
+  EXPECT_THROW(picoring::PicoRing<int>(0), std::invalid_argument);
+  EXPECT_THROW(picoring::PicoRing<std::uint64_t>(SIZE_MAX / 8), std::length_error);
+  try {
+    MirrorBuffer m(SIZE_MAX);
+    FAIL() << "no exception";
+  } catch (const std::length_error& e) {
+    EXPECT_NE(std::string(e.what()).find("size computation"), std::string::npos) << e.what();
+  }
+}
+
+class EveryBackend : public ::testing::TestWithParam<Backend> {};
+
+TEST_P(EveryBackend, MapsTheSamePagesTwice) {
+  for (std::size_t bytes : {std::size_t{1}, std::size_t{65536}, std::size_t{3} << 20}) {
+    MirrorBuffer m(bytes, MirrorOptions{GetParam()});
+    if (GetParam() != Backend::automatic) {
+      EXPECT_EQ(m.backend(), GetParam());
+    }
+    EXPECT_GE(m.size(), bytes);
+    EXPECT_EQ(m.size() % picoring::allocation_granularity(), 0u);
+    expect_mirrored(m);
+  }
+}
+
+TEST_P(EveryBackend, RingsWrapCorrectlyForOddElementSizes) {
+  // A 3-byte element type on a forced backend: the mirror must wrap where the index wraps.
+  picoring::PicoRing<picoring_test::Blob<3>> ring(100, MirrorOptions{GetParam()});
+  std::uint64_t id = 0;
+  for (int lap = 0; lap < 5; ++lap) {
+    ring.advance_head(ring.size());
+    std::vector<picoring_test::Blob<3>> items;
+    for (std::size_t i = 0; i < ring.capacity() * 2 / 3; ++i)
+      items.push_back(picoring_test::Make<picoring_test::Blob<3>>::from(id++));
+    ASSERT_TRUE(ring.push_slice(items));
+    auto r = ring.readable_slice();
+    ASSERT_TRUE(std::equal(r.begin(), r.end(), items.begin(), items.end()));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Linux, EveryBackend,
+                         ::testing::Values(Backend::automatic, Backend::memfd, Backend::posix_shm, Backend::tmpfile),
+                         [](const ::testing::TestParamInfo<Backend>& p) {
+                           return std::string(picoring::to_string(p.param));
+                         });
+
+TEST(MirrorBuffer, AutomaticPrefersMemfdOnLinux) {
+#if defined(__linux__)
+  MirrorBuffer m(4096);
+  EXPECT_EQ(m.backend(), Backend::memfd);
+#else
+  GTEST_SKIP() << "memfd is Linux only";
+#endif
+}
+
+TEST(MirrorBuffer, MoveTransfersOwnershipAndResetReleases) {
+  MirrorBuffer a(4096);
+  std::byte* p = a.data();
+  MirrorBuffer b(std::move(a));
+  EXPECT_TRUE(a.empty());  // NOLINT(bugprone-use-after-move): the moved-from state is specified
+  EXPECT_EQ(a.size(), 0u);
+  EXPECT_EQ(b.data(), p);
+  MirrorBuffer c;
+  c = std::move(b);
+  EXPECT_EQ(c.data(), p);
+  expect_mirrored(c);
+  c.reset();
+  EXPECT_TRUE(c.empty());
+  EXPECT_FALSE(static_cast<bool>(c));
+}
+
+TEST(MirrorBuffer, ConcurrentCreationNeverSharesMemoryBetweenRings) {
+  // The seed's shm names collided between threads; ours must not, on any backend.
+  for (Backend backend : {Backend::memfd, Backend::posix_shm, Backend::tmpfile}) {
+    std::atomic<int> failures{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < static_cast<int>(picoring_test::scaled(300)); ++i) {
+          MirrorBuffer m(4096, MirrorOptions{backend});
+          const auto tag = static_cast<unsigned char>(t * 64 + i % 64);
+          std::memset(m.data(), tag, m.size());
+          std::this_thread::yield();
+          for (std::size_t k = 0; k < 2 * m.size(); k += 1024) {
+            if (static_cast<unsigned char>(m.data()[k]) != tag) ++failures;
+          }
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0) << picoring::to_string(backend);
+  }
+}
+
+#if defined(__linux__)
+
+std::size_t count_open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+// Lines of /proc/self/maps. Unsanitized builds (dev, release) count every line, which also
+// catches a leaked PROT_NONE reservation. Sanitizer runtimes map memory of their own as the
+// test runs, so sanitized builds count only the views of ring objects, found by name.
+std::size_t count_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(maps, line)) {
+    if (!picoring_test::kSanitized) {
+      ++n;
+      continue;
+    }
+    const bool ours = line.find("memfd:picoring") != std::string::npos ||
+                      line.find("/dev/shm/pr.") != std::string::npos || line.find("picoring-") != std::string::npos;
+    if (ours) ++n;
+  }
+  return n;
+}
+std::set<std::string> shm_names() {
+  std::set<std::string> names;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) names.insert(e.path().filename().string());
+  return names;
+}
+
+TEST(Hygiene, HundredThousandCyclesLeaveNoDescriptorMappingOrName) {
+  // Warm up whatever the runtime allocates once (locale, the gtest output) before counting.
+  { MirrorBuffer warm(4096); }
+  const std::size_t fds = count_open_fds();
+  const std::size_t maps = count_mappings();
+  const auto names = shm_names();
+  const std::size_t cycles = picoring_test::scaled(100'000);
+  for (std::size_t i = 0; i < cycles; ++i) {
+    MirrorBuffer m(i % 2 == 0 ? 4096 : 1 << 20);
+    m.data()[m.size()] = std::byte{1};  // touch the second view
+  }
+  for (Backend backend : {Backend::posix_shm, Backend::tmpfile}) {
+    for (std::size_t i = 0; i < cycles / 20; ++i) MirrorBuffer m(4096, MirrorOptions{backend});
+  }
+  for (std::size_t i = 0; i < cycles / 10; ++i) picoring::PicoRing<std::string> ring(16);
+  EXPECT_EQ(count_open_fds(), fds);
+  EXPECT_EQ(count_mappings(), maps);
+  EXPECT_EQ(shm_names(), names);
+}
+
+TEST(Hygiene, ALiveRingHoldsNoDescriptor) {
+  const std::size_t fds = count_open_fds();
+  std::vector<MirrorBuffer> rings;
+  for (Backend backend : {Backend::memfd, Backend::posix_shm, Backend::tmpfile}) {
+    rings.emplace_back(4096, MirrorOptions{backend});
+  }
+  EXPECT_EQ(count_open_fds(), fds);
+}
+
+// Runs `body` in a forked child and returns its exit status (body returns the exit code), so
+// that resource limits set for a test do not touch the test process.
+template <class F>
+int in_child(F body) {
+  fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST(Errors, OutOfAddressSpaceNamesTheStepAndLeavesNothing) {
+  if (picoring_test::kSanitized)
+    GTEST_SKIP() << "sanitizer runtimes reserve more address space than the limit set here";
+  const int rc = in_child([] {
+    const std::size_t fds = count_open_fds();
+    const std::size_t maps = count_mappings();
+    rlimit lim{};
+    ::getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = rlim_t{1} << 32;  // 4 GiB of address space
+    ::setrlimit(RLIMIT_AS, &lim);
+    Error err;
+    MirrorBuffer m = MirrorBuffer::create(std::size_t{3} << 30, 1, {}, err);  // needs 6 GiB
+    if (!m.empty() || !err) return 1;
+    if (err.code != std::errc::not_enough_memory) return 2;
+    if (std::string(err.step).find("reservation") == std::string::npos) return 3;
+    try {
+      MirrorBuffer again(std::size_t{3} << 30);
+      return 4;
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::not_enough_memory) return 5;
+      if (std::string(e.what()).find("mmap reservation") == std::string::npos) return 6;
+    }
+    if (count_open_fds() != fds || count_mappings() != maps) return 7;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(Errors, OutOfDescriptorsIsReportedNotFallenBackFrom) {
+  if (picoring_test::kSanitized) GTEST_SKIP() << "sanitizer runtimes need descriptors of their own (pipe checks)";
+  // EMFILE is a real failure, not a refusal of memfd: automatic must report it, naming the step.
+  const int rc = in_child([] {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_NOFILE, &lim);
+    lim.rlim_cur = 64;
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) return 10;
+    while (::dup(0) >= 0) {
+    }
+    if (errno != EMFILE) return 11;
+    Error err;
+    MirrorBuffer m = MirrorBuffer::create(4096, 1, {}, err);
+    if (!m.empty()) return 1;
+    if (err.code != std::errc::too_many_files_open) return 2;
+    if (std::string(err.step) != "memfd_create") return 3;
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+}
+
+TEST(ForkPolicy, ExcludedByDefaultTheChildHasNoMapping) {
+  picoring::PicoRing<int> ring(1024);
+  ASSERT_TRUE(ring.push(42));
+  void* page = ring.memory().data();
+  const int rc = in_child([page] {
+    unsigned char vec = 0;
+    // mincore fails with ENOMEM for addresses that are not mapped.
+    const bool mapped = ::mincore(page, 4096, &vec) == 0;
+    return mapped ? 1 : (errno == ENOMEM ? 0 : 2);
+  });
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(ring.pop().value_or(0), 42);  // the parent's ring is untouched
+}
+
+TEST(ForkPolicy, ShareLetsTheChildWriteTheParentsBytes) {
+  MirrorBuffer m(4096, MirrorOptions{Backend::automatic, picoring::ForkPolicy::share});
+  std::byte* base = m.data();
+  const std::size_t n = m.size();
+  const int rc = in_child([base, n] {
+    base[n + 10] = std::byte{0x77};  // through the second view
+    return 0;
+  });
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(base[10], std::byte{0x77});
+}
+
+#endif  // __linux__
+
+TEST(HugeRing, FiveGiBWrapsWhereItShould) {
+  if constexpr (sizeof(void*) < 8) {
+    GTEST_SKIP() << "needs a 64-bit address space";
+  } else {
+    // Only the pages near the wrap are touched: the ring costs address space, not memory.
+    picoring::PicoRing<std::uint64_t> ring((std::size_t{5} << 30) / sizeof(std::uint64_t));
+    const std::size_t cap = ring.capacity();
+    ASSERT_GE(cap * sizeof(std::uint64_t), std::size_t{5} << 30);
+    ring.advance_tail(cap - 3);
+    ring.advance_head(cap - 3);
+    ASSERT_TRUE(ring.empty());
+    std::vector<std::uint64_t> items(1000);
+    std::iota(items.begin(), items.end(), 1);
+    ASSERT_TRUE(ring.push_slice(items));
+    const auto r = ring.readable_slice();
+    ASSERT_EQ(r.size(), items.size());
+    EXPECT_TRUE(std::equal(r.begin(), r.end(), items.begin()));
+    EXPECT_EQ(ring[3], 4u);  // element index 0 of the physical ring
+    EXPECT_EQ(reinterpret_cast<const std::uint64_t*>(ring.memory().data())[0], 4u);
+  }
+}
+
+}  // namespace

@@ -1,0 +1,134 @@
+// Element types and helpers shared by the test files.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace picoring_test {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// Multiplies iteration counts; CI's emulated cross builds (wine, qemu) set it below 1.
+inline double scale() {
+  const char* s = std::getenv("PICORING_TEST_SCALE");
+  const double v = s != nullptr ? std::atof(s) : 1.0;
+  return v > 0 ? v : 1.0;
+}
+inline std::size_t scaled(std::size_t n) {
+  const auto v = static_cast<std::size_t>(static_cast<double>(n) * scale());
+  return v > 0 ? v : 1;
+}
+
+// A trivially copyable element of exactly N bytes whose contents are derived from a 64-bit
+// id, so that any misplaced byte (a wrong wrap for sizes that do not divide the page size)
+// changes the value. N = 3, 24, 4096, 5000 exercise odd element sizes.
+template <std::size_t N>
+struct Blob {
+  std::array<unsigned char, N> bytes;
+  friend bool operator==(const Blob&, const Blob&) = default;
+};
+static_assert(sizeof(Blob<3>) == 3 && sizeof(Blob<5000>) == 5000);
+
+template <class T>
+struct Make;
+
+template <>
+struct Make<std::uint8_t> {
+  static std::uint8_t from(std::uint64_t id) { return static_cast<std::uint8_t>(id * 131u + 7u); }
+};
+template <>
+struct Make<std::uint64_t> {
+  static std::uint64_t from(std::uint64_t id) { return id * 0x9E3779B97F4A7C15ull; }
+};
+template <std::size_t N>
+struct Make<Blob<N>> {
+  // Every byte depends on the id and on its position, cheaply (one multiply per byte).
+  static Blob<N> from(std::uint64_t id) {
+    Blob<N> b;
+    const std::uint64_t seed = id * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull;
+    for (std::size_t i = 0; i < N; ++i) b.bytes[i] = static_cast<unsigned char>((seed + i * 0x2545F491ull) >> 29);
+    return b;
+  }
+};
+template <>
+struct Make<std::string> {
+  // Alternates short strings (kept inside the object by the small-string optimisation, i.e.
+  // pointing into themselves) and long heap strings.
+  static std::string from(std::uint64_t id) {
+    std::string s = std::to_string(id);
+    if (id % 3 == 0) s.append(40, static_cast<char>('a' + id % 26));
+    return s;
+  }
+};
+
+// Counts constructions and destructions, detects destruction of a dead or never-constructed
+// object, and can be told to throw from its copy constructor.
+class Tracked {
+ public:
+  static inline long live = 0;
+  static inline long constructed = 0;
+  static inline long destroyed = 0;
+  static inline long bad_destroys = 0;
+  static inline long copies_until_throw = -1;  // < 0: never throw
+  static void reset_counters() {
+    live = constructed = destroyed = bad_destroys = 0;
+    copies_until_throw = -1;
+  }
+
+  explicit Tracked(std::uint64_t v = 0) : value_(v) { born(); }
+  Tracked(const Tracked& o) : value_(o.value_) {
+    if (copies_until_throw == 0) throw std::runtime_error("Tracked: copy failed on purpose");
+    if (copies_until_throw > 0) --copies_until_throw;
+    born();
+  }
+  Tracked(Tracked&& o) noexcept : value_(o.value_) { born(); }
+  Tracked& operator=(const Tracked& o) {
+    value_ = o.value_;
+    return *this;
+  }
+  Tracked& operator=(Tracked&& o) noexcept {
+    value_ = o.value_;
+    return *this;
+  }
+  ~Tracked() {
+    if (canary_ != kAlive) ++bad_destroys;
+    canary_ = kDead;
+    --live;
+    ++destroyed;
+  }
+  std::uint64_t value() const { return value_; }
+  friend bool operator==(const Tracked& a, const Tracked& b) { return a.value_ == b.value_; }
+
+ private:
+  static constexpr std::uint64_t kAlive = 0xA11CE5A11CE5ull;
+  static constexpr std::uint64_t kDead = 0xDEADDEADDEADull;
+  void born() {
+    canary_ = kAlive;
+    ++live;
+    ++constructed;
+  }
+  std::uint64_t value_;
+  std::uint64_t canary_ = 0;
+};
+
+template <>
+struct Make<Tracked> {
+  static Tracked from(std::uint64_t id) { return Tracked(id); }
+};
+
+}  // namespace picoring_test
