@@ -314,6 +314,52 @@ void print_collections(const std::vector<Result>& all) {
       "classic: two-memcpy write + two-memcpy read. The packet crosses the end.\n");
 }
 
+// The targets, checked against this run's figures (printed, never asserted in a test).
+void print_targets(const std::vector<Result>& all) {
+  struct Check {
+    const char* what;
+    const char* table;
+    const char* ours;
+    const char* theirs;
+    double min_ratio;           // theirs / ours must be >= this
+    std::size_t from_size = 0;  // only rows at or above this size
+    double max_ns = 0;          // or: ours must be below this many ns
+  };
+  const Check checks[] = {
+      {"write >= 1.0x classic", "write", "picoring", "classic", 1.0},
+      {"write >= 0.9x memcpy from 64 KiB", "write", "picoring", "memcpy", 0.9, 65536},
+      {"full cycle >= 1.0x classic", "cycle", "picoring", "classic", 1.0},
+      {"byte stream write+read >= 1.0x classic", "collections", "stream", "classic", 1.0},
+      {"queue write+read >= 1.0x classic", "collections", "queue", "classic", 1.0},
+      {"wrapped window obtained in < 5 ns", "window", "picoring", "", 0, 0, 5.0},
+  };
+  std::printf("\n### Targets (this run)\n\n| target | holds | misses (size: figure) |\n|---|---|---|\n");
+  for (const auto& c : checks) {
+    std::string misses;
+    int rows = 0;
+    for (const auto& r : all) {
+      if (r.table != c.table || r.size < c.from_size) continue;
+      ++rows;
+      const double ours = get(r, c.ours);
+      char buf[64];
+      if (c.max_ns > 0) {
+        if (ours >= c.max_ns) {
+          std::snprintf(buf, sizeof buf, "%s: %.1f ns; ", human(r.size).c_str(), ours);
+          misses += buf;
+        }
+      } else {
+        const double ratio = get(r, c.theirs) / ours;
+        if (ratio < c.min_ratio) {
+          std::snprintf(buf, sizeof buf, "%s: %.2fx; ", human(r.size).c_str(), ratio);
+          misses += buf;
+        }
+      }
+    }
+    std::printf("| %s | %s | %s |\n", c.what, rows == 0 ? "not measured" : (misses.empty() ? "yes" : "no"),
+                misses.empty() ? "-" : misses.c_str());
+  }
+}
+
 void write_files(const std::vector<Result>& all, const std::string& dir) {
   std::ofstream csv(dir + "/results.csv");
   std::ofstream json(dir + "/results.json");
@@ -416,6 +462,7 @@ int main(int argc, char** argv) {
               "memcpy: the same bytes into plain memory (the floor).",
               true);
   print_collections(all);
+  print_targets(all);
   for (const auto& s : skipped) std::printf("\nSkipped %s.\n", s.c_str());
   write_files(all, opt.out_dir);
   std::printf("\nResults written to %s/results.csv and results.json.\n", opt.out_dir.c_str());

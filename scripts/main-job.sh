@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The main job: a Release build, its tests, then the benchmark tables (picoring vs baselines).
-# Results are written to build/release/bench-results/ as well as printed.
+# The main job: a Release build and its tests, then the benchmark tables (picoring against a
+# classic two-memcpy ring and memcpy), written to build/release/bench-results/ (results.csv,
+# results.json, tables.md, speedup.png) as well as printed. Extra arguments go to the
+# benchmark program (--quick, --max-mib N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --main-job
 cmake --workflow --preset release
-mkdir -p build/release/bench-results
-build/release/bench/picoring_tables --out build/release/bench-results "$@"
+out=build/release/bench-results
+mkdir -p "$out"
+build/release/bench/picoring_tables --out "$out" "$@" | tee "$out/tables.md"
+/usr/bin/python3 bench/plot.py "$out/results.csv" "$out/speedup.png"
+echo "chart: $out/speedup.png"

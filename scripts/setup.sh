@@ -3,6 +3,8 @@
 # Runs apt-get as root, or through sudo. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
+# The main job also builds the peers the Google Benchmark suite compares against, and draws a chart.
+if [ "${1:-}" = "--main-job" ]; then packages+=(libboost-dev libjack-jackd2-dev python3-matplotlib); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
