@@ -48,10 +48,21 @@ inline constexpr bool mirror_safe = std::is_trivially_copyable_v<T>;
 namespace detail {
 
 // The mirror joins the end of the ring to its start in hardware, but the compiler does not
-// know that two addresses a ring size apart are the same byte. Operations that make bytes
-// written through one view readable through the other (or free for reuse) end with this
-// compiler-only barrier, so no load or store is moved across them. It emits no instruction.
-inline void mirror_barrier() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
+// know that two addresses a ring size apart are the same byte: from `p + i` and `p + i + cap`
+// it could conclude that the two never alias and reorder a store through one with a load
+// through the other. Every access to ring memory therefore starts from a base pointer passed
+// through an empty volatile asm statement: the optimiser cannot relate two such pointers, so it
+// must assume that any two accesses made through them may alias. This costs no instruction,
+// unlike a compiler memory barrier, which would also force the indices out to memory.
+template <class T>
+inline T* launder_mirror(T* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  asm volatile("" : "+r"(p));
+#else
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+#endif
+  return p;
+}
 
 // Random-access iterator for element types that must be touched only at their own address:
 // it keeps a logical position in [0, 2 * capacity) and folds it back on dereference.
@@ -151,11 +162,11 @@ class RingCore {
   // (checked by assert only); at() checks and throws std::out_of_range. O(1).
   reference operator[](size_type i) noexcept {
     assert(i < len_);
-    return base_[wrap(head_ + i)];
+    return slots()[wrap(head_ + i)];
   }
   const_reference operator[](size_type i) const noexcept {
     assert(i < len_);
-    return base_[wrap(head_ + i)];
+    return slots()[wrap(head_ + i)];
   }
   reference at(size_type i) {
     if (i >= len_) throw_out_of_range("picoring: at(): index >= size()");
@@ -172,10 +183,10 @@ class RingCore {
   const_reference back() const noexcept { return (*this)[len_ - 1]; }
 
   // Iteration from oldest to newest. O(1) to obtain.
-  iterator begin() noexcept { return make_iterator<iterator>(base_, head_); }
-  iterator end() noexcept { return make_iterator<iterator>(base_, head_ + len_); }
-  const_iterator begin() const noexcept { return make_iterator<const_iterator>(base_, head_); }
-  const_iterator end() const noexcept { return make_iterator<const_iterator>(base_, head_ + len_); }
+  iterator begin() noexcept { return make_iterator<iterator>(slots(), head_); }
+  iterator end() noexcept { return make_iterator<iterator>(slots(), head_ + len_); }
+  const_iterator begin() const noexcept { return make_iterator<const_iterator>(slots(), head_); }
+  const_iterator end() const noexcept { return make_iterator<const_iterator>(slots(), head_ + len_); }
   const_iterator cbegin() const noexcept { return begin(); }
   const_iterator cend() const noexcept { return end(); }
 
@@ -221,7 +232,7 @@ class RingCore {
   template <class... Args>
   T* emplace_back(Args&&... args) {
     if (len_ == cap_) return nullptr;
-    T* slot = base_ + wrap(head_ + len_);
+    T* slot = slots() + wrap(head_ + len_);
     std::construct_at(slot, std::forward<Args>(args)...);
     ++len_;
     return slot;
@@ -231,14 +242,14 @@ class RingCore {
   // Strong guarantee: if the assignment throws, the ring is unchanged. O(1).
   bool pop_into(T& out) {
     if (len_ == 0) return false;
-    T* slot = base_ + head_;
+    T* slot = slots() + head_;
     out = std::move(*slot);
     drop_front_one(slot);
     return true;
   }
   std::optional<T> pop_front() {
     if (len_ == 0) return std::nullopt;
-    T* slot = base_ + head_;
+    T* slot = slots() + head_;
     std::optional<T> out(std::move(*slot));
     drop_front_one(slot);
     return out;
@@ -257,16 +268,17 @@ class RingCore {
       // 0.25 ns), and the split costs one compare. Readers still see one contiguous window.
       const size_type tail = wrap(head_ + len_);
       const size_type first = n < cap_ - tail ? n : cap_ - tail;
-      std::memcpy(base_ + tail, items.data(), first * sizeof(T));
-      if (first != n) std::memcpy(base_, items.data() + first, (n - first) * sizeof(T));
-      mirror_barrier();
+      T* const s = slots();
+      std::memcpy(s + tail, items.data(), first * sizeof(T));
+      if (first != n) std::memcpy(s, items.data() + first, (n - first) * sizeof(T));
     } else {
       const size_type tail = wrap(head_ + len_);
+      T* const s = slots();
       size_type done = 0;
       try {
-        for (; done < n; ++done) std::construct_at(base_ + wrap(tail + done), items[done]);
+        for (; done < n; ++done) std::construct_at(s + wrap(tail + done), items[done]);
       } catch (...) {
-        for (size_type i = 0; i < done; ++i) std::destroy_at(base_ + wrap(tail + i));
+        for (size_type i = 0; i < done; ++i) std::destroy_at(s + wrap(tail + i));
         throw;
       }
     }
@@ -286,11 +298,11 @@ class RingCore {
     if (cap_ == 0) return false;  // an empty (moved-from) ring stores nothing
     // Full: the oldest slot is also the next free one.
     if constexpr (std::is_assignable_v<T&, U&&>) {
-      base_[head_] = std::forward<U>(value);
+      slots()[head_] = std::forward<U>(value);
     } else {
       T fresh(std::forward<U>(value));
-      std::destroy_at(base_ + head_);
-      std::construct_at(base_ + head_, std::move(fresh));
+      std::destroy_at(slots() + head_);
+      std::construct_at(slots() + head_, std::move(fresh));
     }
     head_ = wrap(head_ + 1);
     return true;
@@ -302,28 +314,28 @@ class RingCore {
     destroy_front(n);
     head_ = wrap(head_ + n);
     len_ -= n;
-    mirror_barrier();
   }
 
   // --- window operations (mirror_safe T) --------------------------------------------------
 
   // Every element, oldest first, as one contiguous span (wrapped data included). O(1).
-  std::span<T> readable_window() noexcept requires mirror_safe<T> { return {base_ + head_, len_}; }
-  std::span<const T> readable_window() const noexcept requires mirror_safe<T> { return {base_ + head_, len_}; }
+  std::span<T> readable_window() noexcept requires mirror_safe<T> { return {slots() + head_, len_}; }
+  std::span<const T> readable_window() const noexcept requires mirror_safe<T> { return {slots() + head_, len_}; }
   // Every free slot, in order, as one contiguous span. Its contents are unspecified. O(1).
-  std::span<T> writable_window() noexcept requires mirror_safe<T> { return {base_ + wrap(head_ + len_), cap_ - len_}; }
+  std::span<T> writable_window() noexcept requires mirror_safe<T> {
+    return {slots() + wrap(head_ + len_), cap_ - len_};
+  }
   // Publishes the first n elements of the writable window. Throws std::out_of_range
   // (changing nothing) if n > available_space(). O(1).
   void publish(size_type n, const char* what) requires mirror_safe<T> {
     if (n > cap_ - len_) throw_out_of_range(what);
     len_ += n;
-    mirror_barrier();
   }
   // Elements [offset, offset + count) from the oldest, contiguous. Throws std::out_of_range
   // if that range is not within size(). O(1).
   std::span<T> window(size_type offset, size_type count) requires mirror_safe<T> {
     if (offset > len_ || count > len_ - offset) throw_out_of_range("picoring: view(): range beyond size()");
-    return {base_ + head_ + offset, count};
+    return {slots() + head_ + offset, count};
   }
 
   // Removes up to out.size() oldest elements into `out`; returns how many. O(n).
@@ -332,11 +344,11 @@ class RingCore {
     // Two copies split at the physical end, like append(): the same bytes, no access across
     // the seam, so a copy-out costs what a classic ring's does.
     const size_type first = n < cap_ - head_ ? n : cap_ - head_;
-    if (first != 0) std::memcpy(out.data(), base_ + head_, first * sizeof(T));
-    if (first != n) std::memcpy(out.data() + first, base_, (n - first) * sizeof(T));
+    T* const s = slots();
+    if (first != 0) std::memcpy(out.data(), s + head_, first * sizeof(T));
+    if (first != n) std::memcpy(out.data() + first, s, (n - first) * sizeof(T));
     head_ = wrap(head_ + n);
     len_ -= n;
-    mirror_barrier();
     return n;
   }
 
@@ -345,6 +357,8 @@ class RingCore {
 
   // p < 2 * cap_ always holds where this is called.
   size_type wrap(size_type p) const noexcept { return p >= cap_ ? p - cap_ : p; }
+  // The base of ring memory, as every access must obtain it (see launder_mirror).
+  T* slots() const noexcept { return launder_mirror(base_); }
 
   template <class It>
   It make_iterator(auto* base, size_type pos) const noexcept {
@@ -368,7 +382,8 @@ class RingCore {
 
   void destroy_front(size_type n) noexcept {
     if constexpr (!std::is_trivially_destructible_v<T>) {
-      for (size_type i = 0; i < n; ++i) std::destroy_at(base_ + wrap(head_ + i));
+      T* const s = slots();
+      for (size_type i = 0; i < n; ++i) std::destroy_at(s + wrap(head_ + i));
     }
   }
 
