@@ -63,9 +63,9 @@ class RingModelTest : public ::testing::Test {
   void SetUp() override { Tracked::reset_counters(); }
   void TearDown() override {
     if constexpr (std::is_same_v<T, Tracked>) {
-      EXPECT_EQ(Tracked::live, 0) << "every element must be destroyed with its ring";
-      EXPECT_EQ(Tracked::bad_destroys, 0) << "no element may be destroyed twice";
-      EXPECT_EQ(Tracked::constructed, Tracked::destroyed);
+      EXPECT_EQ(Tracked::live.load(), 0) << "every element must be destroyed with its ring";
+      EXPECT_EQ(Tracked::bad_destroys.load(), 0) << "no element may be destroyed twice";
+      EXPECT_EQ(Tracked::constructed.load(), Tracked::destroyed.load());
     }
   }
 };

@@ -185,9 +185,9 @@ class Lifetimes : public ::testing::Test {
  protected:
   void SetUp() override { Tracked::reset_counters(); }
   void TearDown() override {
-    EXPECT_EQ(Tracked::live, 0);
-    EXPECT_EQ(Tracked::bad_destroys, 0);
-    EXPECT_EQ(Tracked::constructed, Tracked::destroyed);
+    EXPECT_EQ(Tracked::live.load(), 0);
+    EXPECT_EQ(Tracked::bad_destroys.load(), 0);
+    EXPECT_EQ(Tracked::constructed.load(), Tracked::destroyed.load());
   }
 };
 
@@ -197,9 +197,9 @@ TEST_F(Lifetimes, EveryElementLeftInARingIsDestroyedWithIt) {
     for (std::uint64_t i = 0; i < ring.capacity() + 50; ++i) ring.push_overwrite(Tracked(i));
     ring.emplace(1u);  // full: constructs nothing
     ring.advance_head(10);
-    EXPECT_EQ(Tracked::live, static_cast<long>(ring.size()));
+    EXPECT_EQ(Tracked::live.load(), static_cast<long>(ring.size()));
   }
-  EXPECT_EQ(Tracked::live, 0);
+  EXPECT_EQ(Tracked::live.load(), 0);
 }
 
 TEST_F(Lifetimes, MoveAssignmentDestroysTheOldElements) {
@@ -209,14 +209,14 @@ TEST_F(Lifetimes, MoveAssignmentDestroysTheOldElements) {
   b.emplace(2u);
   b.emplace(3u);
   a = std::move(b);
-  EXPECT_EQ(Tracked::live, 2);
+  EXPECT_EQ(Tracked::live.load(), 2);
   EXPECT_EQ(a.front().value(), 2u);
   EXPECT_EQ(b.capacity(), 0u);  // NOLINT(bugprone-use-after-move): moved-from rings are empty
   EXPECT_FALSE(b.push(Tracked(9)));
   EXPECT_FALSE(b.push_overwrite(Tracked(9)));
   EXPECT_FALSE(b.pop().has_value());
   a.clear();
-  EXPECT_EQ(Tracked::live, 0);
+  EXPECT_EQ(Tracked::live.load(), 0);
 }
 
 TEST_F(Lifetimes, AThrowingCopyInPushSliceLeavesTheRingUnchanged) {
@@ -224,11 +224,11 @@ TEST_F(Lifetimes, AThrowingCopyInPushSliceLeavesTheRingUnchanged) {
   ring.emplace(100u);
   std::vector<Tracked> items;
   for (std::uint64_t i = 0; i < 5; ++i) items.emplace_back(i);
-  const long live_before = Tracked::live;
+  const long live_before = Tracked::live.load();
   Tracked::copies_until_throw = 3;
   EXPECT_THROW(ring.push_slice(items), std::runtime_error);
   Tracked::copies_until_throw = -1;
-  EXPECT_EQ(Tracked::live, live_before);
+  EXPECT_EQ(Tracked::live.load(), live_before);
   ASSERT_EQ(ring.size(), 1u);
   EXPECT_EQ(ring.front().value(), 100u);
   EXPECT_TRUE(ring.push_slice(items));

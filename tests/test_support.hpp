@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -80,11 +81,12 @@ struct Make<std::string> {
 // object, and can be told to throw from its copy constructor.
 class Tracked {
  public:
-  static inline long live = 0;
-  static inline long constructed = 0;
-  static inline long destroyed = 0;
-  static inline long bad_destroys = 0;
-  static inline long copies_until_throw = -1;  // < 0: never throw
+  // Atomic: the queue tests construct and destroy elements on two threads.
+  static inline std::atomic<long> live{0};
+  static inline std::atomic<long> constructed{0};
+  static inline std::atomic<long> destroyed{0};
+  static inline std::atomic<long> bad_destroys{0};
+  static inline std::atomic<long> copies_until_throw{-1};  // < 0: never throw
   static void reset_counters() {
     live = constructed = destroyed = bad_destroys = 0;
     copies_until_throw = -1;

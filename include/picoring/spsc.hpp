@@ -1,0 +1,512 @@
+// picoring: a thread-safe single-producer single-consumer mirrored queue.
+//
+//   auto [producer, consumer] = picoring::make_spsc<Message>(4096);
+//   // thread A                         // thread B
+//   producer.try_push(msg);              auto items = consumer.peek();   // one contiguous span,
+//   auto slots = producer.reserve(64);   process(items);                 // wrapped data included
+//   fill(slots); producer.commit(64);    consumer.release(items.size());
+//
+// Thread rules: each handle is move-only and used by one thread at a time; the producer and the
+// consumer may run on different threads concurrently. There is exactly one of each, so two
+// poppers (or two pushers) cannot share a queue without sharing a handle, which the type forbids
+// to copy. Every member of a handle is wait-free except the *_wait forms, which block.
+//
+// Memory ordering (why each atomic is what it is):
+// - `tail` (items ever published) is written only by the producer: a release store after the
+//   elements are written, read by the consumer with acquire before it reads them.
+// - `head` (items ever released) is written only by the consumer: a release store after the
+//   elements are read or destroyed, read by the producer with acquire before it reuses the
+//   slots. Each side keeps a cached copy of the other's counter and reloads it only when the
+//   cache says the queue is full (producer) or empty (consumer), so the shared cache lines move
+//   only when they must. Producer and consumer words sit on separate 128-byte lines (two 64-byte
+//   lines, because adjacent-line prefetchers pull pairs).
+// - Counters are free-running std::size_t; their difference is the size, exact under unsigned
+//   wrap-around. Each side keeps its own slot index in [0, capacity) and wraps it with a compare
+//   and a subtraction: no division or modulo anywhere.
+// - Sleeping: a side that finds nothing to do spins briefly, then sets its `sleeping` flag,
+//   executes a heavy fence, re-checks, and parks on a futex word. The other side, after each
+//   publish, executes a light fence and reads that flag; only when it is set does it bump the
+//   word and wake. With Linux membarrier the light fence is a compiler barrier (no instruction),
+//   so the non-blocking fast path pays nothing when nobody sleeps; elsewhere it is a full fence.
+//
+// close() (from either handle, also called by each handle's destructor) wakes the other side.
+// A closed queue still hands out what it holds: pops succeed until it is empty, then the *_wait
+// forms report QueueStatus::closed. Pushes to a closed queue fail. The last handle to go
+// destroys the elements still in the queue.
+#pragma once
+
+#include <atomic>
+#include <cassert>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <optional>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+#include "picoring/detail/park.hpp"
+#include "picoring/ring.hpp"
+
+namespace picoring {
+
+enum class QueueStatus { ok, timed_out, closed };
+
+namespace detail {
+
+inline constexpr std::size_t kFalseSharingRange = 128;
+inline constexpr int kSpinsBeforeParking = 256;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+template <class T>
+struct SpscState {
+  SpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept
+      : mem(MirrorBuffer::create(min_capacity, sizeof(T), options, err)),
+        base(reinterpret_cast<T*>(mem.data())),
+        cap(mem.size() / sizeof(T)) {
+    init_fences();
+  }
+  SpscState(const SpscState&) = delete;
+  SpscState& operator=(const SpscState&) = delete;
+  ~SpscState() {
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      // Not a hot path: the one place where a modulo is fine.
+      const std::size_t n = tail.load(std::memory_order_acquire) - head.load(std::memory_order_acquire);
+      std::size_t i = cap == 0 ? 0 : head.load(std::memory_order_relaxed) % cap;
+      for (std::size_t k = 0; k < n; ++k) {
+        std::destroy_at(base + i);
+        if (++i == cap) i = 0;
+      }
+    }
+  }
+
+  MirrorBuffer mem;
+  T* base;
+  std::size_t cap;
+  // Producer's line: written by the producer, read by the consumer.
+  alignas(kFalseSharingRange) std::atomic<std::size_t> tail{0};
+  std::atomic<std::uint32_t> data_word{0};          // bumped to wake the consumer
+  std::atomic<std::uint32_t> consumer_sleeping{0};  // written by the consumer only when it parks
+  // Consumer's line.
+  alignas(kFalseSharingRange) std::atomic<std::size_t> head{0};
+  std::atomic<std::uint32_t> space_word{0};
+  std::atomic<std::uint32_t> producer_sleeping{0};
+  // Read on every push and pop, written once: stays shared in both caches.
+  alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
+  std::atomic<int> handles{2};
+};
+
+template <class T>
+void wake(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& word) noexcept {
+  light_fence();
+  if (sleeping.load(std::memory_order_relaxed) != 0) {
+    word.fetch_add(1, std::memory_order_release);
+    unpark_all(word);
+  }
+}
+
+// Blocks until ready() holds, the queue is closed, or the deadline passes. ready() re-reads the
+// shared counter. Returns ok when ready() held.
+template <class Ready>
+QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, std::atomic<std::uint32_t>& sleeping,
+                       std::atomic<std::uint32_t>& word, std::chrono::steady_clock::time_point deadline) {
+  for (int i = 0; i < kSpinsBeforeParking; ++i) {
+    if (ready()) return QueueStatus::ok;
+    if (closed.load(std::memory_order_acquire) != 0) return ready() ? QueueStatus::ok : QueueStatus::closed;
+    cpu_relax();
+  }
+  for (;;) {
+    const std::uint32_t seen = word.load(std::memory_order_acquire);
+    sleeping.store(1, std::memory_order_relaxed);
+    heavy_fence();
+    if (ready()) {
+      sleeping.store(0, std::memory_order_relaxed);
+      return QueueStatus::ok;
+    }
+    if (closed.load(std::memory_order_acquire) != 0) {
+      sleeping.store(0, std::memory_order_relaxed);
+      return ready() ? QueueStatus::ok : QueueStatus::closed;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      sleeping.store(0, std::memory_order_relaxed);
+      return QueueStatus::timed_out;
+    }
+    park(word, seen, deadline);
+    sleeping.store(0, std::memory_order_relaxed);
+  }
+}
+
+template <class T>
+class SpscHandle {
+ public:
+  SpscHandle(const SpscHandle&) = delete;
+  SpscHandle& operator=(const SpscHandle&) = delete;
+
+  // Capacity in elements (the rounded size, see mirror_size_for). 0 for an empty handle.
+  std::size_t capacity() const noexcept { return cap_; }
+  // True once either side called close() or was destroyed.
+  bool closed() const noexcept { return s_ != nullptr && s_->closed.load(std::memory_order_acquire) != 0; }
+  // Marks the queue closed and wakes the other side. Idempotent.
+  void close() noexcept {
+    if (s_ == nullptr) return;
+    s_->closed.store(1, std::memory_order_seq_cst);
+    s_->data_word.fetch_add(1, std::memory_order_release);
+    unpark_all(s_->data_word);
+    s_->space_word.fetch_add(1, std::memory_order_release);
+    unpark_all(s_->space_word);
+  }
+  explicit operator bool() const noexcept { return s_ != nullptr; }
+
+ protected:
+  SpscHandle() noexcept = default;
+  explicit SpscHandle(SpscState<T>* s) noexcept : s_(s), base_(s->base), cap_(s->cap) {}
+  SpscHandle(SpscHandle&& o) noexcept
+      : s_(std::exchange(o.s_, nullptr)), base_(std::exchange(o.base_, nullptr)), cap_(std::exchange(o.cap_, 0)) {}
+  ~SpscHandle() { drop(); }
+  void take(SpscHandle&& o) noexcept {
+    drop();
+    s_ = std::exchange(o.s_, nullptr);
+    base_ = std::exchange(o.base_, nullptr);
+    cap_ = std::exchange(o.cap_, 0);
+  }
+  T* slots() const noexcept { return launder_mirror(base_); }
+  std::size_t wrap(std::size_t i) const noexcept { return i >= cap_ ? i - cap_ : i; }
+
+  SpscState<T>* s_ = nullptr;
+  T* base_ = nullptr;
+  std::size_t cap_ = 0;
+
+ private:
+  void drop() noexcept {
+    if (s_ == nullptr) return;
+    close();
+    if (s_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s_;
+    s_ = nullptr;
+  }
+};
+
+}  // namespace detail
+
+template <class T>
+class SpscConsumer;
+
+// The producing end. Every member is O(1) except the bulk ones (O(n) copies).
+template <class T>
+class SpscProducer : public detail::SpscHandle<T> {
+  using Base = detail::SpscHandle<T>;
+
+ public:
+  SpscProducer() noexcept = default;
+  SpscProducer(SpscProducer&& o) noexcept
+      : Base(std::move(o)), tail_(o.tail_), index_(o.index_), head_cache_(o.head_cache_) {}
+  SpscProducer& operator=(SpscProducer&& o) noexcept {
+    if (this != &o) {
+      this->take(std::move(o));
+      tail_ = o.tail_;
+      index_ = o.index_;
+      head_cache_ = o.head_cache_;
+    }
+    return *this;
+  }
+  ~SpscProducer() = default;  // closes the queue
+
+  // Free slots as this side knows them (may be fewer than the truth, never more).
+  std::size_t free_space() noexcept { return free_for(this->cap_ + 1); }
+
+  // Appends one element; false when full or closed (the value is then left untouched).
+  // Strong guarantee if T's constructor throws.
+  template <class... Args>
+  bool try_emplace(Args&&... args) {
+    if (this->s_ == nullptr || free_for(1) < 1 || is_closed()) return false;
+    std::construct_at(this->slots() + index_, std::forward<Args>(args)...);
+    publish(1);
+    return true;
+  }
+  bool try_push(const T& value) { return try_emplace(value); }
+  bool try_push(T&& value) { return try_emplace(std::move(value)); }
+
+  // Appends every element of items, or none (false) when fewer slots are free or closed.
+  bool push_slice(std::span<const T> items) {
+    if (this->s_ == nullptr || items.size() > free_for(items.size()) || is_closed()) return false;
+    copy_in(items);
+    return true;
+  }
+  // Appends as many elements of items as fit; returns how many (0 when full or closed).
+  std::size_t push_some(std::span<const T> items) {
+    if (this->s_ == nullptr || is_closed()) return 0;
+    const std::size_t free = free_for(items.size());
+    const std::size_t n = items.size() < free ? items.size() : free;
+    copy_in(items.first(n));
+    return n;
+  }
+
+  // Exactly n contiguous free slots to fill in place (wrapping included), or an empty span
+  // when fewer are free or the queue is closed. Nothing is visible to the consumer before
+  // commit(). Zero copy.
+  std::span<T> reserve(std::size_t n) noexcept requires mirror_safe<T> {
+    if (this->s_ == nullptr || n > free_for(n) || is_closed()) return {};
+    return {this->slots() + index_, n};
+  }
+  // Publishes the first n reserved slots. Throws std::out_of_range, publishing nothing, if
+  // n > free_space().
+  void commit(std::size_t n) requires mirror_safe<T> {
+    if (n > free_for(n)) detail::throw_out_of_range("picoring: SpscProducer::commit(n): n > free_space()");
+    if (n != 0) publish(n);
+  }
+
+  // Blocking push: waits (spinning briefly, then parked) until a slot is free, the timeout
+  // passes, or the queue is closed. The value is moved from only when ok is returned.
+  template <class U, class Rep, class Period>
+  QueueStatus push_wait(U&& value, std::chrono::duration<Rep, Period> timeout) {
+    if (this->s_ == nullptr) return QueueStatus::closed;
+    if (is_closed()) return QueueStatus::closed;
+    if (free_for(1) < 1) {
+      auto& s = *this->s_;
+      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      const QueueStatus st = detail::wait_until([this] { return free_for(1) >= 1; }, s.closed, s.producer_sleeping,
+                                                s.space_word, deadline);
+      if (st != QueueStatus::ok) return st;
+      if (is_closed()) return QueueStatus::closed;
+    }
+    std::construct_at(this->slots() + index_, std::forward<U>(value));
+    publish(1);
+    return QueueStatus::ok;
+  }
+
+ private:
+  template <class U>
+  friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
+  explicit SpscProducer(detail::SpscState<T>* s) noexcept : Base(s) {}
+
+  bool is_closed() const noexcept { return this->s_->closed.load(std::memory_order_relaxed) != 0; }
+
+  // Free slots, reloading the consumer's counter only if the cached one shows fewer than want.
+  std::size_t free_for(std::size_t want) noexcept {
+    if (this->s_ == nullptr) return 0;
+    std::size_t free = this->cap_ - (tail_ - head_cache_);
+    if (free < want) {
+      head_cache_ = this->s_->head.load(std::memory_order_acquire);
+      free = this->cap_ - (tail_ - head_cache_);
+    }
+    return free;
+  }
+
+  void copy_in(std::span<const T> items) {
+    const std::size_t n = items.size();
+    if (n == 0) return;
+    T* const s = this->slots();
+    const std::size_t first = n < this->cap_ - index_ ? n : this->cap_ - index_;
+    if constexpr (mirror_safe<T>) {
+      // Split at the physical end, as PicoRing does: no store straddles the seam.
+      std::memcpy(s + index_, items.data(), first * sizeof(T));
+      if (first != n) std::memcpy(s, items.data() + first, (n - first) * sizeof(T));
+    } else {
+      std::size_t done = 0;
+      try {
+        for (; done < n; ++done) std::construct_at(s + this->wrap(index_ + done), items[done]);
+      } catch (...) {
+        for (std::size_t i = 0; i < done; ++i) std::destroy_at(s + this->wrap(index_ + i));
+        throw;
+      }
+    }
+    publish(n);
+  }
+
+  void publish(std::size_t n) noexcept {
+    tail_ += n;
+    index_ = this->wrap(index_ + n);
+    this->s_->tail.store(tail_, std::memory_order_release);
+    detail::wake<T>(this->s_->consumer_sleeping, this->s_->data_word);
+  }
+
+  std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)
+  std::size_t index_ = 0;       // slot of the next element, in [0, capacity)
+  std::size_t head_cache_ = 0;  // last value read of s_->head
+};
+
+// The consuming end. Every member is O(1) except the bulk ones (O(n)).
+template <class T>
+class SpscConsumer : public detail::SpscHandle<T> {
+  using Base = detail::SpscHandle<T>;
+
+ public:
+  SpscConsumer() noexcept = default;
+  SpscConsumer(SpscConsumer&& o) noexcept
+      : Base(std::move(o)), head_(o.head_), index_(o.index_), tail_cache_(o.tail_cache_) {}
+  SpscConsumer& operator=(SpscConsumer&& o) noexcept {
+    if (this != &o) {
+      this->take(std::move(o));
+      head_ = o.head_;
+      index_ = o.index_;
+      tail_cache_ = o.tail_cache_;
+    }
+    return *this;
+  }
+  ~SpscConsumer() = default;  // closes the queue
+
+  // Readable elements as this side knows them after a fresh look (the producer may add more).
+  std::size_t size() noexcept { return available(this->cap_ + 1); }
+
+  // Removes the oldest element; nullopt / false when empty. Strong guarantee.
+  std::optional<T> try_pop() {
+    if (available(1) < 1) return std::nullopt;
+    T* slot = this->slots() + index_;
+    std::optional<T> out(std::move(*slot));
+    std::destroy_at(slot);
+    release_slots(1);
+    return out;
+  }
+  bool try_pop(T& out) {
+    if (available(1) < 1) return false;
+    T* slot = this->slots() + index_;
+    out = std::move(*slot);
+    std::destroy_at(slot);
+    release_slots(1);
+    return true;
+  }
+
+  // Moves up to out.size() oldest elements into out; returns how many.
+  std::size_t pop_slice(std::span<T> out) {
+    const std::size_t have = available(out.size());
+    const std::size_t n = out.size() < have ? out.size() : have;
+    if (n == 0) return 0;
+    T* const s = this->slots();
+    const std::size_t first = n < this->cap_ - index_ ? n : this->cap_ - index_;
+    if constexpr (mirror_safe<T>) {
+      std::memcpy(out.data(), s + index_, first * sizeof(T));
+      if (first != n) std::memcpy(out.data() + first, s, (n - first) * sizeof(T));
+    } else {
+      for (std::size_t i = 0; i < n; ++i) {
+        T* slot = s + this->wrap(index_ + i);
+        out[i] = std::move(*slot);
+        std::destroy_at(slot);
+      }
+    }
+    release_slots(n);
+    return n;
+  }
+
+  // Every readable element, oldest first, as one contiguous span (wrapped data included). The
+  // span stays valid until release() frees its elements: the producer never touches them.
+  std::span<T> peek() noexcept requires mirror_safe<T> { return {this->slots() + index_, available(this->cap_ + 1)}; }
+  // Frees the n oldest elements for the producer. Throws std::out_of_range, freeing nothing,
+  // if n is more than is readable.
+  void release(std::size_t n) {
+    if (n > available(n)) detail::throw_out_of_range("picoring: SpscConsumer::release(n): n > readable");
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      T* const s = this->slots();
+      for (std::size_t i = 0; i < n; ++i) std::destroy_at(s + this->wrap(index_ + i));
+    }
+    if (n != 0) release_slots(n);
+  }
+
+  // Calls f(T&) on up to max readable elements in place, oldest first, then destroys them and
+  // frees their slots with one publication. Returns how many were visited. If f throws, the
+  // elements visited before are consumed and the exception propagates.
+  template <class F>
+  std::size_t consume(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+    const std::size_t have = available(max);
+    const std::size_t n = max < have ? max : have;
+    T* const s = this->slots();
+    std::size_t done = 0;
+    try {
+      for (; done < n; ++done) f(s[this->wrap(index_ + done)]);
+    } catch (...) {
+      release(done);
+      throw;
+    }
+    release(done);
+    return done;
+  }
+
+  // Blocks until at least one element is readable (ok), the timeout passes (timed_out), or the
+  // queue is closed and empty (closed).
+  template <class Rep, class Period>
+  QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
+    if (this->s_ == nullptr) return QueueStatus::closed;
+    if (available(1) >= 1) return QueueStatus::ok;
+    auto& s = *this->s_;
+    return detail::wait_until([this] { return available(1) >= 1; }, s.closed, s.consumer_sleeping, s.data_word,
+                              std::chrono::steady_clock::now() + timeout);
+  }
+  // Blocking pop: wait(), then try_pop().
+  template <class Rep, class Period>
+  QueueStatus pop_wait(T& out, std::chrono::duration<Rep, Period> timeout) {
+    const QueueStatus st = wait(timeout);
+    if (st == QueueStatus::ok) try_pop(out);
+    return st;
+  }
+
+ private:
+  template <class U>
+  friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
+  explicit SpscConsumer(detail::SpscState<T>* s) noexcept : Base(s) {}
+
+  // Readable elements, reloading the producer's counter only if the cached one shows fewer.
+  std::size_t available(std::size_t want) noexcept {
+    if (this->s_ == nullptr) return 0;
+    std::size_t have = tail_cache_ - head_;
+    if (have < want) {
+      tail_cache_ = this->s_->tail.load(std::memory_order_acquire);
+      have = tail_cache_ - head_;
+    }
+    return have;
+  }
+
+  void release_slots(std::size_t n) noexcept {
+    head_ += n;
+    index_ = this->wrap(index_ + n);
+    this->s_->head.store(head_, std::memory_order_release);
+    detail::wake<T>(this->s_->producer_sleeping, this->s_->space_word);
+  }
+
+  std::size_t head_ = 0;
+  std::size_t index_ = 0;
+  std::size_t tail_cache_ = 0;
+};
+
+template <class T>
+std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc_pair(detail::SpscState<T>* s) {
+  return {SpscProducer<T>(s), SpscConsumer<T>(s)};
+}
+
+// Creates a queue of at least min_capacity elements and returns its two ends. Errors as
+// PicoRing's constructors (std::invalid_argument, std::length_error, std::system_error).
+template <class T>
+std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, MirrorOptions options = {}) {
+  Error err;
+  auto* s = new detail::SpscState<T>(min_capacity, options, err);
+  if (err) {
+    delete s;
+    throw_error(err);
+  }
+  return make_spsc_pair<T>(s);
+}
+
+// Non-throwing creation: on failure `err` is set and both handles are empty (every call on
+// them fails: pushes return false, pops find nothing, waits report closed).
+template <class T>
+std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, Error& err,
+                                                      MirrorOptions options = {}) noexcept {
+  auto* s = new (std::nothrow) detail::SpscState<T>(min_capacity, options, err);
+  if (s == nullptr) {
+    err = {std::make_error_code(std::errc::not_enough_memory), "allocate queue state"};
+    return {};
+  }
+  if (err) {
+    delete s;
+    return {};
+  }
+  return make_spsc_pair<T>(s);
+}
+
+}  // namespace picoring

@@ -1,0 +1,74 @@
+// Parking and asymmetric fences for the thread-safe queues. Linux: futex and membarrier;
+// elsewhere: a bounded sleep and ordinary sequentially consistent fences.
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <thread>
+
+#include "picoring/detail/park.hpp"
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+namespace picoring::detail {
+
+void init_fences() noexcept {
+  static const bool done = [] {
+#if defined(__linux__) && defined(SYS_membarrier)
+    const long cmds = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0 &&
+        ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) {
+      asymmetric_fences.store(true, std::memory_order_release);
+    }
+#endif
+    return true;
+  }();
+  (void)done;
+}
+
+void heavy_fence() noexcept {
+#if defined(__linux__) && defined(SYS_membarrier)
+  if (asymmetric_fences.load(std::memory_order_relaxed)) {
+    // Every running thread of this process executes a full barrier before this returns, so the
+    // light side's plain compiler barrier acts as a full one relative to this point.
+    ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    return;
+  }
+#endif
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+          std::chrono::steady_clock::time_point deadline) noexcept {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline) return;
+  auto left = deadline - now;
+  if (left > std::chrono::hours(1)) left = std::chrono::hours(1);  // the caller loops; keep timespec sane
+#if defined(__linux__)
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(left);
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(secs.count());
+  ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left - secs).count());
+  // Returns at once if the word no longer holds `expected` (the waker changed it first).
+  ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+#else
+  if (word.load(std::memory_order_acquire) != expected) return;
+  std::this_thread::sleep_for(left < std::chrono::microseconds(50) ? left : std::chrono::microseconds(50));
+#endif
+}
+
+void unpark_all(std::atomic<std::uint32_t>& word) noexcept {
+#if defined(__linux__)
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+  (void)word;  // sleepers poll
+#endif
+}
+
+}  // namespace picoring::detail
