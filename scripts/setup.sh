@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
 # The main job also builds the peers the Google Benchmark suite compares against, and draws a chart.
-if [ "${1:-}" = "--main-job" ]; then packages+=(libboost-dev libjack-jackd2-dev python3-matplotlib); fi
+if [ "${1:-}" = "--main-job" ]; then packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,11 +2,13 @@
 //   picoring/mirror_buffer.hpp  MirrorBuffer: memory mapped twice, back to back
 //   picoring/ring.hpp           PicoRing<T>, PicoQueue<T>
 //   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
+//   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
 #pragma once
 
 #include "picoring/byte_stream.hpp"
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/ring.hpp"
+#include "picoring/spsc.hpp"
 
 #define PICORING_VERSION_MAJOR 0
 #define PICORING_VERSION_MINOR 1

@@ -1,0 +1,370 @@
+// SPSC queue benchmark: picoring against boost::lockfree::spsc_queue, moodycamel's
+// ReaderWriterQueue and atomic_queue (each built in when its header is installed), all in
+// the same run, on two pinned threads. Reports the median of several runs, peers interleaved.
+//
+//   picoring_spsc_bench [--items N] [--runs R]
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "picoring/spsc.hpp"
+
+#if PICORING_HAVE_BOOST
+#include <boost/lockfree/spsc_queue.hpp>
+#endif
+#if PICORING_HAVE_RWQ
+#include <readerwriterqueue/readerwriterqueue.h>
+#endif
+#if PICORING_HAVE_ATOMIC_QUEUE
+#include <atomic_queue/atomic_queue.h>
+#endif
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::size_t kCapacity = 65536;
+
+void pin(int cpu) {
+  const unsigned n = std::thread::hardware_concurrency();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<unsigned>(cpu) % (n == 0 ? 1 : n), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// --- adapters: the same two calls for every queue -------------------------------------------------
+
+struct Pico {
+  std::pair<picoring::SpscProducer<std::uint64_t>, picoring::SpscConsumer<std::uint64_t>> q =
+      picoring::make_spsc<std::uint64_t>(kCapacity);
+  bool push(std::uint64_t v) { return q.first.try_push(v); }
+  bool pop(std::uint64_t& v) { return q.second.try_pop(v); }
+};
+#if PICORING_HAVE_BOOST
+struct Boost {
+  boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<kCapacity>> q;
+  bool push(std::uint64_t v) { return q.push(v); }
+  bool pop(std::uint64_t& v) { return q.pop(v); }
+};
+#endif
+#if PICORING_HAVE_RWQ
+struct Moody {
+  moodycamel::ReaderWriterQueue<std::uint64_t> q{kCapacity};
+  bool push(std::uint64_t v) { return q.try_enqueue(v); }
+  bool pop(std::uint64_t& v) { return q.try_dequeue(v); }
+};
+#endif
+#if PICORING_HAVE_ATOMIC_QUEUE
+struct AtomicQ {
+  atomic_queue::AtomicQueueB2<std::uint64_t, std::allocator<std::uint64_t>, true, false, true> q{kCapacity};
+  bool push(std::uint64_t v) { return q.try_push(v); }
+  bool pop(std::uint64_t& v) { return q.try_pop(v); }
+};
+#endif
+
+// Runs producer and consumer on CPUs 0 and 1 from a common start; returns seconds.
+double run_pair(const std::function<void()>& produce, const std::function<void()>& consume) {
+  std::atomic<int> ready{0};
+  Clock::time_point t0;
+  std::thread p([&] {
+    pin(0);
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    produce();
+  });
+  pin(1);
+  ready.fetch_add(1);
+  while (ready.load() < 2) {
+  }
+  t0 = Clock::now();
+  consume();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  p.join();
+  return s;
+}
+
+template <class Q>
+double throughput(std::uint64_t items) {
+  auto q = std::make_unique<Q>();
+  std::uint64_t sum = 0;
+  const double s = run_pair(
+      [&] {
+        for (std::uint64_t i = 1; i <= items; ++i) {
+          while (!q->push(i)) {
+          }
+        }
+      },
+      [&] {
+        std::uint64_t v = 0;
+        for (std::uint64_t i = 0; i < items; ++i) {
+          while (!q->pop(v)) {
+          }
+          sum += v;
+        }
+      });
+  if (sum != items * (items + 1) / 2) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  return static_cast<double>(items) / s;
+}
+
+// Ping-pong over two queues; returns ns per round trip.
+template <class Q>
+double round_trip(std::uint64_t trips) {
+  auto there = std::make_unique<Q>();
+  auto back = std::make_unique<Q>();
+  const double s = run_pair(
+      [&] {
+        std::uint64_t v = 0;
+        for (std::uint64_t i = 0; i < trips; ++i) {
+          while (!there->pop(v)) {
+          }
+          while (!back->push(v)) {
+          }
+        }
+      },
+      [&] {
+        std::uint64_t v = 0;
+        for (std::uint64_t i = 0; i < trips; ++i) {
+          while (!there->push(i)) {
+          }
+          while (!back->pop(v)) {
+          }
+        }
+      });
+  return s * 1e9 / static_cast<double>(trips);
+}
+
+// Batches of 64: copying (push_slice / pop_slice) and zero-copy (reserve+commit / peek+release).
+double pico_batched(std::uint64_t items, bool zero_copy) {
+  auto [producer, consumer] = picoring::make_spsc<std::uint64_t>(kCapacity);
+  constexpr std::size_t kBatch = 64;
+  std::uint64_t sum = 0;
+  const double s = run_pair(
+      [&, &producer = producer] {
+        std::uint64_t next = 1;
+        std::uint64_t buf[kBatch];
+        while (next <= items) {
+          const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, items - next + 1));
+          if (zero_copy) {
+            auto slots = producer.reserve(n);
+            if (slots.empty()) continue;
+            for (std::size_t i = 0; i < n; ++i) slots[i] = next + i;
+            producer.commit(n);
+          } else {
+            for (std::size_t i = 0; i < n; ++i) buf[i] = next + i;
+            if (!producer.push_slice(std::span(buf, n))) continue;
+          }
+          next += n;
+        }
+      },
+      [&, &consumer = consumer] {
+        std::uint64_t got = 0;
+        std::uint64_t buf[kBatch];
+        while (got < items) {
+          if (zero_copy) {
+            auto window = consumer.peek();
+            for (std::uint64_t v : window) sum += v;
+            consumer.release(window.size());
+            got += window.size();
+          } else {
+            const std::size_t n = consumer.pop_slice(buf);
+            for (std::size_t i = 0; i < n; ++i) sum += buf[i];
+            got += n;
+          }
+        }
+      });
+  if (sum != items * (items + 1) / 2) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  return static_cast<double>(items) / s;
+}
+
+#if PICORING_HAVE_BOOST
+double boost_batched(std::uint64_t items) {
+  auto q = std::make_unique<boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<kCapacity>>>();
+  constexpr std::size_t kBatch = 64;
+  std::uint64_t sum = 0;
+  const double s = run_pair(
+      [&] {
+        std::uint64_t next = 1;
+        std::uint64_t buf[kBatch];
+        while (next <= items) {
+          const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kBatch, items - next + 1));
+          for (std::size_t i = 0; i < n; ++i) buf[i] = next + i;
+          next += q->push(buf, n);  // a partial push advances by what was taken
+        }
+      },
+      [&] {
+        std::uint64_t got = 0;
+        std::uint64_t buf[kBatch];
+        while (got < items) {
+          const std::size_t n = q->pop(buf, kBatch);
+          for (std::size_t i = 0; i < n; ++i) sum += buf[i];
+          got += n;
+        }
+      });
+  if (sum != items * (items + 1) / 2) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  return static_cast<double>(items) / s;
+}
+#endif
+
+// Byte windows of W bytes: the producer fills W bytes, the consumer checksums W contiguous
+// bytes. picoring: reserve/commit + peek/release in place. boost: push(bytes) + pop into a
+// buffer (its only way to get a contiguous window).
+std::uint64_t checksum(const std::byte* p, std::size_t n) {
+  std::uint64_t a = 0;
+  for (std::size_t i = 0; i + 8 <= n; i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p + i, 8);
+    a += w;
+  }
+  return a;
+}
+
+double pico_windows(std::size_t window, std::uint64_t bytes) {
+  auto [producer, consumer] = picoring::make_spsc<std::byte>(std::size_t{4} << 20);
+  std::vector<std::byte> src(window, std::byte{1});
+  std::uint64_t sum = 0;
+  const std::uint64_t count = bytes / window;
+  const double s = run_pair(
+      [&, &producer = producer] {
+        for (std::uint64_t i = 0; i < count;) {
+          auto slots = producer.reserve(window);
+          if (slots.empty()) continue;
+          std::memcpy(slots.data(), src.data(), window);
+          producer.commit(window);
+          ++i;
+        }
+      },
+      [&, &consumer = consumer] {
+        for (std::uint64_t i = 0; i < count;) {
+          auto w = consumer.peek();
+          if (w.size() < window) continue;
+          sum += checksum(w.data(), window);
+          consumer.release(window);
+          ++i;
+        }
+      });
+  if (sum != count * (window / 8) * 0x0101010101010101ull) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  return static_cast<double>(count * window) / s;
+}
+
+#if PICORING_HAVE_BOOST
+double boost_windows(std::size_t window, std::uint64_t bytes) {
+  auto q = std::make_unique<boost::lockfree::spsc_queue<std::byte, boost::lockfree::capacity<(4u << 20)>>>();
+  std::vector<std::byte> src(window, std::byte{1});
+  std::vector<std::byte> dst(window);
+  std::uint64_t sum = 0;
+  const std::uint64_t count = bytes / window;
+  const double s = run_pair(
+      [&] {
+        for (std::uint64_t i = 0; i < count;) {
+          if (q->write_available() < window) continue;
+          q->push(src.data(), window);
+          ++i;
+        }
+      },
+      [&] {
+        for (std::uint64_t i = 0; i < count;) {
+          if (q->read_available() < window) continue;
+          q->pop(dst.data(), window);
+          sum += checksum(dst.data(), window);
+          ++i;
+        }
+      });
+  if (sum != count * (window / 8) * 0x0101010101010101ull) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  return static_cast<double>(count * window) / s;
+}
+#endif
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+struct Row {
+  std::string name;
+  std::function<double()> run;
+  std::vector<double> samples;
+};
+
+void table(const char* title, const char* unit, std::vector<Row> rows, int runs, double scale) {
+  for (int r = 0; r < runs; ++r) {
+    for (auto& row : rows) row.samples.push_back(row.run() * scale);
+  }
+  std::printf("\n### %s\n\n| queue | %s (median of %d) | min | max |\n|---|---:|---:|---:|\n", title, unit, runs);
+  for (auto& row : rows) {
+    std::printf("| %s | %.1f | %.1f | %.1f |\n", row.name.c_str(), median(row.samples),
+                *std::min_element(row.samples.begin(), row.samples.end()),
+                *std::max_element(row.samples.begin(), row.samples.end()));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::uint64_t items = 10'000'000;
+  int runs = 5;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::string(argv[i]) == "--items") items = std::stoull(argv[i + 1]);
+    if (std::string(argv[i]) == "--runs") runs = std::stoi(argv[i + 1]);
+  }
+  std::printf("## SPSC queues: %u logical CPUs, threads pinned to CPUs 0 and 1, capacity %zu, %llu items per run\n",
+              std::thread::hardware_concurrency(), kCapacity, static_cast<unsigned long long>(items));
+  std::vector<Row> tp{{"picoring SpscQueue", [&] { return throughput<Pico>(items); }, {}}};
+#if PICORING_HAVE_BOOST
+  tp.push_back({"boost::lockfree::spsc_queue", [&] { return throughput<Boost>(items); }, {}});
+#endif
+#if PICORING_HAVE_RWQ
+  tp.push_back({"moodycamel::ReaderWriterQueue", [&] { return throughput<Moody>(items); }, {}});
+#endif
+#if PICORING_HAVE_ATOMIC_QUEUE
+  tp.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return throughput<AtomicQ>(items); }, {}});
+#endif
+  table("Single-item throughput (uint64_t)", "M items/s", tp, runs, 1e-6);
+
+  const std::uint64_t trips = items / 20;
+  std::vector<Row> rt{{"picoring SpscQueue", [&] { return round_trip<Pico>(trips); }, {}}};
+#if PICORING_HAVE_BOOST
+  rt.push_back({"boost::lockfree::spsc_queue", [&] { return round_trip<Boost>(trips); }, {}});
+#endif
+#if PICORING_HAVE_RWQ
+  rt.push_back({"moodycamel::ReaderWriterQueue", [&] { return round_trip<Moody>(trips); }, {}});
+#endif
+#if PICORING_HAVE_ATOMIC_QUEUE
+  rt.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return round_trip<AtomicQ>(trips); }, {}});
+#endif
+  table("Round trip (ping-pong over two queues)", "ns per round trip", rt, runs, 1.0);
+
+  std::vector<Row> bt{
+      {"picoring push_slice/pop_slice, 64 per batch", [&] { return pico_batched(items * 4, false); }, {}},
+      {"picoring reserve+commit / peek+release (zero copy)", [&] { return pico_batched(items * 4, true); }, {}}};
+#if PICORING_HAVE_BOOST
+  bt.push_back({"boost::lockfree::spsc_queue push(ptr, n)/pop(ptr, n), 64 per batch",
+                [&] { return boost_batched(items * 4); },
+                {}});
+#endif
+  table("Batched throughput (uint64_t)", "M items/s", bt, runs, 1e-6);
+
+  for (std::size_t w : {std::size_t{1024}, std::size_t{16384}, std::size_t{65536}}) {
+    const std::uint64_t bytes = items * 200;  // 2 GB per run at the default item count
+    std::vector<Row> wr{
+        {"picoring reserve/commit + peek/release (in place)", [&] { return pico_windows(w, bytes); }, {}}};
+#if PICORING_HAVE_BOOST
+    wr.push_back(
+        {"boost::lockfree::spsc_queue<std::byte> push/pop into a buffer", [&] { return boost_windows(w, bytes); }, {}});
+#endif
+    const std::string title = "Byte windows of " + std::to_string(w / 1024) + " KiB, consumer checksums each window";
+    table(title.c_str(), "GB/s", wr, runs, 1e-9);
+  }
+  return 0;
+}
