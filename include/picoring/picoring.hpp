@@ -3,10 +3,12 @@
 //   picoring/ring.hpp           PicoRing<T>, PicoQueue<T>
 //   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
 //   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
+//   picoring/mpsc.hpp           make_mpsc: thread-safe multi-producer single-consumer queue
 #pragma once
 
 #include "picoring/byte_stream.hpp"
 #include "picoring/mirror_buffer.hpp"
+#include "picoring/mpsc.hpp"
 #include "picoring/ring.hpp"
 #include "picoring/spsc.hpp"
 

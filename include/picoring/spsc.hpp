@@ -52,20 +52,7 @@
 
 namespace picoring {
 
-enum class QueueStatus { ok, timed_out, closed };
-
 namespace detail {
-
-inline constexpr std::size_t kFalseSharingRange = 128;
-inline constexpr int kSpinsBeforeParking = 256;
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
 
 template <class T>
 struct SpscState {
@@ -103,53 +90,18 @@ struct SpscState {
   // Read on every push and pop, written once: stays shared in both caches.
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
   std::atomic<int> handles{2};
+
+  // Either end going away closes the queue.
+  bool closes_when_leaving(bool /*producer*/) noexcept { return true; }
 };
 
-template <class T>
-void wake(std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& word) noexcept {
-  light_fence();
-  if (sleeping.load(std::memory_order_relaxed) != 0) {
-    word.fetch_add(1, std::memory_order_release);
-    unpark_all(word);
-  }
-}
-
-// Blocks until ready() holds, the queue is closed, or the deadline passes. ready() re-reads the
-// shared counter. Returns ok when ready() held.
-template <class Ready>
-QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, std::atomic<std::uint32_t>& sleeping,
-                       std::atomic<std::uint32_t>& word, std::chrono::steady_clock::time_point deadline) {
-  for (int i = 0; i < kSpinsBeforeParking; ++i) {
-    if (ready()) return QueueStatus::ok;
-    if (closed.load(std::memory_order_acquire) != 0) return ready() ? QueueStatus::ok : QueueStatus::closed;
-    cpu_relax();
-  }
-  for (;;) {
-    const std::uint32_t seen = word.load(std::memory_order_acquire);
-    sleeping.store(1, std::memory_order_relaxed);
-    heavy_fence();
-    if (ready()) {
-      sleeping.store(0, std::memory_order_relaxed);
-      return QueueStatus::ok;
-    }
-    if (closed.load(std::memory_order_acquire) != 0) {
-      sleeping.store(0, std::memory_order_relaxed);
-      return ready() ? QueueStatus::ok : QueueStatus::closed;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      sleeping.store(0, std::memory_order_relaxed);
-      return QueueStatus::timed_out;
-    }
-    park(word, seen, deadline);
-    sleeping.store(0, std::memory_order_relaxed);
-  }
-}
-
-template <class T>
-class SpscHandle {
+// What both ends of a queue share: the state pointer, the mapping, closing, and the last-handle
+// cleanup. State is SpscState<T> or MpscState<T>.
+template <class T, class State>
+class QueueHandle {
  public:
-  SpscHandle(const SpscHandle&) = delete;
-  SpscHandle& operator=(const SpscHandle&) = delete;
+  QueueHandle(const QueueHandle&) = delete;
+  QueueHandle& operator=(const QueueHandle&) = delete;
 
   // Capacity in elements (the rounded size, see mirror_size_for). 0 for an empty handle.
   std::size_t capacity() const noexcept { return cap_; }
@@ -167,28 +119,34 @@ class SpscHandle {
   explicit operator bool() const noexcept { return s_ != nullptr; }
 
  protected:
-  SpscHandle() noexcept = default;
-  explicit SpscHandle(SpscState<T>* s) noexcept : s_(s), base_(s->base), cap_(s->cap) {}
-  SpscHandle(SpscHandle&& o) noexcept
-      : s_(std::exchange(o.s_, nullptr)), base_(std::exchange(o.base_, nullptr)), cap_(std::exchange(o.cap_, 0)) {}
-  ~SpscHandle() { drop(); }
-  void take(SpscHandle&& o) noexcept {
+  QueueHandle() noexcept = default;
+  QueueHandle(State* s, bool producer) noexcept
+      : s_(s), base_(s != nullptr ? s->base : nullptr), cap_(s != nullptr ? s->cap : 0), producer_(producer) {}
+  QueueHandle(QueueHandle&& o) noexcept
+      : s_(std::exchange(o.s_, nullptr)),
+        base_(std::exchange(o.base_, nullptr)),
+        cap_(std::exchange(o.cap_, 0)),
+        producer_(o.producer_) {}
+  ~QueueHandle() { drop(); }
+  void take(QueueHandle&& o) noexcept {
     drop();
     s_ = std::exchange(o.s_, nullptr);
     base_ = std::exchange(o.base_, nullptr);
     cap_ = std::exchange(o.cap_, 0);
+    producer_ = o.producer_;
   }
   T* slots() const noexcept { return launder_mirror(base_); }
   std::size_t wrap(std::size_t i) const noexcept { return i >= cap_ ? i - cap_ : i; }
 
-  SpscState<T>* s_ = nullptr;
+  State* s_ = nullptr;
   T* base_ = nullptr;
   std::size_t cap_ = 0;
+  bool producer_ = false;
 
  private:
   void drop() noexcept {
     if (s_ == nullptr) return;
-    close();
+    if (s_->closes_when_leaving(producer_)) close();
     if (s_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) delete s_;
     s_ = nullptr;
   }
@@ -201,8 +159,8 @@ class SpscConsumer;
 
 // The producing end. Every member is O(1) except the bulk ones (O(n) copies).
 template <class T>
-class SpscProducer : public detail::SpscHandle<T> {
-  using Base = detail::SpscHandle<T>;
+class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
+  using Base = detail::QueueHandle<T, detail::SpscState<T>>;
 
  public:
   SpscProducer() noexcept = default;
@@ -285,7 +243,7 @@ class SpscProducer : public detail::SpscHandle<T> {
  private:
   template <class U>
   friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
-  explicit SpscProducer(detail::SpscState<T>* s) noexcept : Base(s) {}
+  explicit SpscProducer(detail::SpscState<T>* s) noexcept : Base(s, true) {}
 
   bool is_closed() const noexcept { return this->s_->closed.load(std::memory_order_relaxed) != 0; }
 
@@ -325,7 +283,7 @@ class SpscProducer : public detail::SpscHandle<T> {
     tail_ += n;
     index_ = this->wrap(index_ + n);
     this->s_->tail.store(tail_, std::memory_order_release);
-    detail::wake<T>(this->s_->consumer_sleeping, this->s_->data_word);
+    detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
   }
 
   std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)
@@ -333,28 +291,21 @@ class SpscProducer : public detail::SpscHandle<T> {
   std::size_t head_cache_ = 0;  // last value read of s_->head
 };
 
-// The consuming end. Every member is O(1) except the bulk ones (O(n)).
-template <class T>
-class SpscConsumer : public detail::SpscHandle<T> {
-  using Base = detail::SpscHandle<T>;
+namespace detail {
+
+// The consuming end, shared by the SPSC and MPSC queues. Derived supplies
+// available(want): how many elements from the consumer's position are readable (published
+// and contiguous), refreshing its view of the producers only when it shows fewer than want.
+// Every member is O(1) except the bulk ones (O(n)).
+template <class T, class State, class Derived>
+class QueueConsumer : public QueueHandle<T, State> {
+  using Base = QueueHandle<T, State>;
 
  public:
-  SpscConsumer() noexcept = default;
-  SpscConsumer(SpscConsumer&& o) noexcept
-      : Base(std::move(o)), head_(o.head_), index_(o.index_), tail_cache_(o.tail_cache_) {}
-  SpscConsumer& operator=(SpscConsumer&& o) noexcept {
-    if (this != &o) {
-      this->take(std::move(o));
-      head_ = o.head_;
-      index_ = o.index_;
-      tail_cache_ = o.tail_cache_;
-    }
-    return *this;
-  }
-  ~SpscConsumer() = default;  // closes the queue
-
   // Readable elements as this side knows them after a fresh look (the producer may add more).
   std::size_t size() noexcept { return available(this->cap_ + 1); }
+  QueueConsumer(const QueueConsumer&) = delete;
+  QueueConsumer& operator=(const QueueConsumer&) = delete;
 
   // Removes the oldest element; nullopt / false when empty. Strong guarantee.
   std::optional<T> try_pop() {
@@ -435,8 +386,8 @@ class SpscConsumer : public detail::SpscHandle<T> {
     if (this->s_ == nullptr) return QueueStatus::closed;
     if (available(1) >= 1) return QueueStatus::ok;
     auto& s = *this->s_;
-    return detail::wait_until([this] { return available(1) >= 1; }, s.closed, s.consumer_sleeping, s.data_word,
-                              std::chrono::steady_clock::now() + timeout);
+    return wait_until([this] { return available(1) >= 1; }, s.closed, s.consumer_sleeping, s.data_word,
+                      std::chrono::steady_clock::now() + timeout);
   }
   // Blocking pop: wait(), then try_pop().
   template <class Rep, class Period>
@@ -446,31 +397,67 @@ class SpscConsumer : public detail::SpscHandle<T> {
     return st;
   }
 
- private:
-  template <class U>
-  friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
-  explicit SpscConsumer(detail::SpscState<T>* s) noexcept : Base(s) {}
+ protected:
+  QueueConsumer() noexcept = default;
+  explicit QueueConsumer(State* s) noexcept : Base(s, false) {}
+  QueueConsumer(QueueConsumer&& o) noexcept : Base(std::move(o)), head_(o.head_), index_(o.index_) {}
+  void take(QueueConsumer&& o) noexcept {
+    Base::take(std::move(o));
+    head_ = o.head_;
+    index_ = o.index_;
+  }
+  ~QueueConsumer() = default;
 
-  // Readable elements, reloading the producer's counter only if the cached one shows fewer.
   std::size_t available(std::size_t want) noexcept {
-    if (this->s_ == nullptr) return 0;
-    std::size_t have = tail_cache_ - head_;
-    if (have < want) {
-      tail_cache_ = this->s_->tail.load(std::memory_order_acquire);
-      have = tail_cache_ - head_;
-    }
-    return have;
+    return this->s_ == nullptr ? 0 : static_cast<Derived*>(this)->readable(want);
   }
 
   void release_slots(std::size_t n) noexcept {
     head_ += n;
     index_ = this->wrap(index_ + n);
     this->s_->head.store(head_, std::memory_order_release);
-    detail::wake<T>(this->s_->producer_sleeping, this->s_->space_word);
+    wake(this->s_->producer_sleeping, this->s_->space_word);
   }
 
-  std::size_t head_ = 0;
-  std::size_t index_ = 0;
+  std::size_t head_ = 0;   // elements released (mirror of s_->head, owned here)
+  std::size_t index_ = 0;  // slot of the oldest element, in [0, capacity)
+};
+
+}  // namespace detail
+
+// The consuming end of an SPSC queue: see detail::QueueConsumer for its members.
+template <class T>
+class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscConsumer<T>> {
+  using Base = detail::QueueConsumer<T, detail::SpscState<T>, SpscConsumer<T>>;
+  friend Base;
+
+ public:
+  SpscConsumer() noexcept = default;
+  SpscConsumer(SpscConsumer&& o) noexcept : Base(std::move(o)), tail_cache_(o.tail_cache_) {}
+  SpscConsumer& operator=(SpscConsumer&& o) noexcept {
+    if (this != &o) {
+      this->take(std::move(o));
+      tail_cache_ = o.tail_cache_;
+    }
+    return *this;
+  }
+  ~SpscConsumer() = default;  // closes the queue
+
+ private:
+  template <class U>
+  friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
+  explicit SpscConsumer(detail::SpscState<T>* s) noexcept : Base(s) {}
+
+  // Reloads the producer's counter only if the cached one shows fewer than want.
+  std::size_t readable(std::size_t want) noexcept {
+    std::size_t have = tail_cache_ - this->head_;
+    if (have < want) {
+      tail_cache_ = this->s_->tail.load(std::memory_order_acquire);
+      have = tail_cache_ - this->head_;
+    }
+    return have;
+  }
+
   std::size_t tail_cache_ = 0;
 };
 

@@ -3,7 +3,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+
+namespace picoring {
+
+// The outcome of a blocking queue call.
+enum class QueueStatus { ok, timed_out, closed };
+
+}  // namespace picoring
 
 namespace picoring::detail {
 
@@ -29,5 +37,59 @@ void heavy_fence() noexcept;
 void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
           std::chrono::steady_clock::time_point deadline) noexcept;
 void unpark_all(std::atomic<std::uint32_t>& word) noexcept;
+
+// Counters written by different threads are kept this far apart (two 64-byte lines, because
+// adjacent-line prefetchers pull pairs).
+inline constexpr std::size_t kFalseSharingRange = 128;
+inline constexpr int kSpinsBeforeParking = 256;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// The fast side, after publishing: wakes sleepers on `word` if `sleepers` says there are any.
+inline void wake(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word) noexcept {
+  light_fence();
+  if (sleepers.load(std::memory_order_relaxed) != 0) {
+    word.fetch_add(1, std::memory_order_release);
+    unpark_all(word);
+  }
+}
+
+// The slow side: blocks until ready() holds (ok), the queue is closed and ready() still does
+// not hold (closed), or the deadline passes (timed_out). ready() must re-read the shared
+// counter it depends on. `sleepers` counts the threads parked on `word`.
+template <class Ready>
+QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, std::atomic<std::uint32_t>& sleepers,
+                       std::atomic<std::uint32_t>& word, std::chrono::steady_clock::time_point deadline) {
+  for (int i = 0; i < kSpinsBeforeParking; ++i) {
+    if (ready()) return QueueStatus::ok;
+    if (closed.load(std::memory_order_acquire) != 0) return ready() ? QueueStatus::ok : QueueStatus::closed;
+    cpu_relax();
+  }
+  for (;;) {
+    const std::uint32_t seen = word.load(std::memory_order_acquire);
+    sleepers.fetch_add(1, std::memory_order_relaxed);
+    heavy_fence();
+    QueueStatus outcome = QueueStatus::ok;
+    bool done = true;
+    if (ready()) {
+      outcome = QueueStatus::ok;
+    } else if (closed.load(std::memory_order_acquire) != 0) {
+      outcome = ready() ? QueueStatus::ok : QueueStatus::closed;
+    } else if (std::chrono::steady_clock::now() >= deadline) {
+      outcome = QueueStatus::timed_out;
+    } else {
+      park(word, seen, deadline);
+      done = false;
+    }
+    sleepers.fetch_sub(1, std::memory_order_relaxed);
+    if (done) return outcome;
+  }
+}
 
 }  // namespace picoring::detail

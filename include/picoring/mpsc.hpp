@@ -1,0 +1,322 @@
+// picoring: a thread-safe multi-producer single-consumer mirrored queue.
+//
+//   auto [producer, consumer] = picoring::make_mpsc<Event>(1 << 16);
+//   auto another = producer;                 // producers are copyable: one copy per thread
+//   another.try_push(e);                     // any number of producer threads
+//   auto batch = consumer.peek();            // the consumer still gets one contiguous span
+//   consumer.release(batch.size());
+//
+// How it works. Producers claim runs of slots with a compare-and-swap on a shared `claimed`
+// counter (a bulk claim of n costs one CAS), write their elements, then publish the run by
+// storing its end position into `ends[start]` (release). The consumer walks from its position
+// from one published run to the next: `ends[p] > p` means the run starting at p is complete
+// (a stale entry from an earlier lap is always <= p). What is readable is therefore always a
+// contiguous prefix, and the mirror makes it one span.
+//
+// Progress guarantee. Claiming is lock-free: a producer retries its CAS only because another
+// producer's claim succeeded. No producer ever waits for another producer: a producer that is
+// preempted between its claim and its publication delays only the *consumer*, and only for the
+// elements queued after its run; the other producers keep claiming and publishing into the free
+// space. They stall (try_push fails, push_wait blocks) only once the ring is full, i.e. after
+// `capacity` further elements. Order: elements of one producer are consumed in the order that
+// producer pushed them; runs of different producers interleave in claim order.
+//
+// Capacity is a power of two (so a position maps to a slot with a mask), rounded as for every
+// ring to whole pages and whole elements. The consumer API is SpscConsumer's (peek, release,
+// try_pop, pop_slice, consume, wait, pop_wait); thread rules: each handle used by one thread at
+// a time, copies of the producer on as many threads as wanted. The queue closes when the
+// consumer goes or the last producer copy goes (or on close()); a closed queue drains.
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <new>
+
+#include "picoring/spsc.hpp"
+
+namespace picoring {
+
+namespace detail {
+
+template <class T>
+struct MpscState {
+  static_assert(std::is_nothrow_move_constructible_v<T>,
+                "a producer fills its claimed slot after claiming it, so that step must not throw");
+  MpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
+    // The smallest power of two >= the request that is also a whole number of pages of
+    // elements: the page unit (granularity / gcd) is itself a power of two, so this exists.
+    const std::size_t unit = mirror_size_for(1, sizeof(T), err) / sizeof(T);
+    if (err) return;
+    std::size_t want = min_capacity > unit ? min_capacity : unit;
+    if (min_capacity == 0) want = 0;
+    if (want > (std::size_t{1} << (std::numeric_limits<std::size_t>::digits - 2))) {
+      err = {make_error_code(errc::size_overflow), "size computation"};
+      return;
+    }
+    const std::size_t capacity = want == 0 ? 0 : std::bit_ceil(want);
+    mem = MirrorBuffer::create(capacity, sizeof(T), options, err);
+    if (err) return;
+    ends.reset(new (std::nothrow) std::atomic<std::size_t>[mem.size() / sizeof(T)]);
+    if (!ends) {
+      err = {std::make_error_code(std::errc::not_enough_memory), "allocate publication array"};
+      mem.reset();
+      return;
+    }
+    base = reinterpret_cast<T*>(mem.data());
+    cap = mem.size() / sizeof(T);
+    mask = cap - 1;
+    for (std::size_t i = 0; i < cap; ++i) ends[i].store(0, std::memory_order_relaxed);
+    init_fences();
+  }
+  MpscState(const MpscState&) = delete;
+  MpscState& operator=(const MpscState&) = delete;
+  ~MpscState() {
+    if constexpr (!std::is_trivially_destructible_v<T>) {
+      // Every producer is gone: everything claimed is published. Destroy what was not consumed.
+      const std::size_t end = claimed.load(std::memory_order_acquire);
+      for (std::size_t p = head.load(std::memory_order_acquire); p != end; ++p) std::destroy_at(base + (p & mask));
+    }
+  }
+
+  // The last producer copy going away closes the queue, as does the consumer.
+  bool closes_when_leaving(bool producer) noexcept {
+    return !producer || producers.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
+
+  MirrorBuffer mem;
+  T* base = nullptr;
+  std::size_t cap = 0;
+  std::size_t mask = 0;
+  std::unique_ptr<std::atomic<std::size_t>[]> ends;  // ends[p & mask]: end of the run starting at p
+  // Producers' line: claimed by CAS.
+  alignas(kFalseSharingRange) std::atomic<std::size_t> claimed{0};
+  std::atomic<std::uint32_t> data_word{0};
+  std::atomic<std::uint32_t> consumer_sleeping{0};
+  // Consumer's line.
+  alignas(kFalseSharingRange) std::atomic<std::size_t> head{0};
+  std::atomic<std::uint32_t> space_word{0};
+  std::atomic<std::uint32_t> producer_sleeping{0};  // number of producers parked
+  alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
+  std::atomic<int> handles{2};
+  std::atomic<int> producers{1};
+};
+
+}  // namespace detail
+
+template <class T>
+class MpscConsumer;
+
+// A producing end. Copy it to get another producer (one per thread). Every member is
+// lock-free; O(1) except the bulk ones (O(n) copies).
+template <class T>
+class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
+  using Base = detail::QueueHandle<T, detail::MpscState<T>>;
+
+ public:
+  MpscProducer() noexcept = default;
+  MpscProducer(const MpscProducer& o) noexcept : Base(join(o.s_), true) {}
+  MpscProducer& operator=(const MpscProducer& o) noexcept {
+    if (this != &o) *this = MpscProducer(o);
+    return *this;
+  }
+  MpscProducer(MpscProducer&& o) noexcept : Base(std::move(o)), head_cache_(o.head_cache_) {}
+  MpscProducer& operator=(MpscProducer&& o) noexcept {
+    if (this != &o) {
+      this->take(std::move(o));
+      head_cache_ = o.head_cache_;
+    }
+    return *this;
+  }
+  ~MpscProducer() = default;  // the last copy closes the queue
+
+  // Appends one element; false when full or closed. The element is constructed before a slot
+  // is claimed (a claimed slot must be filled, so nothing that can throw happens after the
+  // claim): if it fails, args may have been consumed.
+  template <class... Args>
+  bool try_emplace(Args&&... args) {
+    T value(std::forward<Args>(args)...);
+    return try_push(std::move(value));
+  }
+  bool try_push(const T& value) {
+    if constexpr (std::is_nothrow_copy_constructible_v<T>) {
+      return push_one(value);
+    } else {
+      T copy(value);  // may throw: before the claim
+      return push_one(std::move(copy));
+    }
+  }
+  // Moves from value only when it returns true.
+  bool try_push(T&& value) { return push_one(std::move(value)); }
+
+  // Appends every element of items as one run (consecutive for the consumer), or none (false)
+  // when fewer slots are free or the queue is closed. One CAS whatever the count. For types
+  // that are not mirror_safe it needs a non-throwing copy (a claimed run must be filled).
+  bool push_slice(std::span<const T> items) requires(mirror_safe<T> || std::is_nothrow_copy_constructible_v<T>) {
+    if (items.empty()) return true;
+    std::size_t at = 0;
+    if (!claim(items.size(), at)) return false;
+    T* const s = this->slots();
+    const std::size_t i = at & this->s_->mask;
+    const std::size_t first = items.size() < this->cap_ - i ? items.size() : this->cap_ - i;
+    if constexpr (mirror_safe<T>) {
+      std::memcpy(s + i, items.data(), first * sizeof(T));
+      if (first != items.size()) std::memcpy(s, items.data() + first, (items.size() - first) * sizeof(T));
+    } else {
+      for (std::size_t k = 0; k < items.size(); ++k) std::construct_at(s + ((at + k) & this->s_->mask), items[k]);
+    }
+    publish(at, items.size());
+    return true;
+  }
+
+  // Blocking push: waits until a slot is free, the timeout passes, or the queue is closed.
+  template <class U, class Rep, class Period>
+  QueueStatus push_wait(U&& value, std::chrono::duration<Rep, Period> timeout) {
+    if (this->s_ == nullptr) return QueueStatus::closed;
+    if (try_push(std::forward<U>(value))) return QueueStatus::ok;
+    auto& s = *this->s_;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (s.closed.load(std::memory_order_acquire) != 0) return QueueStatus::closed;
+      const QueueStatus st =
+          detail::wait_until([this] { return has_room(1); }, s.closed, s.producer_sleeping, s.space_word, deadline);
+      if (st != QueueStatus::ok) return st;
+      // Another producer may take the room first; then wait again.
+      if (try_push(std::forward<U>(value))) return QueueStatus::ok;
+    }
+  }
+
+ private:
+  template <class U>
+  friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
+  explicit MpscProducer(detail::MpscState<T>* s) noexcept : Base(s, true) {}
+
+  static detail::MpscState<T>* join(detail::MpscState<T>* s) noexcept {
+    if (s != nullptr) {
+      s->handles.fetch_add(1, std::memory_order_relaxed);
+      s->producers.fetch_add(1, std::memory_order_relaxed);
+    }
+    return s;
+  }
+
+  bool has_room(std::size_t n) noexcept {
+    head_cache_ = this->s_->head.load(std::memory_order_acquire);
+    return this->s_->claimed.load(std::memory_order_relaxed) + n - head_cache_ <= this->cap_;
+  }
+
+  // Claims n consecutive positions; false when fewer are free or the queue is closed.
+  bool claim(std::size_t n, std::size_t& at) noexcept {
+    auto* s = this->s_;
+    if (s == nullptr || n > this->cap_ || s->closed.load(std::memory_order_relaxed) != 0) return false;
+    // head_cache_ <= head <= claimed at any moment, and `t` is read after head_cache_, so
+    // t - head_cache_ never underflows.
+    std::size_t t = s->claimed.load(std::memory_order_relaxed);
+    for (;;) {
+      if (t + n - head_cache_ > this->cap_) {
+        head_cache_ = s->head.load(std::memory_order_acquire);
+        t = s->claimed.load(std::memory_order_relaxed);
+        if (t + n - head_cache_ > this->cap_) return false;
+      }
+      // Relaxed is enough: the slots' previous contents were released to us through `head`
+      // (acquire above), and our elements reach the consumer through ends[] (release).
+      if (s->claimed.compare_exchange_weak(t, t + n, std::memory_order_relaxed)) break;
+    }
+    at = t;
+    return true;
+  }
+
+  template <class U>
+  bool push_one(U&& value) noexcept {
+    std::size_t at = 0;
+    if (!claim(1, at)) return false;
+    std::construct_at(this->slots() + (at & this->s_->mask), std::forward<U>(value));
+    publish(at, 1);
+    return true;
+  }
+
+  void publish(std::size_t at, std::size_t n) noexcept {
+    this->s_->ends[at & this->s_->mask].store(at + n, std::memory_order_release);
+    detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
+  }
+
+  std::size_t head_cache_ = 0;
+};
+
+// The consuming end: the members of detail::QueueConsumer (peek, release, try_pop, pop_slice,
+// consume, wait, pop_wait, size, close).
+template <class T>
+class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscConsumer<T>> {
+  using Base = detail::QueueConsumer<T, detail::MpscState<T>, MpscConsumer<T>>;
+  friend Base;
+
+ public:
+  MpscConsumer() noexcept = default;
+  MpscConsumer(MpscConsumer&& o) noexcept : Base(std::move(o)), ready_(o.ready_) {}
+  MpscConsumer& operator=(MpscConsumer&& o) noexcept {
+    if (this != &o) {
+      this->take(std::move(o));
+      ready_ = o.ready_;
+    }
+    return *this;
+  }
+  ~MpscConsumer() = default;
+
+ private:
+  template <class U>
+  friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
+  explicit MpscConsumer(detail::MpscState<T>* s) noexcept : Base(s) {}
+
+  // Walks published runs from the end of what is known to be readable.
+  std::size_t readable(std::size_t want) noexcept {
+    const auto& s = *this->s_;
+    while (ready_ - this->head_ < want && ready_ - this->head_ < this->cap_) {
+      const std::size_t end = s.ends[ready_ & s.mask].load(std::memory_order_acquire);
+      // A published run ends in (ready_, ready_ + cap]; an entry left from an earlier lap ends
+      // at or before ready_. Compared by difference, so counter wrap-around (32-bit) is fine.
+      if (end - ready_ - 1 >= this->cap_) break;
+      ready_ = end;
+    }
+    return ready_ - this->head_;
+  }
+
+  std::size_t ready_ = 0;  // end of the published prefix known so far (a run boundary)
+};
+
+template <class T>
+std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc_pair(detail::MpscState<T>* s) {
+  return {MpscProducer<T>(s), MpscConsumer<T>(s)};
+}
+
+// Creates a queue of at least min_capacity elements (a power of two) and returns a producer
+// (copy it for more producers) and the consumer. Errors as PicoRing's constructors.
+template <class T>
+std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, MirrorOptions options = {}) {
+  Error err;
+  auto* s = new detail::MpscState<T>(min_capacity, options, err);
+  if (err) {
+    delete s;
+    throw_error(err);
+  }
+  return make_mpsc_pair<T>(s);
+}
+
+// Non-throwing creation: on failure `err` is set and both handles are empty.
+template <class T>
+std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, Error& err,
+                                                      MirrorOptions options = {}) noexcept {
+  auto* s = new (std::nothrow) detail::MpscState<T>(min_capacity, options, err);
+  if (s == nullptr) {
+    err = {std::make_error_code(std::errc::not_enough_memory), "allocate queue state"};
+    return {};
+  }
+  if (err) {
+    delete s;
+    return {};
+  }
+  return make_mpsc_pair<T>(s);
+}
+
+}  // namespace picoring

@@ -1,0 +1,259 @@
+// MPSC queue: API rules, then stress tests with more producers than cores: per-producer
+// sequence numbers (no item lost, duplicated or reordered within a producer), every API drawn
+// at random on every thread, element sizes 3, 8 and 72 bytes and a lifetime-counted type.
+// Run under ThreadSanitizer in CI.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <latch>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "picoring/mpsc.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using picoring::make_mpsc;
+using picoring::mirror_safe;
+using picoring::QueueStatus;
+using picoring_test::Tracked;
+
+struct Msg3 {
+  unsigned char bytes[3];  // producer, then the sequence number modulo 65536
+};
+struct Msg8 {
+  std::uint32_t producer;
+  std::uint32_t seq;
+};
+struct Msg72 {
+  std::uint32_t producer;
+  std::uint32_t seq;
+  std::uint64_t payload[8];  // derived from (producer, seq): a torn or misplaced write shows
+};
+static_assert(sizeof(Msg3) == 3 && sizeof(Msg72) == 72);
+
+template <class T>
+struct Codec;
+template <>
+struct Codec<Msg3> {
+  static constexpr std::uint32_t kSeqMod = 65536;
+  static Msg3 make(std::uint32_t p, std::uint32_t s) {
+    return Msg3{{static_cast<unsigned char>(p), static_cast<unsigned char>(s), static_cast<unsigned char>(s >> 8)}};
+  }
+  static std::uint32_t producer(const Msg3& m) { return m.bytes[0]; }
+  static std::uint32_t seq(const Msg3& m) { return static_cast<std::uint32_t>(m.bytes[1] | (m.bytes[2] << 8)); }
+  static bool intact(const Msg3&) { return true; }
+};
+template <>
+struct Codec<Msg8> {
+  static constexpr std::uint32_t kSeqMod = 0;
+  static Msg8 make(std::uint32_t p, std::uint32_t s) { return {p, s}; }
+  static std::uint32_t producer(const Msg8& m) { return m.producer; }
+  static std::uint32_t seq(const Msg8& m) { return m.seq; }
+  static bool intact(const Msg8&) { return true; }
+};
+template <>
+struct Codec<Msg72> {
+  static constexpr std::uint32_t kSeqMod = 0;
+  static Msg72 make(std::uint32_t p, std::uint32_t s) {
+    Msg72 m{p, s, {}};
+    for (std::uint64_t i = 0; i < 8; ++i) m.payload[i] = (std::uint64_t{p} << 40) ^ (std::uint64_t{s} << 8) ^ i;
+    return m;
+  }
+  static std::uint32_t producer(const Msg72& m) { return m.producer; }
+  static std::uint32_t seq(const Msg72& m) { return m.seq; }
+  static bool intact(const Msg72& m) {
+    const Msg72 want = make(m.producer, m.seq);
+    return std::memcmp(&want, &m, sizeof m) == 0;
+  }
+};
+template <>
+struct Codec<Tracked> {
+  static constexpr std::uint32_t kSeqMod = 0;
+  static Tracked make(std::uint32_t p, std::uint32_t s) { return Tracked((std::uint64_t{p} << 32) | s); }
+  static std::uint32_t producer(const Tracked& m) { return static_cast<std::uint32_t>(m.value() >> 32); }
+  static std::uint32_t seq(const Tracked& m) { return static_cast<std::uint32_t>(m.value()); }
+  static bool intact(const Tracked&) { return true; }
+};
+
+TEST(Mpsc, CapacityIsAPowerOfTwoOfWholePages) {
+  auto [p, c] = make_mpsc<Msg72>(1000);
+  const std::size_t cap = p.capacity();
+  EXPECT_GE(cap, 1000u);
+  EXPECT_EQ(cap & (cap - 1), 0u);
+  EXPECT_EQ(cap * sizeof(Msg72) % picoring::allocation_granularity(), 0u);
+  for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(p.try_push(Codec<Msg72>::make(0, static_cast<std::uint32_t>(i))));
+  EXPECT_FALSE(p.try_push(Codec<Msg72>::make(0, 0)));
+  EXPECT_EQ(c.size(), cap);
+}
+
+TEST(Mpsc, RunsStayTogetherAndTheWindowWraps) {
+  auto [p, c] = make_mpsc<std::uint32_t>(1);
+  const std::size_t cap = p.capacity();
+  auto q = p;  // a second producer
+  std::vector<std::uint32_t> run(cap / 2);
+  for (std::uint32_t lap = 0; lap < 4; ++lap) {
+    for (std::size_t i = 0; i < run.size(); ++i) run[i] = lap * 1000000 + static_cast<std::uint32_t>(i);
+    ASSERT_TRUE(p.push_slice(run));
+    ASSERT_TRUE(q.try_push(lap));
+    EXPECT_FALSE(q.push_slice(run)) << "all or nothing";
+    auto window = c.peek();
+    ASSERT_EQ(window.size(), run.size() + 1);
+    for (std::size_t i = 0; i < run.size(); ++i) ASSERT_EQ(window[i], run[i]);
+    EXPECT_EQ(window.back(), lap);
+    c.release(window.size() - 1);
+    EXPECT_EQ(c.try_pop(), lap);
+  }
+}
+
+TEST(Mpsc, TheQueueClosesWhenTheLastProducerGoes) {
+  auto [p, c] = make_mpsc<int>(16);
+  {
+    auto q = p;
+    { auto gone = std::move(p); }
+    EXPECT_FALSE(c.closed()) << "one producer copy is still alive";
+    ASSERT_TRUE(q.try_push(9));
+  }
+  EXPECT_TRUE(c.closed());
+  int out = 0;
+  EXPECT_EQ(c.pop_wait(out, 10s), QueueStatus::ok);
+  EXPECT_EQ(out, 9);
+  EXPECT_EQ(c.pop_wait(out, 10s), QueueStatus::closed);
+}
+
+TEST(Mpsc, AFullQueueBlocksProducersUntilTheConsumerFreesRoom) {
+  auto [p, c] = make_mpsc<int>(1);
+  const std::size_t cap = p.capacity();
+  for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(p.try_push(static_cast<int>(i)));
+  std::vector<std::thread> producers;
+  for (int t = 0; t < 3; ++t) {
+    producers.emplace_back([q = p, t]() mutable { EXPECT_EQ(q.push_wait(-1 - t, 60s), QueueStatus::ok); });
+  }
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.try_pop(), i);  // each pop lets one producer in
+  for (auto& t : producers) t.join();
+  EXPECT_EQ(c.size(), cap);
+}
+
+template <class T>
+class MpscStress : public ::testing::Test {
+ protected:
+  void SetUp() override { Tracked::reset_counters(); }
+  void TearDown() override {
+    if constexpr (std::is_same_v<T, Tracked>) {
+      EXPECT_EQ(Tracked::live.load(), 0);
+      EXPECT_EQ(Tracked::bad_destroys.load(), 0);
+    }
+  }
+};
+using MpscTypes = ::testing::Types<Msg3, Msg8, Msg72, Tracked>;
+TYPED_TEST_SUITE(MpscStress, MpscTypes);
+
+TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
+  using T = TypeParam;
+  using C = Codec<T>;
+  // More producers than this machine has cores: some are preempted mid-claim all the time.
+  constexpr std::uint32_t kProducers = 8;
+  const std::uint32_t per_producer = static_cast<std::uint32_t>(picoring_test::scaled(40'000));
+  for (std::size_t min_capacity : {std::size_t{1}, std::size_t{5000}}) {
+    auto [producer, consumer] = make_mpsc<T>(min_capacity);
+    const std::size_t max_batch = std::min<std::size_t>(producer.capacity() / 4, 64);
+    std::latch start(kProducers + 1);
+    std::vector<std::thread> threads;
+    for (std::uint32_t id = 0; id < kProducers; ++id) {
+      threads.emplace_back([&start, q = producer, id, per_producer, max_batch]() mutable {
+        std::mt19937 rng(id + 100);
+        std::vector<T> batch;
+        std::uint32_t seq = 0;
+        start.arrive_and_wait();
+        while (seq < per_producer) {
+          const std::uint32_t want =
+              std::min<std::uint32_t>(1 + static_cast<std::uint32_t>(rng() % max_batch), per_producer - seq);
+          switch (rng() % 4) {
+            case 0:
+              if (q.try_push(C::make(id, seq))) ++seq;
+              break;
+            case 1:
+              if (q.try_emplace(C::make(id, seq))) ++seq;
+              break;
+            case 2:
+              if constexpr (requires { q.push_slice(std::span<const T>()); }) {
+                batch.clear();
+                for (std::uint32_t i = 0; i < want; ++i) batch.push_back(C::make(id, seq + i));
+                if (q.push_slice(batch)) seq += want;
+              }
+              break;
+            default:
+              ASSERT_EQ(q.push_wait(C::make(id, seq), 60s), QueueStatus::ok);
+              ++seq;
+          }
+        }
+      });
+    }
+    producer = {};  // the queue closes when the producers' copies are all gone
+
+    std::vector<std::uint32_t> next(kProducers, 0);
+    std::uint64_t received = 0;
+    bool done = false;
+    auto check = [&](const T& v) {
+      const std::uint32_t id = C::producer(v);
+      if (id >= kProducers || !C::intact(v)) {
+        ADD_FAILURE() << "corrupt item";
+        done = true;
+        return;
+      }
+      const std::uint32_t want = C::kSeqMod != 0 ? next[id] % C::kSeqMod : next[id];
+      if (C::seq(v) != want) {
+        ADD_FAILURE() << "producer " << id << ": got seq " << C::seq(v) << ", expected " << want;
+        done = true;
+      }
+      ++next[id];
+      ++received;
+    };
+    std::mt19937 rng(7);
+    std::vector<T> out(max_batch, C::make(0, 0));
+    start.arrive_and_wait();
+    while (!done) {
+      switch (rng() % 5) {
+        case 0:
+          if (auto v = consumer.try_pop()) check(*v);
+          break;
+        case 1: {
+          const std::size_t n = consumer.pop_slice(std::span(out).first(1 + rng() % max_batch));
+          for (std::size_t i = 0; i < n; ++i) check(out[i]);
+          break;
+        }
+        case 2:
+          if constexpr (mirror_safe<T>) {
+            auto window = consumer.peek();
+            for (const T& v : window) check(v);
+            consumer.release(window.size());
+          }
+          break;
+        case 3:
+          consumer.consume([&](T& v) { check(v); });
+          break;
+        default: {
+          T v = C::make(0, 0);
+          const QueueStatus st = consumer.pop_wait(v, 60s);
+          if (st == QueueStatus::closed) {
+            done = true;
+          } else {
+            ASSERT_EQ(st, QueueStatus::ok);
+            check(v);
+          }
+        }
+      }
+    }
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(received, std::uint64_t{kProducers} * per_producer);
+    for (std::uint32_t id = 0; id < kProducers; ++id) EXPECT_EQ(next[id], per_producer) << "producer " << id;
+  }
+}
+
+}  // namespace
