@@ -1,8 +1,10 @@
-// SPSC queue benchmark: picoring against boost::lockfree::spsc_queue, moodycamel's
-// ReaderWriterQueue and atomic_queue (each built in when its header is installed), all in
-// the same run, on two pinned threads. Reports the median of several runs, peers interleaved.
+// Queue benchmark. SPSC: picoring against boost::lockfree::spsc_queue, moodycamel's
+// ReaderWriterQueue and atomic_queue, on two pinned threads. MPSC: picoring against
+// moodycamel::ConcurrentQueue and atomic_queue (MPMC mode) with 1, 2, 4 and 8 producers. Each
+// peer is built in when its header is installed; all run in the same process, interleaved;
+// figures are medians of several runs.
 //
-//   picoring_spsc_bench [--items N] [--runs R]
+//   picoring_queue_bench [--items N] [--runs R]
 #include <pthread.h>
 #include <sched.h>
 
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "picoring/mpsc.hpp"
 #include "picoring/spsc.hpp"
 
 #if PICORING_HAVE_BOOST
@@ -28,6 +31,9 @@
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
 #include <atomic_queue/atomic_queue.h>
+#endif
+#if PICORING_HAVE_CONCURRENTQUEUE
+#include <concurrentqueue/concurrentqueue.h>
 #endif
 
 namespace {
@@ -286,6 +292,154 @@ double boost_windows(std::size_t window, std::uint64_t bytes) {
 }
 #endif
 
+// --- MPSC: P producers (CPUs 1..P), one consumer (CPU 0) -------------------------------------
+// A producer that finds the queue full yields (on every queue alike): with more producers than
+// cores, spinning would starve the very producer whose unpublished run holds the consumer up.
+
+// Runs `producers` threads calling produce(id, count) and the consumer on this thread; returns
+// items per second measured by the consumer from the common start to the last item.
+double run_mpsc(int producers, std::uint64_t per_producer, const std::function<void(int, std::uint64_t)>& produce,
+                const std::function<void(std::uint64_t)>& consume) {
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int id = 0; id < producers; ++id) {
+    threads.emplace_back([&, id] {
+      pin(1 + id);
+      ready.fetch_add(1);
+      while (ready.load() <= producers) {
+      }
+      produce(id, per_producer);
+    });
+  }
+  pin(0);
+  while (ready.load() < producers) {
+  }
+  ready.fetch_add(1);
+  const auto t0 = Clock::now();
+  const std::uint64_t total = per_producer * static_cast<std::uint64_t>(producers);
+  consume(total);
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (auto& t : threads) t.join();
+  return static_cast<double>(total) / s;
+}
+
+void expect_sum(std::uint64_t sum, int producers, std::uint64_t per_producer) {
+  if (sum != static_cast<std::uint64_t>(producers) * (per_producer * (per_producer + 1) / 2)) {
+    std::fprintf(stderr, "MPSC checksum mismatch\n");
+    std::exit(1);
+  }
+}
+
+double pico_mpsc(int producers, std::uint64_t per_producer, bool batched) {
+  auto [producer, consumer] = picoring::make_mpsc<std::uint64_t>(kCapacity);
+  std::uint64_t sum = 0;
+  const double rate = run_mpsc(
+      producers, per_producer,
+      [&, &producer = producer](int, std::uint64_t n) {
+        auto mine = producer;  // a producer copy per thread
+        if (!batched) {
+          for (std::uint64_t i = 1; i <= n; ++i) {
+            while (!mine.try_push(i)) std::this_thread::yield();
+          }
+          return;
+        }
+        std::uint64_t buf[64];
+        for (std::uint64_t i = 1; i <= n;) {
+          const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(64, n - i + 1));
+          for (std::size_t j = 0; j < k; ++j) buf[j] = i + j;
+          if (mine.push_slice(std::span(buf, k))) {
+            i += k;
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      },
+      [&, &consumer = consumer](std::uint64_t total) {
+        std::uint64_t got = 0;
+        std::uint64_t v = 0;
+        while (got < total) {
+          if (batched) {
+            auto window = consumer.peek();
+            for (std::uint64_t x : window) sum += x;
+            consumer.release(window.size());
+            got += window.size();
+          } else if (consumer.try_pop(v)) {
+            sum += v;
+            ++got;
+          }
+        }
+      });
+  expect_sum(sum, producers, per_producer);
+  return rate;
+}
+
+#if PICORING_HAVE_CONCURRENTQUEUE
+double moody_mpsc(int producers, std::uint64_t per_producer, bool batched) {
+  moodycamel::ConcurrentQueue<std::uint64_t> q(kCapacity * 2);
+  std::uint64_t sum = 0;
+  const double rate = run_mpsc(
+      producers, per_producer,
+      [&](int, std::uint64_t n) {
+        moodycamel::ProducerToken token(q);
+        if (!batched) {
+          // enqueue, not try_enqueue: the latter fails for good once an explicit producer's block
+          // index would need to grow. So this peer is unbounded (it allocates blocks as needed).
+          for (std::uint64_t i = 1; i <= n; ++i) q.enqueue(token, i);
+          return;
+        }
+        std::uint64_t buf[64];
+        for (std::uint64_t i = 1; i <= n;) {
+          const std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(64, n - i + 1));
+          for (std::size_t j = 0; j < k; ++j) buf[j] = i + j;
+          q.enqueue_bulk(token, buf, k);
+          i += k;
+        }
+      },
+      [&](std::uint64_t total) {
+        std::uint64_t got = 0;
+        std::uint64_t v = 0;
+        std::uint64_t buf[256];
+        while (got < total) {
+          if (batched) {
+            const std::size_t n = q.try_dequeue_bulk(buf, 256);
+            for (std::size_t i = 0; i < n; ++i) sum += buf[i];
+            got += n;
+          } else if (q.try_dequeue(v)) {
+            sum += v;
+            ++got;
+          }
+        }
+      });
+  expect_sum(sum, producers, per_producer);
+  return rate;
+}
+#endif
+
+#if PICORING_HAVE_ATOMIC_QUEUE
+double atomic_mpsc(int producers, std::uint64_t per_producer) {
+  auto q = std::make_unique<atomic_queue::AtomicQueueB2<std::uint64_t>>(static_cast<unsigned>(kCapacity));
+  std::uint64_t sum = 0;
+  const double rate = run_mpsc(
+      producers, per_producer,
+      [&](int, std::uint64_t n) {
+        for (std::uint64_t i = 1; i <= n; ++i) {
+          while (!q->try_push(i)) std::this_thread::yield();
+        }
+      },
+      [&](std::uint64_t total) {
+        std::uint64_t v = 0;
+        for (std::uint64_t got = 0; got < total;) {
+          if (q->try_pop(v)) {
+            sum += v;
+            ++got;
+          }
+        }
+      });
+  expect_sum(sum, producers, per_producer);
+  return rate;
+}
+#endif
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -365,6 +519,27 @@ int main(int argc, char** argv) {
 #endif
     const std::string title = "Byte windows of " + std::to_string(w / 1024) + " KiB, consumer checksums each window";
     table(title.c_str(), "GB/s", wr, runs, 1e-9);
+  }
+
+  for (int producers : {1, 2, 4, 8}) {
+    const std::uint64_t per = items / static_cast<std::uint64_t>(producers);
+    std::vector<Row> mr{
+        {"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false); }, {}},
+        {"picoring MPSC push_slice(64) / peek+release", [&] { return pico_mpsc(producers, per, true); }, {}}};
+#if PICORING_HAVE_CONCURRENTQUEUE
+    mr.push_back({"moodycamel::ConcurrentQueue (token, unbounded) enqueue / try_dequeue",
+                  [&] { return moody_mpsc(producers, per, false); },
+                  {}});
+    mr.push_back({"moodycamel::ConcurrentQueue (unbounded) enqueue_bulk(64) / try_dequeue_bulk",
+                  [&] { return moody_mpsc(producers, per, true); },
+                  {}});
+#endif
+#if PICORING_HAVE_ATOMIC_QUEUE
+    mr.push_back(
+        {"atomic_queue::AtomicQueueB2 (MPMC) try_push / try_pop", [&] { return atomic_mpsc(producers, per); }, {}});
+#endif
+    const std::string title = "MPSC, " + std::to_string(producers) + " producer(s), uint64_t";
+    table(title.c_str(), "M items/s", mr, runs, 1e-6);
   }
   return 0;
 }
