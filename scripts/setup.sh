@@ -2,7 +2,7 @@
 # Installs the Debian packages the build, tests and benchmarks need, when any is missing.
 # Runs apt-get as root, or through sudo. Safe to run again: it does nothing when all are there.
 set -euo pipefail
-packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
+packages=(cmake ninja-build g++ clang googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
 # The main job also builds the peers the Google Benchmark suite compares against, and draws a chart.
 if [ "${1:-}" = "--main-job" ]; then packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib); fi
 missing=()

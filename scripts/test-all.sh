@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The whole test suite: Debug (warnings as errors), AddressSanitizer + UBSan, ThreadSanitizer,
+# The whole test suite: Debug with g++ and with clang++ (warnings as errors), AddressSanitizer +
+# UBSan, ThreadSanitizer,
 # then the install rules checked by two consumer projects (find_package and add_subdirectory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-for preset in dev asan tsan; do
+for preset in dev clang asan tsan; do
   echo "=== workflow preset: $preset"
   cmake --workflow --preset "$preset"
 done

@@ -132,6 +132,18 @@ class MirrorBuffer {
 
 const char* to_string(Backend b) noexcept;
 
+// Rollback blocks in the header-only containers. Without exceptions (-fno-exceptions) nothing
+// can throw, so the rollback is dead code and these expand to plain statements.
+#if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
+#define PICORING_TRY try
+#define PICORING_CATCH_ALL catch (...)
+#define PICORING_RETHROW throw
+#else
+#define PICORING_TRY if (true)
+#define PICORING_CATCH_ALL else
+#define PICORING_RETHROW static_cast<void>(0)
+#endif
+
 namespace detail {
 // Out of line so that the header-only containers compile with -fno-exceptions; there a
 // rejected call terminates (use the non-throwing forms instead).

@@ -275,11 +275,12 @@ class RingCore {
       const size_type tail = wrap(head_ + len_);
       T* const s = slots();
       size_type done = 0;
-      try {
+      PICORING_TRY {
         for (; done < n; ++done) std::construct_at(s + wrap(tail + done), items[done]);
-      } catch (...) {
+      }
+      PICORING_CATCH_ALL {
         for (size_type i = 0; i < done; ++i) std::destroy_at(s + wrap(tail + i));
-        throw;
+        PICORING_RETHROW;
       }
     }
     len_ += n;

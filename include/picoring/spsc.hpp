@@ -269,11 +269,12 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
       if (first != n) std::memcpy(s, items.data() + first, (n - first) * sizeof(T));
     } else {
       std::size_t done = 0;
-      try {
+      PICORING_TRY {
         for (; done < n; ++done) std::construct_at(s + this->wrap(index_ + done), items[done]);
-      } catch (...) {
+      }
+      PICORING_CATCH_ALL {
         for (std::size_t i = 0; i < done; ++i) std::destroy_at(s + this->wrap(index_ + i));
-        throw;
+        PICORING_RETHROW;
       }
     }
     publish(n);
@@ -369,11 +370,12 @@ class QueueConsumer : public QueueHandle<T, State> {
     const std::size_t n = max < have ? max : have;
     T* const s = this->slots();
     std::size_t done = 0;
-    try {
+    PICORING_TRY {
       for (; done < n; ++done) f(s[this->wrap(index_ + done)]);
-    } catch (...) {
+    }
+    PICORING_CATCH_ALL {
       release(done);
-      throw;
+      PICORING_RETHROW;
     }
     release(done);
     return done;
