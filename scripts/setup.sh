@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, tests and benchmarks need, when any is missing.
+# Usage: setup.sh [--tests | --main-job]
 # Runs apt-get as root, or through sudo. Safe to run again: it does nothing when all are there.
 set -euo pipefail
-packages=(cmake ninja-build g++ clang googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
-# The main job also builds the peers the Google Benchmark suite compares against, and draws a chart.
-if [ "${1:-}" = "--main-job" ]; then packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib); fi
+packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
+case "${1:-}" in
+  # The main job also builds the benchmarks' peers, and draws a chart.
+  --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib) ;;
+  # The test suite also builds with clang, and cross-builds for i686 run under qemu-user.
+  --tests) packages+=(clang g++-i686-linux-gnu qemu-user) ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -85,6 +85,20 @@ TEST(MirrorSize, RejectsZeroAndOverflowWithTheRightCode) {
   EXPECT_EQ(err.code, picoring::errc::size_overflow);
 }
 
+TEST(MirrorSize, ATwoGiBRingCannotFitA32BitAddressSpace) {
+  if constexpr (sizeof(void*) >= 8) {
+    GTEST_SKIP() << "32-bit only";
+  } else {
+    // Its two views would need 4 GiB: a clear error, not an overflow.
+    EXPECT_THROW(MirrorBuffer(std::size_t{1} << 31), std::length_error);
+    Error err;
+    EXPECT_EQ(picoring::mirror_size_for(std::size_t{1} << 30, 1, err), 0u);
+    EXPECT_EQ(err.code, picoring::errc::size_overflow);
+    MirrorBuffer half(std::size_t{256} << 20);  // 512 MiB of address space does fit
+    EXPECT_EQ(half.size(), std::size_t{256} << 20);
+  }
+}
+
 TEST(MirrorBuffer, ThrowsTheDocumentedExceptions) {
   EXPECT_THROW(MirrorBuffer(0), std::invalid_argument);
   EXPECT_THROW(MirrorBuffer(SIZE_MAX), std::length_error);
@@ -257,20 +271,25 @@ int in_child(F body) {
 TEST(Errors, OutOfAddressSpaceNamesTheStepAndLeavesNothing) {
   if (picoring_test::kSanitized)
     GTEST_SKIP() << "sanitizer runtimes reserve more address space than the limit set here";
+  if (picoring_test::emulator() != nullptr)
+    GTEST_SKIP() << picoring_test::emulator() << " manages the guest address space itself; RLIMIT_AS does not apply";
   const int rc = in_child([] {
     const std::size_t fds = count_open_fds();
     const std::size_t maps = count_mappings();
     rlimit lim{};
     ::getrlimit(RLIMIT_AS, &lim);
-    lim.rlim_cur = rlim_t{1} << 32;  // 4 GiB of address space
+    // 4 GiB of address space (512 MiB on 32-bit), and a ring whose two views need 1.5 times that.
+    const std::size_t limit = sizeof(void*) >= 8 ? std::size_t{1} << 31 << 1 : std::size_t{512} << 20;
+    const std::size_t request = limit / 4 * 3;
+    lim.rlim_cur = static_cast<rlim_t>(limit);
     ::setrlimit(RLIMIT_AS, &lim);
     Error err;
-    MirrorBuffer m = MirrorBuffer::create(std::size_t{3} << 30, 1, {}, err);  // needs 6 GiB
+    MirrorBuffer m = MirrorBuffer::create(request, 1, {}, err);
     if (!m.empty() || !err) return 1;
     if (err.code != std::errc::not_enough_memory) return 2;
     if (std::string(err.step).find("reservation") == std::string::npos) return 3;
     try {
-      MirrorBuffer again(std::size_t{3} << 30);
+      MirrorBuffer again(request);
       return 4;
     } catch (const std::system_error& e) {
       if (e.code() != std::errc::not_enough_memory) return 5;
@@ -304,6 +323,8 @@ TEST(Errors, OutOfDescriptorsIsReportedNotFallenBackFrom) {
 }
 
 TEST(ForkPolicy, ExcludedByDefaultTheChildHasNoMapping) {
+  if (picoring_test::emulator() != nullptr)
+    GTEST_SKIP() << picoring_test::emulator() << " does not apply MADV_DONTFORK to guest mappings";
   picoring::PicoRing<int> ring(1024);
   ASSERT_TRUE(ring.push(42));
   void* page = ring.memory().data();

@@ -198,7 +198,7 @@ TYPED_TEST(SpscStress, EveryItemArrivesOnceInOrder) {
       std::vector<T> batch;
       start.arrive_and_wait();
       while (next < total) {
-        const std::size_t want = std::min<std::uint64_t>(1 + rng() % max_batch, total - next);
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(1 + rng() % max_batch, total - next));
         switch (rng() % 5) {
           case 0:
             if (producer.try_push(make<T>(next))) ++next;

@@ -24,6 +24,10 @@ inline constexpr bool kSanitized = false;
 inline constexpr bool kSanitized = false;
 #endif
 
+// Set (to the emulator's name) by presets whose tests run under an emulator (qemu-user for
+// i686 here). A few tests check kernel behaviour the emulator does not reproduce.
+inline const char* emulator() { return std::getenv("PICORING_TEST_EMULATOR"); }
+
 // Multiplies iteration counts; CI's emulated cross builds (wine, qemu) set it below 1.
 inline double scale() {
   const char* s = std::getenv("PICORING_TEST_SCALE");
