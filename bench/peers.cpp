@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "classic_ring.hpp"
 #include "picoring/picoring.hpp"
 
@@ -23,19 +24,8 @@
 
 namespace {
 
+using picoring_bench::checksum;
 using picoring_bench::ClassicRing;
-
-std::uint64_t checksum(std::span<const std::byte> s) {
-  std::uint64_t a = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    a += w;
-  }
-  for (; i < s.size(); ++i) a += static_cast<std::uint64_t>(s[i]);
-  return a;
-}
 
 std::vector<std::byte> make_source(std::size_t n) {
   std::vector<std::byte> v(n);

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "picoring/mpsc.hpp"
 #include "picoring/spsc.hpp"
 
@@ -226,15 +227,6 @@ double boost_batched(std::uint64_t items) {
 // Byte windows of W bytes: the producer fills W bytes, the consumer checksums W contiguous
 // bytes. picoring: reserve/commit + peek/release in place. boost: push(bytes) + pop into a
 // buffer (its only way to get a contiguous window).
-std::uint64_t checksum(const std::byte* p, std::size_t n) {
-  std::uint64_t a = 0;
-  for (std::size_t i = 0; i + 8 <= n; i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    a += w;
-  }
-  return a;
-}
 
 double pico_windows(std::size_t window, std::uint64_t bytes) {
   auto [producer, consumer] = picoring::make_spsc<std::byte>(std::size_t{4} << 20);
@@ -255,7 +247,7 @@ double pico_windows(std::size_t window, std::uint64_t bytes) {
         for (std::uint64_t i = 0; i < count;) {
           auto w = consumer.peek();
           if (w.size() < window) continue;
-          sum += checksum(w.data(), window);
+          sum += picoring_bench::checksum(w.first(window));
           consumer.release(window);
           ++i;
         }
@@ -283,7 +275,7 @@ double boost_windows(std::size_t window, std::uint64_t bytes) {
         for (std::uint64_t i = 0; i < count;) {
           if (q->read_available() < window) continue;
           q->pop(dst.data(), window);
-          sum += checksum(dst.data(), window);
+          sum += picoring_bench::checksum(std::span<const std::byte>(dst.data(), window));
           ++i;
         }
       });

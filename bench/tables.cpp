@@ -21,11 +21,13 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "classic_ring.hpp"
 #include "picoring/picoring.hpp"
 
 namespace {
 
+using picoring_bench::checksum;
 using picoring_bench::ClassicRing;
 using Clock = std::chrono::steady_clock;
 
@@ -34,19 +36,6 @@ inline void clobber() { asm volatile("" ::: "memory"); }
 template <class T>
 inline void keep(const T& v) {
   asm volatile("" : : "r,m"(v) : "memory");
-}
-
-// The work a consumer does with a window: sum it as 64-bit words (vectorised on both sides).
-std::uint64_t checksum(std::span<const std::byte> s) {
-  std::uint64_t a = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= s.size(); i += 8) {
-    std::uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    a += w;
-  }
-  for (; i < s.size(); ++i) a += static_cast<std::uint64_t>(s[i]);
-  return a;
 }
 
 struct Options {

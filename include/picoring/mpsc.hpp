@@ -295,11 +295,8 @@ std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc_pair(detail::MpscState<T>*
 template <class T>
 std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, MirrorOptions options = {}) {
   Error err;
-  auto* s = new detail::MpscState<T>(min_capacity, options, err);
-  if (err) {
-    delete s;
-    throw_error(err);
-  }
+  auto* s = detail::new_queue_state<detail::MpscState<T>>(min_capacity, options, err);
+  if (s == nullptr) throw_error(err);
   return make_mpsc_pair<T>(s);
 }
 
@@ -307,15 +304,8 @@ std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, 
 template <class T>
 std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, Error& err,
                                                       MirrorOptions options = {}) noexcept {
-  auto* s = new (std::nothrow) detail::MpscState<T>(min_capacity, options, err);
-  if (s == nullptr) {
-    err = {std::make_error_code(std::errc::not_enough_memory), "allocate queue state"};
-    return {};
-  }
-  if (err) {
-    delete s;
-    return {};
-  }
+  auto* s = detail::new_queue_state<detail::MpscState<T>>(min_capacity, options, err);
+  if (s == nullptr) return {};
   return make_mpsc_pair<T>(s);
 }
 

@@ -468,16 +468,28 @@ std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc_pair(detail::SpscState<T>*
   return {SpscProducer<T>(s), SpscConsumer<T>(s)};
 }
 
+namespace detail {
+// Allocates a queue's shared state: null, with err set, on any failure, and nothing left behind.
+template <class State>
+State* new_queue_state(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
+  auto* s = new (std::nothrow) State(min_capacity, options, err);
+  if (s == nullptr) {
+    err = {std::make_error_code(std::errc::not_enough_memory), "allocate queue state"};
+  } else if (err) {
+    delete s;
+    s = nullptr;
+  }
+  return s;
+}
+}  // namespace detail
+
 // Creates a queue of at least min_capacity elements and returns its two ends. Errors as
 // PicoRing's constructors (std::invalid_argument, std::length_error, std::system_error).
 template <class T>
 std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, MirrorOptions options = {}) {
   Error err;
-  auto* s = new detail::SpscState<T>(min_capacity, options, err);
-  if (err) {
-    delete s;
-    throw_error(err);
-  }
+  auto* s = detail::new_queue_state<detail::SpscState<T>>(min_capacity, options, err);
+  if (s == nullptr) throw_error(err);
   return make_spsc_pair<T>(s);
 }
 
@@ -486,15 +498,8 @@ std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, 
 template <class T>
 std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, Error& err,
                                                       MirrorOptions options = {}) noexcept {
-  auto* s = new (std::nothrow) detail::SpscState<T>(min_capacity, options, err);
-  if (s == nullptr) {
-    err = {std::make_error_code(std::errc::not_enough_memory), "allocate queue state"};
-    return {};
-  }
-  if (err) {
-    delete s;
-    return {};
-  }
+  auto* s = detail::new_queue_state<detail::SpscState<T>>(min_capacity, options, err);
+  if (s == nullptr) return {};
   return make_spsc_pair<T>(s);
 }
 
