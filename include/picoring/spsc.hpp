@@ -217,7 +217,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // Publishes the first n reserved slots. Throws std::out_of_range, publishing nothing, if
   // n > free_space().
   void commit(std::size_t n) requires mirror_safe<T> {
-    if (n > free_for(n)) detail::throw_out_of_range("picoring: SpscProducer::commit(n): n > free_space()");
+    if (n > free_for(n)) detail::throw_out_of_range("picoring: commit(n): n > free_space()");
     if (n != 0) publish(n);
   }
 
@@ -353,7 +353,7 @@ class QueueConsumer : public QueueHandle<T, State> {
   // Frees the n oldest elements for the producer. Throws std::out_of_range, freeing nothing,
   // if n is more than is readable.
   void release(std::size_t n) {
-    if (n > available(n)) detail::throw_out_of_range("picoring: SpscConsumer::release(n): n > readable");
+    if (n > available(n)) detail::throw_out_of_range("picoring: release(n): n > readable");
     if constexpr (!std::is_trivially_destructible_v<T>) {
       T* const s = this->slots();
       for (std::size_t i = 0; i < n; ++i) std::destroy_at(s + this->wrap(index_ + i));
