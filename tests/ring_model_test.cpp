@@ -22,12 +22,8 @@ using picoring::PicoQueue;
 using picoring::PicoRing;
 using picoring_test::Blob;
 using picoring_test::Make;
+using picoring_test::make;
 using picoring_test::Tracked;
-
-template <class T>
-T make(std::uint64_t id) {
-  return Make<T>::from(id);
-}
 
 // Same sequence of elements in the container (through operator[], iterators and, where the
 // type allows, the contiguous window) as in the model.

@@ -24,12 +24,8 @@ using picoring::mirror_safe;
 using picoring::QueueStatus;
 using picoring_test::Blob;
 using picoring_test::Make;
+using picoring_test::make;
 using picoring_test::Tracked;
-
-template <class T>
-T make(std::uint64_t id) {
-  return Make<T>::from(id);
-}
 
 static_assert(!std::is_copy_constructible_v<picoring::SpscProducer<int>>, "one producer: handles are not copyable");
 static_assert(!std::is_copy_constructible_v<picoring::SpscConsumer<int>>, "one consumer: handles are not copyable");

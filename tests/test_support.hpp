@@ -137,4 +137,10 @@ struct Make<Tracked> {
   static Tracked from(std::uint64_t id) { return Tracked(id); }
 };
 
+// The element of type T for a given id (Make<T> above decides its contents).
+template <class T>
+T make(std::uint64_t id) {
+  return Make<T>::from(id);
+}
+
 }  // namespace picoring_test
