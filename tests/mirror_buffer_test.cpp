@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +51,17 @@ TEST(Granularity, IsThePageSizeAndAPowerOfTwo) {
 #if defined(__linux__)
   EXPECT_EQ(g, static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)));
 #endif
+}
+
+// The cross-architecture test runs set the emulated page size (qemu-user -p / QEMU_PAGESIZE)
+// and name it here, so a run that silently kept 4 KiB pages fails instead of passing.
+TEST(Granularity, FollowsThePageSizeTheTestRunAskedFor) {
+  const char* expected = std::getenv("PICORING_TEST_PAGE_SIZE");
+  if (expected == nullptr) GTEST_SKIP() << "PICORING_TEST_PAGE_SIZE not set (only the emulated runs set it)";
+  EXPECT_EQ(picoring::allocation_granularity(), std::stoull(expected));
+  // A 24-byte element on 16 KiB pages needs 48 KiB units; on 64 KiB pages, 192 KiB.
+  picoring::PicoRing<picoring_test::Blob<24>> ring(1);
+  EXPECT_EQ(ring.capacity() * 24, std::lcm(picoring::allocation_granularity(), std::size_t{24}));
 }
 
 TEST(MirrorSize, IsAWholeNumberOfPagesAndOfElementsAndMinimal) {

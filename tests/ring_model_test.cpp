@@ -48,9 +48,12 @@ struct Budget {
   std::size_t ops;
   std::size_t bytes;
 };
+// Enough operations and bytes for the required number of laps even where the rounding makes
+// the ring large (5000-byte elements on 64 KiB pages: lcm = 40 MiB per ring).
 template <class T>
-Budget<T> budget() {
-  return {picoring_test::scaled(300'000), picoring_test::scaled(std::size_t{256} << 20)};
+Budget<T> budget(std::size_t capacity) {
+  const std::size_t lap_bytes = 3 * picoring_test::scaled(50) * capacity * sizeof(T);
+  return {picoring_test::scaled(300'000), std::max(picoring_test::scaled(std::size_t{256} << 20), lap_bytes)};
 }
 
 template <class T>
@@ -81,7 +84,7 @@ TYPED_TEST(RingModelTest, PicoRingMatchesDeque) {
   std::uint64_t next_id = 0;
   std::size_t popped = 0;
   std::size_t pushed_bytes = 0;
-  const auto limits = budget<T>();
+  const auto limits = budget<T>(cap);
   // Bulk operations move up to a whole ring at a time, bounded for very large elements.
   const std::size_t max_bulk = std::min<std::size_t>(cap + 2, std::max<std::size_t>(4, (1u << 20) / sizeof(T)));
   auto bulk = [&] { return std::uniform_int_distribution<std::size_t>(0, max_bulk)(rng); };
@@ -258,7 +261,7 @@ TYPED_TEST(RingModelTest, PicoQueueMatchesDeque) {
   std::uint64_t next_id = 0;
   std::size_t popped = 0;
   std::size_t pushed_bytes = 0;
-  const auto limits = budget<T>();
+  const auto limits = budget<T>(cap);
   const std::size_t max_bulk = std::min<std::size_t>(cap + 2, std::max<std::size_t>(4, (1u << 20) / sizeof(T)));
   auto bulk = [&] { return std::uniform_int_distribution<std::size_t>(0, max_bulk)(rng); };
 
