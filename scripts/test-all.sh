@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: Debug with g++ and with clang++ (warnings as errors), AddressSanitizer +
-# UBSan, ThreadSanitizer, 32-bit x86 and 64-bit Arm with 4, 16 and 64 KiB pages (static, under qemu-user),
-# then the install rules checked by two consumer projects (find_package and add_subdirectory).
+# UBSan, ThreadSanitizer, 32-bit x86 and 64-bit Arm with 4, 16 and 64 KiB pages (static, under
+# qemu-user), 64-bit Windows (mingw-w64, under wine), then the install rules checked by the
+# consumer projects (find_package, add_subdirectory, pkg-config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
@@ -9,6 +10,11 @@ for preset in dev clang asan tsan i686 aarch64; do
   echo "=== workflow preset: $preset"
   cmake --workflow --preset "$preset"
 done
+echo "=== workflow preset: windows"
+# Boot wine once, outside the build's and ctest's output pipes (see cmake/toolchains/wine-run.sh).
+cmake/toolchains/wine-run.sh cmd /c exit >/dev/null 2>&1
+cmake --workflow --preset windows
+WINEPREFIX="${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/picoring-wine}" wineserver -k || true
 echo "=== consumers: find_package(picoring) and add_subdirectory"
 tests/consumer/check.sh
 echo "=== all test suites passed"

@@ -147,6 +147,10 @@ const char* to_string(Backend b) noexcept {
       return "posix_shm";
     case Backend::tmpfile:
       return "tmpfile";
+    case Backend::windows_placeholder:
+      return "windows_placeholder";
+    case Backend::windows_legacy:
+      return "windows_legacy";
   }
   return "unknown";
 }

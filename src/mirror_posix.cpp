@@ -154,6 +154,9 @@ int open_backend(Backend backend, Error& err) {
       return open_posix_shm(err);
     case Backend::tmpfile:
       return open_tmpfile(err);
+    case Backend::windows_placeholder:
+    case Backend::windows_legacy:
+      return fail(err, "select backend (Windows only: not available on this system)", ENOSYS);
     case Backend::automatic:
       break;
   }

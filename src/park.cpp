@@ -1,5 +1,6 @@
 // Parking and asymmetric fences for the thread-safe queues. Linux: futex and membarrier;
-// elsewhere: a bounded sleep and ordinary sequentially consistent fences.
+// Windows: WaitOnAddress; elsewhere: a bounded sleep. Outside Linux the fences are ordinary
+// sequentially consistent ones.
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -14,6 +15,14 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#elif defined(_WIN32)
+#if !defined(WIN32_LEAN_AND_MEAN)
+#define WIN32_LEAN_AND_MEAN
+#endif
+#if !defined(NOMINMAX)
+#define NOMINMAX
+#endif
+#include <windows.h>
 #endif
 
 namespace picoring::detail {
@@ -57,6 +66,11 @@ void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
   ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left - secs).count());
   // Returns at once if the word no longer holds `expected` (the waker changed it first).
   ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, &ts, nullptr, 0);
+#elif defined(_WIN32)
+  // Whole milliseconds, rounded up so a short wait still sleeps; the caller re-checks its deadline.
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  auto* address = const_cast<std::atomic<std::uint32_t>*>(&word);  // the API takes a non-const address
+  ::WaitOnAddress(address, &expected, sizeof expected, static_cast<DWORD>(ms));
 #else
   if (word.load(std::memory_order_acquire) != expected) return;
   std::this_thread::sleep_for(left < std::chrono::microseconds(50) ? left : std::chrono::microseconds(50));
@@ -66,6 +80,8 @@ void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
 void unpark_all(std::atomic<std::uint32_t>& word) noexcept {
 #if defined(__linux__)
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#elif defined(_WIN32)
+  ::WakeByAddressAll(&word);
 #else
   (void)word;  // sleepers poll
 #endif

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <latch>
 #include <random>
 #include <thread>
 #include <vector>
@@ -163,7 +162,7 @@ TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
   for (std::size_t min_capacity : {std::size_t{1}, std::size_t{5000}}) {
     auto [producer, consumer] = make_mpsc<T>(min_capacity);
     const std::size_t max_batch = std::min<std::size_t>(producer.capacity() / 4, 64);
-    std::latch start(kProducers + 1);
+    picoring_test::StartLine start(kProducers + 1);
     std::vector<std::thread> threads;
     for (std::uint32_t id = 0; id < kProducers; ++id) {
       threads.emplace_back([&start, q = producer, id, per_producer, max_batch]() mutable {

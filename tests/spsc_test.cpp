@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <latch>
 #include <random>
 #include <string>
 #include <thread>
@@ -186,7 +185,7 @@ TYPED_TEST(SpscStress, EveryItemArrivesOnceInOrder) {
     const std::size_t cap = producer.capacity();
     const std::uint64_t total = picoring_test::scaled(300'000);
     const std::size_t max_batch = std::min<std::size_t>(cap, 200);
-    std::latch start(2);
+    picoring_test::StartLine start(2);
 
     std::thread prod([&, &producer = producer] {
       std::mt19937 rng(1);

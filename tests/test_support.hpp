@@ -9,6 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace picoring_test {
 
@@ -38,6 +39,22 @@ inline std::size_t scaled(std::size_t n) {
   const auto v = static_cast<std::size_t>(static_cast<double>(n) * scale());
   return v > 0 ? v : 1;
 }
+
+// Releases N threads at once, like std::latch::arrive_and_wait. std::latch is not used: the
+// mingw-w64 libstdc++ (GCC 12) implements atomic waits without futexes, and there a thread can
+// miss the final arrival and sleep forever (seen under wine: the consumer never started while
+// the producer filled the queue). Spinning with yield is enough for a start line.
+class StartLine {
+ public:
+  explicit StartLine(int n) : left_(n) {}
+  void arrive_and_wait() {
+    left_.fetch_sub(1, std::memory_order_acq_rel);
+    while (left_.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+  }
+
+ private:
+  std::atomic<int> left_;
+};
 
 // A trivially copyable element of exactly N bytes whose contents are derived from a 64-bit
 // id, so that any misplaced byte (a wrong wrap for sizes that do not divide the page size)

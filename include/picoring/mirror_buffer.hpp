@@ -18,16 +18,24 @@
 
 namespace picoring {
 
-// Which kernel object backs the memory. `automatic` tries them in the order listed and
-// moves to the next only when a step is *refused* (ENOSYS, EPERM, EACCES, EINVAL, ENOENT,
-// EOPNOTSUPP, EROFS: seccomp filters, old kernels, a missing /dev/shm). Any other failure (out
-// of memory, out of file descriptors) is reported at once; when every backend is refused, the
-// last refusal is reported. Forcing a backend tries only it.
+// Which kernel object backs the memory, and (on Windows) how the views are placed.
+// `automatic` tries the ones of this system in the order listed and moves to the next only when
+// a step is *refused* (POSIX: ENOSYS, EPERM, EACCES, EINVAL, ENOENT, EOPNOTSUPP, EROFS: seccomp
+// filters, old kernels, a missing /dev/shm; Windows: placeholder calls missing or rejected as
+// invalid or unsupported). Any other failure (out of memory, out of file descriptors) is reported
+// at once; when every backend is refused, the last refusal is reported. Forcing a backend tries
+// only it; forcing one of another system fails with a "not available" step.
 enum class Backend {
   automatic,
   memfd,      // Linux memfd_create(MFD_CLOEXEC): anonymous, no name, no size limit of a mount.
   posix_shm,  // shm_open with a name unique per process and per call, unlinked at once (macOS, BSD).
   tmpfile,    // mkostemp(O_CLOEXEC) in /dev/shm (then $TMPDIR, /tmp), unlinked at once.
+  // Windows: a pagefile-backed section mapped into a placeholder reservation (VirtualAlloc2 +
+  // MapViewOfFile3, Windows 10 1803+): no other thread can take the range while it is mapped.
+  windows_placeholder,
+  // Windows without placeholders (older versions, wine): reserve to find a free range, release
+  // it, map both views there (MapViewOfFileEx); a range taken meanwhile is detected and retried.
+  windows_legacy,
 };
 
 // What a child created by fork() sees of the buffer.
@@ -39,6 +47,7 @@ enum class Backend {
 //     hold elements with non-trivial destructors.
 //   share: the child inherits the mapping and shares the bytes with the parent (MAP_SHARED).
 //     Useful only when the caller coordinates the two processes itself.
+// Windows has no fork() and never passes views to child processes; the policy is ignored there.
 enum class ForkPolicy { exclude, share };
 
 // Error conditions that are not operating-system errors. Their category is picoring_category().
@@ -84,9 +93,14 @@ struct MirrorOptions {
   // memory object received from another process. Not implemented yet.
 };
 
-// Owns one mirrored mapping. Move-only; the destructor releases everything with a single
-// munmap (the file descriptor is closed as soon as both views are mapped, so a live buffer
-// holds no descriptor and no name). A default-constructed or moved-from buffer is empty.
+// Owns one mirrored mapping. Move-only; the destructor releases both views and the range they
+// occupy (POSIX: one munmap; Windows: two UnmapViewOfFile). The file descriptor or section
+// handle is closed as soon as both views are mapped, so a live buffer holds no descriptor, no
+// handle and no name. A default-constructed or moved-from buffer is empty.
+//
+// Windows: the section is pagefile-backed and committed at creation (SEC_COMMIT), so a ring
+// counts against the commit limit like any allocation of its size, and running out of commit
+// fails at creation ("CreateFileMapping"), never on first touch.
 //
 // Thread safety: creation and destruction of distinct buffers may run concurrently
 // (no global state but an atomic counter for shm names). The bytes are plain memory.
