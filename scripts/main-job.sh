@@ -2,7 +2,7 @@
 # The main job: a Release build and its tests, then the benchmark tables (picoring against a
 # classic two-memcpy ring and memcpy), written to build/release/bench-results/ (results.csv,
 # results.json, tables.md, speedup.png) as well as printed. Extra arguments go to the
-# benchmark program (--quick, --max-mib N).
+# benchmark program (--quick, --max-mib N). Then the four scenarios, one summary line each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --main-job
@@ -12,3 +12,10 @@ mkdir -p "$out"
 build/release/bench/picoring_tables --out "$out" "$@" | tee "$out/tables.md"
 /usr/bin/python3 bench/plot.py "$out/results.csv" "$out/speedup.png"
 echo "chart: $out/speedup.png"
+echo
+echo "## Scenarios (each checked against an independent tool; see scenarios/README.md)"
+bin=build/release/scenarios
+scenarios/audio/check.sh "$bin/audio_frames" "$bin/audio-work" | grep '^audio:'
+scenarios/network/check.sh "$bin/http_server" "$bin/network-work" | grep '^network:'
+scenarios/logs/check.sh "$bin/log_window" "$bin/logs-work" | grep '^logs:'
+build/release/examples/message_passing 20000000

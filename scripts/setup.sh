@@ -4,6 +4,9 @@
 # Runs apt-get as root, or through sudo. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
+# The scenarios (built and run in every native build) read WAV files, and are checked with sox,
+# curl, ab and wrk.
+packages+=(libsndfile1-dev sox curl apache2-utils wrk)
 case "${1:-}" in
   # The main job also builds the benchmarks' peers, and draws a chart.
   --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib) ;;
