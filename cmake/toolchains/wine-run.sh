@@ -3,6 +3,7 @@
 # WINEPREFIX defaults to a prefix of picoring's own, so ~/.wine is never touched.
 : "${WINEPREFIX:=${XDG_CACHE_HOME:-$HOME/.cache}/picoring-wine}"
 export WINEPREFIX
+mkdir -p "$(dirname "$WINEPREFIX")"  # wine creates the prefix itself, but not its parents
 export WINEDEBUG=-all
 # wine's server and background services must be started detached from ctest's output pipe: if
 # a test started them, they would inherit the pipe and ctest would wait for them to exit.
