@@ -13,12 +13,6 @@
 //
 // Views must start on the allocation granularity (64 KiB), which query_granularity() reports,
 // so every size reaching this file is a multiple of it.
-#if !defined(WIN32_LEAN_AND_MEAN)
-#define WIN32_LEAN_AND_MEAN
-#endif
-#if !defined(NOMINMAX)
-#define NOMINMAX
-#endif
 #include <windows.h>
 
 #include <cstdint>

@@ -26,12 +26,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #elif defined(_WIN32)
-#if !defined(WIN32_LEAN_AND_MEAN)
-#define WIN32_LEAN_AND_MEAN
-#endif
-#if !defined(NOMINMAX)
-#define NOMINMAX
-#endif
 #include <windows.h>
 #endif
 

@@ -97,8 +97,11 @@ struct SpscState {
 
 // What both ends of a queue share: the state pointer, the mapping, closing, and the last-handle
 // cleanup. State is SpscState<T> or MpscState<T>.
+// Each handle sits on cache lines of its own: the producer's and the consumer's private
+// counters change on every call, and handles usually live side by side (make_spsc returns a
+// pair). Without the alignment the two threads would share a line through their handles.
 template <class T, class State>
-class QueueHandle {
+class alignas(kFalseSharingRange) QueueHandle {
  public:
   QueueHandle(const QueueHandle&) = delete;
   QueueHandle& operator=(const QueueHandle&) = delete;

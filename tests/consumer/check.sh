@@ -9,7 +9,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 cmake -S "$root" -B "$work/lib" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPICORING_BUILD_TESTS=OFF \
-  -DPICORING_BUILD_BENCHMARKS=OFF -DPICORING_BUILD_EXAMPLES=OFF -DCMAKE_INSTALL_PREFIX="$work/prefix" >/dev/null
+  -DPICORING_BUILD_BENCHMARKS=OFF -DPICORING_BUILD_EXAMPLES=OFF -DPICORING_BUILD_SCENARIOS=OFF -DCMAKE_INSTALL_PREFIX="$work/prefix" >/dev/null
 cmake --build "$work/lib" >/dev/null
 cmake --install "$work/lib" >/dev/null
 
