@@ -31,4 +31,6 @@ grep -q "; $expected_hits lines contain \"POST /api/\"" "$work/summary.txt" || {
 echo "  lines containing \"POST /api/\": $expected_hits, as grep -c -F"
 grep -q "^logs: $(wc -l <"$work/access.log") lines" "$work/summary.txt" || {
   echo "MISMATCH line count: wc -l says $(wc -l <"$work/access.log")"; exit 1; }
+laps=$(sed -n 's/.*wrapped \([0-9]*\) times.*/\1/p' "$work/summary.txt")
+[ "${laps:-0}" -ge 100 ] || { echo "the log crossed the end of the ring only ${laps:-0} times"; exit 1; }
 cat "$work/summary.txt"

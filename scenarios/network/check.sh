@@ -45,3 +45,5 @@ wait $server
 trap - EXIT
 grep '^network:' "$work/server.txt"
 grep -q ", 0 rejected," "$work/server.txt"
+laps=$(sed -n 's/.*wrapped \([0-9]*\) times.*/\1/p' "$work/server.txt")
+[ "${laps:-0}" -ge 100 ] || { echo "requests crossed the end of the ring only ${laps:-0} times"; exit 1; }
