@@ -426,6 +426,17 @@ TEST(ForkPolicy, ShareLetsTheChildWriteTheParentsBytes) {
   EXPECT_EQ(base[10], std::byte{0x77});
 }
 
+#else
+
+// Shown as skipped, with the reason, where the Linux-only tests above are compiled out.
+TEST(LinuxOnly, DescriptorMappingAndNameHygiene) {
+  GTEST_SKIP() << "Linux only: counts /proc/self/fd, /proc/self/maps and /dev/shm names (Windows has its own "
+                  "handle and address-region tests below)";
+}
+TEST(LinuxOnly, ResourceLimitErrorsAndForkPolicy) {
+  GTEST_SKIP() << "Linux only: needs RLIMIT_AS, RLIMIT_NOFILE and fork()";
+}
+
 #endif  // __linux__
 
 #if defined(_WIN32)
