@@ -119,7 +119,6 @@ Output process_through_ring(SNDFILE* file, const std::vector<float>& taps) {
   ring.advance_tail(kHistory);
   std::size_t next_frame_start = 0;  // absolute sample index of the next frame
   std::size_t first_kept = 0;        // absolute index of the ring's oldest sample + kHistory
-  std::size_t consumed_total = 0;
   BlockSizes sizes;
   bool eof = false;
   while (!eof) {
@@ -146,9 +145,8 @@ Output process_through_ring(SNDFILE* file, const std::vector<float>& taps) {
     const std::size_t drop = std::min(next_frame_start, filter_end) - first_kept;
     ring.advance_head(drop);
     first_kept += drop;
-    consumed_total += drop;
   }
-  out.laps = consumed_total / ring.capacity();
+  out.laps = first_kept / ring.capacity();  // every sample dropped so far, the history included
   return out;
 }
 

@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
   picoring::PicoByteStream stream(ring_bytes);
   Analyzer analyzer(window, out);
   const std::boyer_moore_horspool_searcher search(pattern.begin(), pattern.end());
-  std::uint64_t bytes = 0, lines = 0, matching_lines = 0, consumed = 0;
+  std::uint64_t bytes = 0, lines = 0, matching_lines = 0;
   std::mt19937 rng(3);
   const auto t0 = std::chrono::steady_clock::now();
   for (bool eof = false; !eof;) {
@@ -272,7 +272,6 @@ int main(int argc, char** argv) {
       pos = eol + 1;
     }
     stream.consume(end);
-    consumed += end;
   }
   analyzer.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -284,6 +283,6 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(lines), static_cast<double>(bytes) / 1e6, seconds,
       static_cast<double>(bytes) / 1e6 / seconds, static_cast<unsigned long long>(analyzer.minutes()), window,
       100 * analyzer.worst_rate(), analyzer.worst_label().c_str(), static_cast<unsigned long long>(matching_lines),
-      pattern.c_str(), stream.capacity(), static_cast<unsigned long long>(consumed / stream.capacity()));
+      pattern.c_str(), stream.capacity(), static_cast<unsigned long long>(bytes / stream.capacity()));
   return 0;
 }

@@ -289,12 +289,13 @@ int serve(int port, const char* port_file, std::size_t ring_bytes) {
     std::erase_if(conns, [](const auto& p) { return p == nullptr; });
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  picoring::PicoByteStream probe(ring_bytes);  // the rounded capacity each connection got
+  picoring::Error err;
+  const std::size_t ring_capacity = picoring::mirror_size_for(ring_bytes, 1, err);  // what each connection got
   std::printf(
       "network: %llu requests on %llu connections, %llu bytes received, request ring of %zu bytes wrapped %llu "
       "times, %llu rejected, %.0f requests/s over %.1f s\n",
       static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.connections),
-      static_cast<unsigned long long>(c.bytes_in), probe.capacity(), static_cast<unsigned long long>(c.laps),
+      static_cast<unsigned long long>(c.bytes_in), ring_capacity, static_cast<unsigned long long>(c.laps),
       static_cast<unsigned long long>(c.bad_requests), static_cast<double>(c.requests) / seconds, seconds);
   ::close(listener);
   return 0;
