@@ -110,6 +110,38 @@ TEST(Mpsc, RunsStayTogetherAndTheWindowWraps) {
   }
 }
 
+TEST(Mpsc, MovedFromHandlesAreEmptyWhateverTheirCountersWere) {
+  auto [p, c] = make_mpsc<int>(16);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.try_push(i));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(c.try_pop(), i);
+  auto p2 = std::move(p);
+  auto c2 = std::move(c);
+  // NOLINTBEGIN(bugprone-use-after-move): the moved-from state is specified
+  EXPECT_FALSE(static_cast<bool>(p));
+  EXPECT_FALSE(p.try_push(1));
+  const int items[] = {1, 2};
+  EXPECT_FALSE(p.push_slice(items));
+  EXPECT_EQ(p.push_wait(1, 1ms), QueueStatus::closed);
+  EXPECT_FALSE(static_cast<bool>(c));
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_FALSE(c.try_pop().has_value());
+  int buf[4] = {};
+  EXPECT_EQ(c.pop_slice(buf), 0u);
+  EXPECT_TRUE(c.peek().empty());
+  EXPECT_THROW(c.release(1), std::out_of_range);
+  int out = 0;
+  EXPECT_EQ(c.pop_wait(out, 1ms), QueueStatus::closed);
+  // NOLINTEND(bugprone-use-after-move)
+  EXPECT_EQ(c2.size(), 7u);
+  EXPECT_EQ(c2.try_pop(), 3);
+  ASSERT_TRUE(p2.try_push(10));
+  auto [q, d] = make_mpsc<int>(16);
+  d = std::move(c2);
+  EXPECT_TRUE(q.closed()) << "the consumer that d replaced is gone";
+  EXPECT_EQ(d.try_pop(), 4);
+  EXPECT_FALSE(c2.try_pop().has_value());  // NOLINT(bugprone-use-after-move)
+}
+
 TEST(Mpsc, TheQueueClosesWhenTheLastProducerGoes) {
   auto [p, c] = make_mpsc<int>(16);
   {

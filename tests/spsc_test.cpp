@@ -298,6 +298,55 @@ TEST(SpscLifetimes, ElementsLeftInTheQueueAreDestroyedWithTheLastHandle) {
   }  // ASan reports any string not destroyed
 }
 
+// Handles keep private counters; a moved-from handle must not keep them, or its fast paths
+// (which check for an empty handle only when the counters say they must look at the shared
+// state) would reach into a queue it no longer owns.
+TEST(Spsc, MovedFromHandlesAreEmptyWhateverTheirCountersWere) {
+  auto [p, c] = make_spsc<int>(16);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.try_push(i));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(c.try_pop(), i);
+  auto p2 = std::move(p);
+  auto c2 = std::move(c);
+  // NOLINTBEGIN(bugprone-use-after-move): the moved-from state is specified
+  EXPECT_FALSE(static_cast<bool>(p));
+  EXPECT_EQ(p.capacity(), 0u);
+  EXPECT_EQ(p.free_space(), 0u);
+  EXPECT_FALSE(p.try_push(1));
+  const int items[] = {1, 2};
+  EXPECT_FALSE(p.push_slice(items));
+  EXPECT_EQ(p.push_some(items), 0u);
+  EXPECT_TRUE(p.reserve(1).empty());
+  EXPECT_NO_THROW(p.commit(0));
+  EXPECT_THROW(p.commit(1), std::out_of_range);
+  EXPECT_EQ(p.push_wait(1, 1ms), QueueStatus::closed);
+  EXPECT_FALSE(static_cast<bool>(c));
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_FALSE(c.try_pop().has_value());
+  int buf[4] = {};
+  EXPECT_EQ(c.pop_slice(buf), 0u);
+  EXPECT_TRUE(c.peek().empty());
+  EXPECT_NO_THROW(c.release(0));
+  EXPECT_THROW(c.release(1), std::out_of_range);
+  EXPECT_EQ(c.consume([](int&) { ADD_FAILURE() << "an empty handle has nothing to visit"; }), 0u);
+  int out = 0;
+  EXPECT_EQ(c.pop_wait(out, 1ms), QueueStatus::closed);
+  // NOLINTEND(bugprone-use-after-move)
+  // The new owners carry on where the old ones stopped.
+  EXPECT_EQ(c2.size(), 7u);
+  EXPECT_EQ(c2.try_pop(), 3);
+  ASSERT_TRUE(p2.try_push(10));
+  // Move assignment over a live handle closes what it replaces and empties its source.
+  auto [q, d] = make_spsc<int>(16);
+  ASSERT_TRUE(q.try_push(100));
+  d = std::move(c2);
+  EXPECT_TRUE(q.closed()) << "the consumer that d replaced is gone";
+  EXPECT_EQ(d.try_pop(), 4);
+  EXPECT_FALSE(c2.try_pop().has_value());  // NOLINT(bugprone-use-after-move)
+  q = std::move(p2);
+  EXPECT_TRUE(q.try_push(11));
+  EXPECT_FALSE(p2.try_push(12));  // NOLINT(bugprone-use-after-move)
+}
+
 TEST(Spsc, NonThrowingCreation) {
   picoring::Error err;
   auto [p, c] = make_spsc<int>(0, err);

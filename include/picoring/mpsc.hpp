@@ -94,15 +94,17 @@ struct MpscState {
   std::unique_ptr<std::atomic<std::size_t>[]> ends;  // ends[p & mask]: end of the run starting at p
   // Producers' line: claimed by CAS.
   alignas(kFalseSharingRange) std::atomic<std::size_t> claimed{0};
-  std::atomic<std::uint32_t> data_word{0};
-  std::atomic<std::uint32_t> consumer_sleeping{0};
   // Consumer's line.
   alignas(kFalseSharingRange) std::atomic<std::size_t> head{0};
-  std::atomic<std::uint32_t> space_word{0};
-  std::atomic<std::uint32_t> producer_sleeping{0};  // number of producers parked
+  // Read-mostly, as in SpscState (the same reason keeps the sleeping flags off the two lines
+  // above).
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
+  std::atomic<std::uint32_t> consumer_sleeping{0};
+  std::atomic<std::uint32_t> producer_sleeping{0};  // number of producers parked
   std::atomic<int> handles{2};
   std::atomic<int> producers{1};
+  alignas(kFalseSharingRange) std::atomic<std::uint32_t> data_word{0};
+  std::atomic<std::uint32_t> space_word{0};
 };
 
 }  // namespace detail
@@ -123,11 +125,11 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
     if (this != &o) *this = MpscProducer(o);
     return *this;
   }
-  MpscProducer(MpscProducer&& o) noexcept : Base(std::move(o)), head_cache_(o.head_cache_) {}
+  MpscProducer(MpscProducer&& o) noexcept : Base(std::move(o)), head_cache_(std::exchange(o.head_cache_, 0)) {}
   MpscProducer& operator=(MpscProducer&& o) noexcept {
     if (this != &o) {
       this->take(std::move(o));
-      head_cache_ = o.head_cache_;
+      head_cache_ = std::exchange(o.head_cache_, 0);
     }
     return *this;
   }
@@ -254,11 +256,11 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
 
  public:
   MpscConsumer() noexcept = default;
-  MpscConsumer(MpscConsumer&& o) noexcept : Base(std::move(o)), ready_(o.ready_) {}
+  MpscConsumer(MpscConsumer&& o) noexcept : Base(std::move(o)), ready_(std::exchange(o.ready_, 0)) {}
   MpscConsumer& operator=(MpscConsumer&& o) noexcept {
     if (this != &o) {
       this->take(std::move(o));
-      ready_ = o.ready_;
+      ready_ = std::exchange(o.ready_, 0);
     }
     return *this;
   }
@@ -269,10 +271,11 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
   friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
   explicit MpscConsumer(detail::MpscState<T>* s) noexcept : Base(s) {}
 
-  // Walks published runs from the end of what is known to be readable.
+  // Walks published runs from the end of what is known to be readable. An empty handle
+  // (capacity and counters 0) never enters the loop, so it returns 0 without touching state.
   std::size_t readable(std::size_t want) noexcept {
-    const auto& s = *this->s_;
     while (ready_ - this->head_ < want && ready_ - this->head_ < this->cap_) {
+      const auto& s = *this->s_;
       const std::size_t end = s.ends[ready_ & s.mask].load(std::memory_order_acquire);
       // A published run ends in (ready_, ready_ + cap]; an entry left from an earlier lap ends
       // at or before ready_. Compared by difference, so counter wrap-around (32-bit) is fine.
