@@ -4,7 +4,7 @@
 // peer is built in when its header is installed; all run in the same process, interleaved;
 // figures are medians of several runs.
 //
-//   picoring_queue_bench [--items N] [--runs R]
+//   picoring_queue_bench [--items N] [--runs R] [--only single|roundtrip|batched|windows|mpsc]
 #include <pthread.h>
 #include <sched.h>
 
@@ -297,8 +297,9 @@ double boost_windows(std::size_t window, std::uint64_t bytes) {
 #endif
 
 // --- MPSC: P producers (CPUs 1..P), one consumer (CPU 0) -------------------------------------
-// A producer that finds the queue full yields (on every queue alike): with more producers than
-// cores, spinning would starve the very producer whose unpublished run holds the consumer up.
+// A producer that finds the queue full yields, and so does the consumer when it finds the queue
+// empty (on every queue alike): with more threads than cores, spinning would starve the very
+// producer whose unpublished run holds the consumer up, or whose items it waits for.
 
 // Runs `producers` threads calling produce(id, count) and the consumer on this thread; returns
 // items per second measured by the consumer from the common start to the last item.
@@ -367,9 +368,12 @@ double pico_mpsc(int producers, std::uint64_t per_producer, bool batched) {
             for (std::uint64_t x : window) sum += x;
             consumer.release(window.size());
             got += window.size();
+            if (window.empty()) std::this_thread::yield();
           } else if (consumer.try_pop(v)) {
             sum += v;
             ++got;
+          } else {
+            std::this_thread::yield();
           }
         }
       });
@@ -408,9 +412,12 @@ double moody_mpsc(int producers, std::uint64_t per_producer, bool batched) {
             const std::size_t n = q.try_dequeue_bulk(buf, 256);
             for (std::size_t i = 0; i < n; ++i) sum += buf[i];
             got += n;
+            if (n == 0) std::this_thread::yield();
           } else if (q.try_dequeue(v)) {
             sum += v;
             ++got;
+          } else {
+            std::this_thread::yield();
           }
         }
       });
@@ -436,6 +443,8 @@ double atomic_mpsc(int producers, std::uint64_t per_producer) {
           if (q->try_pop(v)) {
             sum += v;
             ++got;
+          } else {
+            std::this_thread::yield();
           }
         }
       });
@@ -455,7 +464,13 @@ struct Row {
   std::vector<double> samples;
 };
 
-void table(const char* title, const char* unit, std::vector<Row> rows, int runs, double scale) {
+enum class Better { higher, lower };
+
+// Prints the table; when the first row is picoring and other rows are peers, also the ratio
+// picoring / best peer taken within each run (the rows of one run are measured back to back,
+// so a change of regime on a shared machine moves them together) and its median over runs.
+void table(const char* title, const char* unit, std::vector<Row> rows, int runs, double scale,
+           Better better = Better::higher) {
   for (int r = 0; r < runs; ++r) {
     for (auto& row : rows) row.samples.push_back(row.run() * scale);
   }
@@ -465,55 +480,81 @@ void table(const char* title, const char* unit, std::vector<Row> rows, int runs,
                 *std::min_element(row.samples.begin(), row.samples.end()),
                 *std::max_element(row.samples.begin(), row.samples.end()));
   }
+  const auto is_ours = [](const Row& row) { return row.name.rfind("picoring", 0) == 0; };
+  if (rows.empty() || !is_ours(rows[0]) || std::all_of(rows.begin(), rows.end(), is_ours)) return;
+  std::vector<double> ratios;
+  for (int r = 0; r < runs; ++r) {
+    double best = 0;
+    bool first = true;
+    for (const auto& row : rows) {
+      if (is_ours(row)) continue;
+      const double v = row.samples[static_cast<std::size_t>(r)];
+      if (first || (better == Better::higher ? v > best : v < best)) best = v;
+      first = false;
+    }
+    ratios.push_back(rows[0].samples[static_cast<std::size_t>(r)] / best);
+  }
+  std::printf("\n%s / best peer, per run (%s is better): median %.2fx, min %.2fx, max %.2fx\n", rows[0].name.c_str(),
+              better == Better::higher ? "higher" : "lower", median(ratios),
+              *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::uint64_t items = 10'000'000;
-  int runs = 5;
+  int runs = 11;
+  std::string only;  // empty: every table
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--items") items = std::stoull(argv[i + 1]);
     if (std::string(argv[i]) == "--runs") runs = std::stoi(argv[i + 1]);
+    if (std::string(argv[i]) == "--only") only = argv[i + 1];
   }
+  const auto want = [&](const char* name) { return only.empty() || only == name; };
   std::printf("## SPSC queues: %u logical CPUs, threads pinned to CPUs 0 and 1, capacity %zu, %llu items per run\n",
               std::thread::hardware_concurrency(), kCapacity, static_cast<unsigned long long>(items));
-  std::vector<Row> tp{{"picoring SpscQueue", [&] { return throughput<Pico>(items); }, {}}};
+  if (want("single")) {
+    std::vector<Row> tp{{"picoring SpscQueue", [&] { return throughput<Pico>(items); }, {}}};
 #if PICORING_HAVE_BOOST
-  tp.push_back({"boost::lockfree::spsc_queue", [&] { return throughput<Boost>(items); }, {}});
+    tp.push_back({"boost::lockfree::spsc_queue", [&] { return throughput<Boost>(items); }, {}});
 #endif
 #if PICORING_HAVE_RWQ
-  tp.push_back({"moodycamel::ReaderWriterQueue", [&] { return throughput<Moody>(items); }, {}});
+    tp.push_back({"moodycamel::ReaderWriterQueue", [&] { return throughput<Moody>(items); }, {}});
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
-  tp.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return throughput<AtomicQ>(items); }, {}});
+    tp.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return throughput<AtomicQ>(items); }, {}});
 #endif
-  table("Single-item throughput (uint64_t)", "M items/s", tp, runs, 1e-6);
+    table("Single-item throughput (uint64_t)", "M items/s", tp, runs, 1e-6);
+  }
 
-  const std::uint64_t trips = items / 20;
-  std::vector<Row> rt{{"picoring SpscQueue", [&] { return round_trip<Pico>(trips); }, {}}};
+  if (want("roundtrip")) {
+    const std::uint64_t trips = items / 20;
+    std::vector<Row> rt{{"picoring SpscQueue", [&] { return round_trip<Pico>(trips); }, {}}};
 #if PICORING_HAVE_BOOST
-  rt.push_back({"boost::lockfree::spsc_queue", [&] { return round_trip<Boost>(trips); }, {}});
+    rt.push_back({"boost::lockfree::spsc_queue", [&] { return round_trip<Boost>(trips); }, {}});
 #endif
 #if PICORING_HAVE_RWQ
-  rt.push_back({"moodycamel::ReaderWriterQueue", [&] { return round_trip<Moody>(trips); }, {}});
+    rt.push_back({"moodycamel::ReaderWriterQueue", [&] { return round_trip<Moody>(trips); }, {}});
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
-  rt.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return round_trip<AtomicQ>(trips); }, {}});
+    rt.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return round_trip<AtomicQ>(trips); }, {}});
 #endif
-  table("Round trip (ping-pong over two queues)", "ns per round trip", rt, runs, 1.0);
+    table("Round trip (ping-pong over two queues)", "ns per round trip", rt, runs, 1.0, Better::lower);
+  }
 
-  std::vector<Row> bt{
-      {"picoring push_slice/pop_slice, 64 per batch", [&] { return pico_batched(items * 4, false); }, {}},
-      {"picoring reserve+commit / peek+release (zero copy)", [&] { return pico_batched(items * 4, true); }, {}}};
+  if (want("batched")) {
+    std::vector<Row> bt{
+        {"picoring push_slice/pop_slice, 64 per batch", [&] { return pico_batched(items * 4, false); }, {}},
+        {"picoring reserve+commit / peek+release (zero copy)", [&] { return pico_batched(items * 4, true); }, {}}};
 #if PICORING_HAVE_BOOST
-  bt.push_back({"boost::lockfree::spsc_queue push(ptr, n)/pop(ptr, n), 64 per batch",
-                [&] { return boost_batched(items * 4); },
-                {}});
+    bt.push_back({"boost::lockfree::spsc_queue push(ptr, n)/pop(ptr, n), 64 per batch",
+                  [&] { return boost_batched(items * 4); },
+                  {}});
 #endif
-  table("Batched throughput (uint64_t)", "M items/s", bt, runs, 1e-6);
+    table("Batched throughput (uint64_t)", "M items/s", bt, runs, 1e-6);
+  }
 
-  for (std::size_t w : {std::size_t{1024}, std::size_t{16384}, std::size_t{65536}}) {
+  for (std::size_t w : want("windows") ? std::vector<std::size_t>{1024, 16384, 65536} : std::vector<std::size_t>{}) {
     const std::uint64_t bytes = items * 200;  // 2 GB per run at the default item count
     std::vector<Row> wr{
         {"picoring reserve/commit + peek/release (in place)", [&] { return pico_windows(w, bytes); }, {}}};
@@ -525,25 +566,28 @@ int main(int argc, char** argv) {
     table(title.c_str(), "GB/s", wr, runs, 1e-9);
   }
 
-  for (int producers : {1, 2, 4, 8}) {
+  for (int producers : want("mpsc") ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{}) {
     const std::uint64_t per = items / static_cast<std::uint64_t>(producers);
-    std::vector<Row> mr{
-        {"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false); }, {}},
+    // Element by element and in runs of 64 are two tables, so that each ratio line compares
+    // like with like.
+    std::vector<Row> single{{"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false); }, {}}};
+    std::vector<Row> bulk{
         {"picoring MPSC push_slice(64) / peek+release", [&] { return pico_mpsc(producers, per, true); }, {}}};
 #if PICORING_HAVE_CONCURRENTQUEUE
-    mr.push_back({"moodycamel::ConcurrentQueue (token, unbounded) enqueue / try_dequeue",
-                  [&] { return moody_mpsc(producers, per, false); },
-                  {}});
-    mr.push_back({"moodycamel::ConcurrentQueue (unbounded) enqueue_bulk(64) / try_dequeue_bulk",
-                  [&] { return moody_mpsc(producers, per, true); },
-                  {}});
+    single.push_back({"moodycamel::ConcurrentQueue (token, unbounded) enqueue / try_dequeue",
+                      [&] { return moody_mpsc(producers, per, false); },
+                      {}});
+    bulk.push_back({"moodycamel::ConcurrentQueue (unbounded) enqueue_bulk(64) / try_dequeue_bulk",
+                    [&] { return moody_mpsc(producers, per, true); },
+                    {}});
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
-    mr.push_back(
+    single.push_back(
         {"atomic_queue::AtomicQueueB2 (MPMC) try_push / try_pop", [&] { return atomic_mpsc(producers, per); }, {}});
 #endif
     const std::string title = "MPSC, " + std::to_string(producers) + " producer(s), uint64_t";
-    table(title.c_str(), "M items/s", mr, runs, 1e-6);
+    table((title + ", element by element").c_str(), "M items/s", single, runs, 1e-6);
+    table((title + ", runs of 64").c_str(), "M items/s", bulk, runs, 1e-6);
   }
   return 0;
 }
