@@ -10,9 +10,9 @@ packages+=(libsndfile1-dev sox curl apache2-utils wrk)
 case "${1:-}" in
   # The main job also builds the benchmarks' peers, and draws a chart.
   --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib) ;;
-  # The test suite also builds with clang, cross-builds for i686 and aarch64 run under qemu-user,
+  # The test suite also builds with clang and runs clang-tidy, cross-builds for i686 and aarch64 run under qemu-user,
   # and a Windows cross build run under wine.
-  --tests) packages+=(clang g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
+  --tests) packages+=(clang clang-tidy g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
 esac
 missing=()
 for p in "${packages[@]}"; do

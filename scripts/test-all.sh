@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: Debug with g++ and with clang++ (warnings as errors), AddressSanitizer +
+# The whole test suite: Debug with g++ (then clang-tidy) and with clang++ (warnings as errors), AddressSanitizer +
 # UBSan, ThreadSanitizer, 32-bit x86 and 64-bit Arm with 4, 16 and 64 KiB pages (static, under
 # qemu-user), 64-bit Windows (mingw-w64, under wine), then the install rules checked by the
 # consumer projects (find_package, add_subdirectory, pkg-config).
@@ -9,6 +9,10 @@ scripts/setup.sh --tests
 for preset in dev clang asan tsan i686 aarch64; do
   echo "=== workflow preset: $preset"
   cmake --workflow --preset "$preset"
+  if [ "$preset" = dev ]; then
+    echo "=== clang-tidy (src/, tests/)"
+    scripts/tidy.sh
+  fi
 done
 echo "=== workflow preset: windows"
 # Boot wine once, outside the build's and ctest's output pipes (see cmake/toolchains/wine-run.sh).

@@ -63,6 +63,10 @@ std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, 
   // Both views must fit in the address space and every byte offset in a std::ptrdiff_t.
   constexpr std::size_t limit = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / 2;
   const std::size_t granularity = allocation_granularity();
+  if (granularity == 0) {  // no platform query returns 0; never divide by it if one did
+    err = {std::make_error_code(std::errc::not_supported), "query page size (returned 0)"};
+    return 0;
+  }
   // The unit is lcm(granularity, element_size): the smallest size that is both a whole
   // number of pages and a whole number of elements.
   const std::size_t factor = granularity / std::gcd(granularity, element_size);

@@ -3,7 +3,10 @@
 // the reservation we own, so no other thread can take the address range in between (unlike
 // unmapping a probe region and mapping at a hint, which races).
 #if !defined(_FILE_OFFSET_BITS)
-#define _FILE_OFFSET_BITS 64  // 32-bit systems: sizes above 2 GiB need a 64-bit off_t
+// 32-bit systems: sizes above 2 GiB need a 64-bit off_t. A reserved name, as feature-test
+// macros are.
+// NOLINTNEXTLINE(bugprone-reserved-identifier)
+#define _FILE_OFFSET_BITS 64
 #endif
 
 #include <fcntl.h>
@@ -89,6 +92,7 @@ int open_posix_shm(Error& err) {
 }
 
 int open_tmpfile(Error& err) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): only a concurrent setenv races, and that is the caller's
   const char* tmpdir = std::getenv("TMPDIR");
   const char* dirs[] = {"/dev/shm", tmpdir, "/tmp"};
   int last = ENOENT;
@@ -210,7 +214,10 @@ std::byte* map_with(Backend backend, std::size_t size, const MirrorOptions& opti
 
 std::size_t query_granularity() noexcept {
   const long page = ::sysconf(_SC_PAGESIZE);
-  return page > 0 ? static_cast<std::size_t>(page) : 4096;
+  // sysconf cannot fail for this name on any system we know. If it did, 64 KiB is a multiple of
+  // every page size in use (4, 16, 64 KiB), so sizes and view addresses stay valid; a guess of
+  // 4 KiB would not be on a 16 KiB-page system.
+  return page > 0 ? static_cast<std::size_t>(page) : std::size_t{65536};
 }
 
 std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& used, Error& err) noexcept {

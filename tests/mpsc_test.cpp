@@ -162,6 +162,7 @@ TEST(Mpsc, AFullQueueBlocksProducersUntilTheConsumerFreesRoom) {
   const std::size_t cap = p.capacity();
   for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(p.try_push(static_cast<int>(i)));
   std::vector<std::thread> producers;
+  producers.reserve(3);
   for (int t = 0; t < 3; ++t) {
     producers.emplace_back([q = p, t]() mutable { EXPECT_EQ(q.push_wait(-1 - t, 60s), QueueStatus::ok); });
   }

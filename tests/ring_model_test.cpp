@@ -21,7 +21,6 @@ using picoring::mirror_safe;
 using picoring::PicoQueue;
 using picoring::PicoRing;
 using picoring_test::Blob;
-using picoring_test::Make;
 using picoring_test::make;
 using picoring_test::Tracked;
 

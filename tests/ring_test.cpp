@@ -211,7 +211,8 @@ TEST_F(Lifetimes, MoveAssignmentDestroysTheOldElements) {
   a = std::move(b);
   EXPECT_EQ(Tracked::live.load(), 2);
   EXPECT_EQ(a.front().value(), 2u);
-  EXPECT_EQ(b.capacity(), 0u);  // NOLINT(bugprone-use-after-move): moved-from rings are empty
+  // NOLINTNEXTLINE(bugprone-use-after-move,clang-analyzer-cplusplus.Move): moved-from rings are empty
+  EXPECT_EQ(b.capacity(), 0u);
   EXPECT_FALSE(b.push(Tracked(9)));
   EXPECT_FALSE(b.push_overwrite(Tracked(9)));
   EXPECT_FALSE(b.pop().has_value());

@@ -22,7 +22,6 @@ using picoring::make_spsc;
 using picoring::mirror_safe;
 using picoring::QueueStatus;
 using picoring_test::Blob;
-using picoring_test::Make;
 using picoring_test::make;
 using picoring_test::Tracked;
 
@@ -45,7 +44,7 @@ TEST(Spsc, SingleThreadedOrderCapacityAndWrap) {
       ASSERT_TRUE(p.try_push(lap * 100000 + static_cast<std::uint32_t>(cap) + i));
     auto window = c.peek();
     ASSERT_EQ(window.size(), cap);
-    for (std::uint32_t i = 0; i < cap; ++i) ASSERT_EQ(window[i], lap * 100000 + cap / 3 + i);
+    for (std::uint32_t i = 0; i < cap; ++i) ASSERT_EQ(window[i], std::size_t{lap} * 100000 + cap / 3 + i);
     c.release(window.size());
     EXPECT_FALSE(c.try_pop().has_value());
   }

@@ -128,8 +128,8 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
   MpscProducer(MpscProducer&& o) noexcept : Base(std::move(o)), head_cache_(std::exchange(o.head_cache_, 0)) {}
   MpscProducer& operator=(MpscProducer&& o) noexcept {
     if (this != &o) {
-      this->take(std::move(o));
       head_cache_ = std::exchange(o.head_cache_, 0);
+      this->take(std::move(o));
     }
     return *this;
   }
@@ -259,8 +259,8 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
   MpscConsumer(MpscConsumer&& o) noexcept : Base(std::move(o)), ready_(std::exchange(o.ready_, 0)) {}
   MpscConsumer& operator=(MpscConsumer&& o) noexcept {
     if (this != &o) {
-      this->take(std::move(o));
       ready_ = std::exchange(o.ready_, 0);
+      this->take(std::move(o));
     }
     return *this;
   }

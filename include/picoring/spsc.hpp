@@ -180,10 +180,12 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
         head_cache_(std::exchange(o.head_cache_, 0)) {}
   SpscProducer& operator=(SpscProducer&& o) noexcept {
     if (this != &o) {
-      this->take(std::move(o));
+      // The counters first: take() moves only the base part, but reading `o` after it reads
+      // as a use after move.
       tail_ = std::exchange(o.tail_, 0);
       index_ = std::exchange(o.index_, 0);
       head_cache_ = std::exchange(o.head_cache_, 0);
+      this->take(std::move(o));
     }
     return *this;
   }
@@ -421,9 +423,9 @@ class QueueConsumer : public QueueHandle<T, State> {
   QueueConsumer(QueueConsumer&& o) noexcept
       : Base(std::move(o)), head_(std::exchange(o.head_, 0)), index_(std::exchange(o.index_, 0)) {}
   void take(QueueConsumer&& o) noexcept {
-    Base::take(std::move(o));
     head_ = std::exchange(o.head_, 0);
     index_ = std::exchange(o.index_, 0);
+    Base::take(std::move(o));
   }
   ~QueueConsumer() = default;
 
@@ -454,8 +456,8 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
   SpscConsumer(SpscConsumer&& o) noexcept : Base(std::move(o)), tail_cache_(std::exchange(o.tail_cache_, 0)) {}
   SpscConsumer& operator=(SpscConsumer&& o) noexcept {
     if (this != &o) {
-      this->take(std::move(o));
       tail_cache_ = std::exchange(o.tail_cache_, 0);
+      this->take(std::move(o));
     }
     return *this;
   }
