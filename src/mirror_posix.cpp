@@ -98,7 +98,9 @@ int open_tmpfile(Error& err) {
   int last = ENOENT;
   for (const char* dir : dirs) {
     if (dir == nullptr || *dir == '\0') continue;
-    std::string path = std::string(dir) + "/picoring-XXXXXX";
+    // The pid in the name tells whose file it is while it exists (between mkostemp and
+    // unlink, or after a crash in between).
+    std::string path = std::string(dir) + "/picoring-" + std::to_string(::getpid()) + "-XXXXXX";
 #if defined(__linux__) || defined(__FreeBSD__)
     const int fd = ::mkostemp(path.data(), O_CLOEXEC);
 #else

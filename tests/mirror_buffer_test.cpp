@@ -300,10 +300,19 @@ std::size_t count_mappings() {
   }
   return n;
 }
+// The names in /dev/shm that this process made: both backends put the pid in their names
+// ("pr.<pid hex>.", "picoring-<pid>-"). Other test processes run at the same time and have
+// names of their own there for a moment; those must not count.
 std::set<std::string> shm_names() {
+  char shm_prefix[32];
+  std::snprintf(shm_prefix, sizeof shm_prefix, "pr.%x.", static_cast<unsigned>(::getpid()));
+  const std::string file_prefix = "picoring-" + std::to_string(::getpid()) + "-";
   std::set<std::string> names;
   std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) names.insert(e.path().filename().string());
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(shm_prefix, 0) == 0 || name.rfind(file_prefix, 0) == 0) names.insert(name);
+  }
   return names;
 }
 
