@@ -122,15 +122,7 @@ TEST(Mpsc, MovedFromHandlesAreEmptyWhateverTheirCountersWere) {
   const int items[] = {1, 2};
   EXPECT_FALSE(p.push_slice(items));
   EXPECT_EQ(p.push_wait(1, 1ms), QueueStatus::closed);
-  EXPECT_FALSE(static_cast<bool>(c));
-  EXPECT_EQ(c.size(), 0u);
-  EXPECT_FALSE(c.try_pop().has_value());
-  int buf[4] = {};
-  EXPECT_EQ(c.pop_slice(buf), 0u);
-  EXPECT_TRUE(c.peek().empty());
-  EXPECT_THROW(c.release(1), std::out_of_range);
-  int out = 0;
-  EXPECT_EQ(c.pop_wait(out, 1ms), QueueStatus::closed);
+  picoring_test::expect_empty_consumer(c);
   // NOLINTEND(bugprone-use-after-move)
   EXPECT_EQ(c2.size(), 7u);
   EXPECT_EQ(c2.try_pop(), 3);

@@ -318,17 +318,7 @@ TEST(Spsc, MovedFromHandlesAreEmptyWhateverTheirCountersWere) {
   EXPECT_NO_THROW(p.commit(0));
   EXPECT_THROW(p.commit(1), std::out_of_range);
   EXPECT_EQ(p.push_wait(1, 1ms), QueueStatus::closed);
-  EXPECT_FALSE(static_cast<bool>(c));
-  EXPECT_EQ(c.size(), 0u);
-  EXPECT_FALSE(c.try_pop().has_value());
-  int buf[4] = {};
-  EXPECT_EQ(c.pop_slice(buf), 0u);
-  EXPECT_TRUE(c.peek().empty());
-  EXPECT_NO_THROW(c.release(0));
-  EXPECT_THROW(c.release(1), std::out_of_range);
-  EXPECT_EQ(c.consume([](int&) { ADD_FAILURE() << "an empty handle has nothing to visit"; }), 0u);
-  int out = 0;
-  EXPECT_EQ(c.pop_wait(out, 1ms), QueueStatus::closed);
+  picoring_test::expect_empty_consumer(c);
   // NOLINTEND(bugprone-use-after-move)
   // The new owners carry on where the old ones stopped.
   EXPECT_EQ(c2.size(), 7u);

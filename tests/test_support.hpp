@@ -1,8 +1,11 @@
 // Element types and helpers shared by the test files.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -10,6 +13,8 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include "picoring/spsc.hpp"  // picoring::QueueStatus
 
 namespace picoring_test {
 
@@ -158,6 +163,23 @@ struct Make<Tracked> {
 template <class T>
 T make(std::uint64_t id) {
   return Make<T>::from(id);
+}
+
+// Every call on an empty (moved-from) consumer of int, SPSC or MPSC (they share
+// detail::QueueConsumer): nothing readable, nothing visited, waits report closed.
+template <class Consumer>
+void expect_empty_consumer(Consumer& c) {
+  EXPECT_FALSE(static_cast<bool>(c));
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_FALSE(c.try_pop().has_value());
+  int buf[4] = {};
+  EXPECT_EQ(c.pop_slice(buf), 0u);
+  EXPECT_TRUE(c.peek().empty());
+  EXPECT_NO_THROW(c.release(0));
+  EXPECT_THROW(c.release(1), std::out_of_range);
+  EXPECT_EQ(c.consume([](int&) { ADD_FAILURE() << "an empty handle has nothing to visit"; }), 0u);
+  int out = 0;
+  EXPECT_EQ(c.pop_wait(out, std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
 }
 
 }  // namespace picoring_test
