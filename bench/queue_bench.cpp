@@ -510,6 +510,11 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--runs") runs = std::stoi(argv[i + 1]);
     if (std::string(argv[i]) == "--only") only = argv[i + 1];
   }
+  const std::vector<std::string> tables{"single", "roundtrip", "batched", "windows", "mpsc"};
+  if (!only.empty() && std::find(tables.begin(), tables.end(), only) == tables.end()) {
+    std::fprintf(stderr, "--only: unknown table '%s' (single, roundtrip, batched, windows or mpsc)\n", only.c_str());
+    return 2;
+  }
   const auto want = [&](const char* name) { return only.empty() || only == name; };
   std::printf("## SPSC queues: %u logical CPUs, threads pinned to CPUs 0 and 1, capacity %zu, %llu items per run\n",
               std::thread::hardware_concurrency(), kCapacity, static_cast<unsigned long long>(items));
@@ -554,40 +559,46 @@ int main(int argc, char** argv) {
     table("Batched throughput (uint64_t)", "M items/s", bt, runs, 1e-6);
   }
 
-  for (std::size_t w : want("windows") ? std::vector<std::size_t>{1024, 16384, 65536} : std::vector<std::size_t>{}) {
-    const std::uint64_t bytes = items * 200;  // 2 GB per run at the default item count
-    std::vector<Row> wr{
-        {"picoring reserve/commit + peek/release (in place)", [&] { return pico_windows(w, bytes); }, {}}};
+  if (want("windows")) {
+    for (std::size_t w : {std::size_t{1024}, std::size_t{16384}, std::size_t{65536}}) {
+      const std::uint64_t bytes = items * 200;  // 2 GB per run at the default item count
+      std::vector<Row> wr{
+          {"picoring reserve/commit + peek/release (in place)", [&] { return pico_windows(w, bytes); }, {}}};
 #if PICORING_HAVE_BOOST
-    wr.push_back(
-        {"boost::lockfree::spsc_queue<std::byte> push/pop into a buffer", [&] { return boost_windows(w, bytes); }, {}});
-#endif
-    const std::string title = "Byte windows of " + std::to_string(w / 1024) + " KiB, consumer checksums each window";
-    table(title.c_str(), "GB/s", wr, runs, 1e-9);
-  }
-
-  for (int producers : want("mpsc") ? std::vector<int>{1, 2, 4, 8} : std::vector<int>{}) {
-    const std::uint64_t per = items / static_cast<std::uint64_t>(producers);
-    // Element by element and in runs of 64 are two tables, so that each ratio line compares
-    // like with like.
-    std::vector<Row> single{{"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false); }, {}}};
-    std::vector<Row> bulk{
-        {"picoring MPSC push_slice(64) / peek+release", [&] { return pico_mpsc(producers, per, true); }, {}}};
-#if PICORING_HAVE_CONCURRENTQUEUE
-    single.push_back({"moodycamel::ConcurrentQueue (token, unbounded) enqueue / try_dequeue",
-                      [&] { return moody_mpsc(producers, per, false); },
-                      {}});
-    bulk.push_back({"moodycamel::ConcurrentQueue (unbounded) enqueue_bulk(64) / try_dequeue_bulk",
-                    [&] { return moody_mpsc(producers, per, true); },
+      wr.push_back({"boost::lockfree::spsc_queue<std::byte> push/pop into a buffer",
+                    [&] { return boost_windows(w, bytes); },
                     {}});
 #endif
-#if PICORING_HAVE_ATOMIC_QUEUE
-    single.push_back(
-        {"atomic_queue::AtomicQueueB2 (MPMC) try_push / try_pop", [&] { return atomic_mpsc(producers, per); }, {}});
+      const std::string title = "Byte windows of " + std::to_string(w / 1024) + " KiB, consumer checksums each window";
+      table(title.c_str(), "GB/s", wr, runs, 1e-9);
+    }
+  }
+
+  if (want("mpsc")) {
+    for (int producers : {1, 2, 4, 8}) {
+      const std::uint64_t per = items / static_cast<std::uint64_t>(producers);
+      // Element by element and in runs of 64 are two tables, so that each ratio line compares
+      // like with like.
+      std::vector<Row> single{
+          {"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false); }, {}}};
+      std::vector<Row> bulk{
+          {"picoring MPSC push_slice(64) / peek+release", [&] { return pico_mpsc(producers, per, true); }, {}}};
+#if PICORING_HAVE_CONCURRENTQUEUE
+      single.push_back({"moodycamel::ConcurrentQueue (token, unbounded) enqueue / try_dequeue",
+                        [&] { return moody_mpsc(producers, per, false); },
+                        {}});
+      bulk.push_back({"moodycamel::ConcurrentQueue (unbounded) enqueue_bulk(64) / try_dequeue_bulk",
+                      [&] { return moody_mpsc(producers, per, true); },
+                      {}});
 #endif
-    const std::string title = "MPSC, " + std::to_string(producers) + " producer(s), uint64_t";
-    table((title + ", element by element").c_str(), "M items/s", single, runs, 1e-6);
-    table((title + ", runs of 64").c_str(), "M items/s", bulk, runs, 1e-6);
+#if PICORING_HAVE_ATOMIC_QUEUE
+      single.push_back(
+          {"atomic_queue::AtomicQueueB2 (MPMC) try_push / try_pop", [&] { return atomic_mpsc(producers, per); }, {}});
+#endif
+      const std::string title = "MPSC, " + std::to_string(producers) + " producer(s), uint64_t";
+      table((title + ", element by element").c_str(), "M items/s", single, runs, 1e-6);
+      table((title + ", runs of 64").c_str(), "M items/s", bulk, runs, 1e-6);
+    }
   }
   return 0;
 }
