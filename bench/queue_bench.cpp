@@ -307,6 +307,7 @@ double run_mpsc(int producers, std::uint64_t per_producer, const std::function<v
                 const std::function<void(std::uint64_t)>& consume) {
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(producers));
   for (int id = 0; id < producers; ++id) {
     threads.emplace_back([&, id] {
       pin(1 + id);

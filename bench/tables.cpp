@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -99,6 +100,7 @@ struct Timer {
 // Times every variant of one row with interleaved samples; returns medians in ns per op.
 std::vector<double> measure(std::vector<std::function<void()>> ops, double seconds) {
   std::vector<Timer> timers;
+  timers.reserve(ops.size());
   for (auto& op : ops) timers.push_back(Timer{std::move(op), 1, {}});
   double per_round = 0;
   for (auto& t : timers) {
@@ -110,6 +112,7 @@ std::vector<double> measure(std::vector<std::function<void()>> ops, double secon
     for (auto& t : timers) t.samples.push_back(t.sample());
   }
   std::vector<double> medians;
+  medians.reserve(timers.size());
   for (auto& t : timers) medians.push_back(t.median());
   return medians;
 }
@@ -307,11 +310,11 @@ void print_collections(const std::vector<Result>& all) {
 // The targets, checked against this run's figures (printed, never asserted in a test).
 void print_targets(const std::vector<Result>& all) {
   struct Check {
-    const char* what;
-    const char* table;
-    const char* ours;
-    const char* theirs;
-    double min_ratio;           // theirs / ours must be >= this
+    const char* what = "";
+    const char* table = "";
+    const char* ours = "";
+    const char* theirs = "";
+    double min_ratio = 0;       // theirs / ours must be >= this
     std::size_t from_size = 0;  // only rows at or above this size
     double max_ns = 0;          // or: ours must be below this many ns
   };
@@ -376,9 +379,7 @@ std::string cpu_model() {
   return "unknown CPU";
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Options opt;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -460,4 +461,16 @@ int main(int argc, char** argv) {
   write_files(all, opt.out_dir);
   std::printf("\nResults written to %s/results.csv and results.json.\n", opt.out_dir.c_str());
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // A bad --max-mib (std::stoul) or a failed allocation ends with a message, not std::terminate.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "picoring_tables: %s\n", e.what());
+    return 1;
+  }
 }

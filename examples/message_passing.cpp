@@ -43,8 +43,10 @@ int main(int argc, char** argv) {
         // Full: block until the consumer frees a slot (push_wait parks instead of spinning).
         if (producer.push_wait(Record{seq, static_cast<std::uint32_t>(seq % kSensors), value_of(seq)},
                                std::chrono::seconds(10)) != picoring::QueueStatus::ok) {
+          // Stop here; closing tells the consumer, which then reports the shortfall.
           std::fprintf(stderr, "producer: queue closed or stuck\n");
-          std::exit(1);
+          producer.close();
+          return;
         }
         ++seq;
         continue;

@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::size_t window = 5;
-  std::size_t ring_bytes = 64 * 1024;
+  std::size_t ring_bytes = std::size_t{64} * 1024;
   std::string pattern = "POST /api/";
   const char* minutes_path = nullptr;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
       if (eol == std::string_view::npos) eol = complete.size();
       if (eol > pos && !analyzer.line(complete.substr(pos, eol - pos))) {
         std::fprintf(stderr, "log_window: line %llu is not in combined format or out of order\n",
-                     static_cast<unsigned long long>(lines + 1));
+                     static_cast<unsigned long long>(lines) + 1);
         return 1;
       }
       if (eol > pos) ++lines;

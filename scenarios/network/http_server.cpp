@@ -218,6 +218,10 @@ class Connection {
 
 int listen_on(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    std::perror("http_server: socket");
+    return -1;
+  }
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   sockaddr_in addr{};
@@ -226,13 +230,15 @@ int listen_on(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only
   if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0) {
     std::perror("http_server: bind/listen");
-    std::exit(1);
+    ::close(fd);
+    return -1;
   }
   return fd;
 }
 
 int serve(int port, const char* port_file, std::size_t ring_bytes) {
   const int listener = listen_on(port);
+  if (listener < 0) return 1;
   sockaddr_in bound{};
   socklen_t len = sizeof bound;
   ::getsockname(listener, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -240,6 +246,11 @@ int serve(int port, const char* port_file, std::size_t ring_bytes) {
   if (port_file != nullptr) {
     const std::string tmp = std::string(port_file) + ".tmp";
     FILE* f = std::fopen(tmp.c_str(), "w");
+    if (f == nullptr) {
+      std::perror("http_server: port file");
+      ::close(listener);
+      return 1;
+    }
     std::fprintf(f, "%d\n", actual_port);
     std::fclose(f);
     std::rename(tmp.c_str(), port_file);  // appears complete or not at all
@@ -318,7 +329,7 @@ int run_client(int port, int requests, bool byte_at_a_time, unsigned seed) {
     switch (rng() % 4) {
       case 0: {
         const std::string target = "/nowhere/" + std::to_string(i);
-        wire += "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + connection + "\r\n";
+        wire.append("GET ").append(target).append(" HTTP/1.1\r\nHost: x\r\n").append(connection).append("\r\n");
         expected.push_back({"HTTP/1.1 404 Not Found", "not found\n"});
         break;
       }
@@ -326,15 +337,19 @@ int run_client(int port, int requests, bool byte_at_a_time, unsigned seed) {
         // A body of 0 .. 3000 bytes (the server's ring is 4 KiB by default), any byte values.
         std::string body(rng() % 3001, '\0');
         for (char& ch : body) ch = static_cast<char>(rng());
-        wire += "POST /echo HTTP/1.1\r\nHost: x\r\ncontent-length: " + std::to_string(body.size()) + "\r\n" +
-                connection + "\r\n" + body;
+        wire.append("POST /echo HTTP/1.1\r\nHost: x\r\ncontent-length: ")
+            .append(std::to_string(body.size()))
+            .append("\r\n")
+            .append(connection)
+            .append("\r\n")
+            .append(body);
         expected.push_back({"HTTP/1.1 200 OK", body});
         break;
       }
       default: {
         const std::string target = "/hello/" + std::to_string(rng());
-        wire += "GET " + target + " HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(rng() % 200, 'p') + "\r\n" +
-                connection + "\r\n";
+        wire.append("GET ").append(target).append(" HTTP/1.1\r\nHost: x\r\nX-Pad: ");
+        wire.append(rng() % 200, 'p').append("\r\n").append(connection).append("\r\n");
         expected.push_back({"HTTP/1.1 200 OK", "hello " + target + "\n"});
       }
     }
