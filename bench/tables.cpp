@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -389,7 +390,13 @@ int run(int argc, char** argv) {
       opt.seconds_per_cell = 0.05;
       opt.max_size = std::size_t{10} << 20;
     } else if (a == "--max-mib" && i + 1 < argc) {
-      opt.max_size = std::stoul(argv[++i]) << 20;
+      char* end = nullptr;
+      const unsigned long mib = std::strtoul(argv[++i], &end, 10);
+      if (end == argv[i] || *end != '\0') {
+        std::fprintf(stderr, "--max-mib wants a whole number of MiB, not '%s'\n", argv[i]);
+        return 2;
+      }
+      opt.max_size = static_cast<std::size_t>(mib) << 20;
     } else {
       std::fprintf(stderr, "usage: %s [--out DIR] [--quick] [--max-mib N]\n", argv[0]);
       return 2;
@@ -466,7 +473,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // A bad --max-mib (std::stoul) or a failed allocation ends with a message, not std::terminate.
+  // A failed allocation (or any other exception) ends with a message, not std::terminate.
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
