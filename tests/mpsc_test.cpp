@@ -1,12 +1,13 @@
 // MPSC queue: API rules, then stress tests with more producers than cores: per-producer
 // sequence numbers (no item lost, duplicated or reordered within a producer), every API drawn
-// at random on every thread, element sizes 3, 8 and 72 bytes and a lifetime-counted type.
+// at random on every thread, element sizes 1, 3, 8, 24 and 72 bytes and a lifetime-counted type.
 // Run under ThreadSanitizer in CI.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <random>
 #include <thread>
 #include <vector>
@@ -22,6 +23,9 @@ using picoring::mirror_safe;
 using picoring::QueueStatus;
 using picoring_test::Tracked;
 
+struct Msg1 {
+  unsigned char byte;  // producer in the top 3 bits, the sequence number modulo 32 below
+};
 struct Msg3 {
   unsigned char bytes[3];  // producer, then the sequence number modulo 65536
 };
@@ -29,15 +33,28 @@ struct Msg8 {
   std::uint32_t producer;
   std::uint32_t seq;
 };
+struct Msg24 {
+  std::uint32_t producer;
+  std::uint32_t seq;
+  std::uint64_t payload[2];  // derived from (producer, seq) by PayloadCodec: a torn write shows
+};
 struct Msg72 {
   std::uint32_t producer;
   std::uint32_t seq;
-  std::uint64_t payload[8];  // derived from (producer, seq): a torn or misplaced write shows
+  std::uint64_t payload[8];
 };
-static_assert(sizeof(Msg3) == 3 && sizeof(Msg72) == 72);
+static_assert(sizeof(Msg1) == 1 && sizeof(Msg3) == 3 && sizeof(Msg24) == 24 && sizeof(Msg72) == 72);
 
 template <class T>
 struct Codec;
+template <>
+struct Codec<Msg1> {
+  static constexpr std::uint32_t kSeqMod = 32;  // a lost or repeated item still breaks the count
+  static Msg1 make(std::uint32_t p, std::uint32_t s) { return Msg1{static_cast<unsigned char>((p << 5) | (s & 31))}; }
+  static std::uint32_t producer(const Msg1& m) { return static_cast<std::uint32_t>(m.byte >> 5); }
+  static std::uint32_t seq(const Msg1& m) { return static_cast<std::uint32_t>(m.byte & 31); }
+  static bool intact(const Msg1&) { return true; }
+};
 template <>
 struct Codec<Msg3> {
   static constexpr std::uint32_t kSeqMod = 65536;
@@ -56,21 +73,28 @@ struct Codec<Msg8> {
   static std::uint32_t seq(const Msg8& m) { return m.seq; }
   static bool intact(const Msg8&) { return true; }
 };
-template <>
-struct Codec<Msg72> {
+// Msg24 and Msg72: producer, sequence number and payload words derived from both.
+template <class M>
+struct PayloadCodec {
   static constexpr std::uint32_t kSeqMod = 0;
-  static Msg72 make(std::uint32_t p, std::uint32_t s) {
-    Msg72 m{p, s, {}};
-    for (std::uint64_t i = 0; i < 8; ++i) m.payload[i] = (std::uint64_t{p} << 40) ^ (std::uint64_t{s} << 8) ^ i;
+  static M make(std::uint32_t p, std::uint32_t s) {
+    M m{p, s, {}};
+    for (std::size_t i = 0; i < std::size(m.payload); ++i) {
+      m.payload[i] = (std::uint64_t{p} << 40) ^ (std::uint64_t{s} << 8) ^ i;
+    }
     return m;
   }
-  static std::uint32_t producer(const Msg72& m) { return m.producer; }
-  static std::uint32_t seq(const Msg72& m) { return m.seq; }
-  static bool intact(const Msg72& m) {
-    const Msg72 want = make(m.producer, m.seq);
+  static std::uint32_t producer(const M& m) { return m.producer; }
+  static std::uint32_t seq(const M& m) { return m.seq; }
+  static bool intact(const M& m) {
+    const M want = make(m.producer, m.seq);
     return std::memcmp(&want, &m, sizeof m) == 0;
   }
 };
+template <>
+struct Codec<Msg24> : PayloadCodec<Msg24> {};
+template <>
+struct Codec<Msg72> : PayloadCodec<Msg72> {};
 template <>
 struct Codec<Tracked> {
   static constexpr std::uint32_t kSeqMod = 0;
@@ -175,7 +199,7 @@ class MpscStress : public ::testing::Test {
     }
   }
 };
-using MpscTypes = ::testing::Types<Msg3, Msg8, Msg72, Tracked>;
+using MpscTypes = ::testing::Types<Msg1, Msg3, Msg8, Msg24, Msg72, Tracked>;
 TYPED_TEST_SUITE(MpscStress, MpscTypes);
 
 TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
