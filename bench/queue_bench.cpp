@@ -106,34 +106,50 @@ double run_pair(const std::function<void()>& produce, const std::function<void()
   return s;
 }
 
+// How often each side found the queue full (producer) or empty (consumer), per item: which of
+// the two regimes a run was in (see the README's method section).
+struct Misses {
+  std::vector<double> full;
+  std::vector<double> empty;
+};
+
 template <class Q>
-double throughput(std::uint64_t items) {
+double throughput(std::uint64_t items, Misses* misses = nullptr) {
   auto q = std::make_unique<Q>();
   alignas(kNoSharing) std::uint64_t sum = 0;
-  // Each loop works on locals (the queue pointer, the count, the running sum) that the compiler
-  // keeps in registers: nothing in the caller's stack frame is read or written per item.
+  alignas(kNoSharing) std::uint64_t full = 0;
+  alignas(kNoSharing) std::uint64_t empty = 0;
+  // Each loop works on locals (the queue pointer, the count, the running sum, the miss count)
+  // that the compiler keeps in registers: nothing in the caller's stack frame is read or
+  // written per item.
   const double s = run_pair(
-      [queue = q.get(), items] {
+      [queue = q.get(), items, &full] {
         Q* const qq = queue;
         const std::uint64_t n = items;
+        std::uint64_t missed = 0;
         for (std::uint64_t i = 1; i <= n; ++i) {
-          while (!qq->push(i)) {
-          }
+          while (!qq->push(i)) ++missed;
         }
+        full = missed;
       },
-      [queue = q.get(), items, &sum] {
+      [queue = q.get(), items, &sum, &empty] {
         Q* const qq = queue;
         const std::uint64_t n = items;
         std::uint64_t local = 0;
+        std::uint64_t missed = 0;
         std::uint64_t v = 0;
         for (std::uint64_t i = 0; i < n; ++i) {
-          while (!qq->pop(v)) {
-          }
+          while (!qq->pop(v)) ++missed;
           local += v;
         }
         sum = local;
+        empty = missed;
       });
   if (sum != items * (items + 1) / 2) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  if (misses != nullptr) {
+    misses->full.push_back(static_cast<double>(full) / static_cast<double>(items));
+    misses->empty.push_back(static_cast<double>(empty) / static_cast<double>(items));
+  }
   return static_cast<double>(items) / s;
 }
 
@@ -520,17 +536,34 @@ int main(int argc, char** argv) {
   std::printf("## SPSC queues: %u logical CPUs, threads pinned to CPUs 0 and 1, capacity %zu, %llu items per run\n",
               std::thread::hardware_concurrency(), kCapacity, static_cast<unsigned long long>(items));
   if (want("single")) {
-    std::vector<Row> tp{{"picoring SpscQueue", [&] { return throughput<Pico>(items); }, {}}};
+    struct Queue {
+      const char* name;
+      double (*run)(std::uint64_t, Misses*);
+    };
+    std::vector<Queue> queues{{"picoring SpscQueue", &throughput<Pico>}};
 #if PICORING_HAVE_BOOST
-    tp.push_back({"boost::lockfree::spsc_queue", [&] { return throughput<Boost>(items); }, {}});
+    queues.push_back({"boost::lockfree::spsc_queue", &throughput<Boost>});
 #endif
 #if PICORING_HAVE_RWQ
-    tp.push_back({"moodycamel::ReaderWriterQueue", [&] { return throughput<Moody>(items); }, {}});
+    queues.push_back({"moodycamel::ReaderWriterQueue", &throughput<Moody>});
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
-    tp.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return throughput<AtomicQ>(items); }, {}});
+    queues.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", &throughput<AtomicQ>});
 #endif
+    std::vector<Misses> misses(queues.size());
+    std::vector<Row> tp;
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+      tp.push_back({queues[i].name, [&, i] { return queues[i].run(items, &misses[i]); }, {}});
+    }
     table("Single-item throughput (uint64_t)", "M items/s", tp, runs, 1e-6);
+    // A consumer that keeps finding the queue empty trails the producer item by item (every item
+    // moves cache lines between the cores); one that never does reads lines written long before.
+    std::printf(
+        "\nFailed calls per item (medians): which regime each queue ran in.\n\n"
+        "| queue | try_pop found it empty | try_push found it full |\n|---|---:|---:|\n");
+    for (std::size_t i = 0; i < queues.size(); ++i) {
+      std::printf("| %s | %.2f | %.2f |\n", queues[i].name, median(misses[i].empty), median(misses[i].full));
+    }
   }
 
   if (want("roundtrip")) {
