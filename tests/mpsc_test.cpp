@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iterator>
 #include <random>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -134,6 +135,61 @@ TEST(Mpsc, RunsStayTogetherAndTheWindowWraps) {
   }
 }
 
+// A queue whose positions start at `start` rather than 0 (a hook in detail::MpscState), so that
+// a test crosses the wrap-around of a 32-bit or 64-bit counter in a few thousand elements.
+template <class T>
+std::pair<picoring::MpscProducer<T>, picoring::MpscConsumer<T>> make_mpsc_at(std::size_t min_capacity,
+                                                                             std::uint64_t start) {
+  picoring::Error err;
+  auto* s = picoring::detail::new_queue_state<picoring::detail::MpscState<T>>(min_capacity, {}, err);
+  if (s == nullptr) throw std::system_error(err.code, err.step);
+  s->start_at(start);
+  return picoring::make_mpsc_pair<T>(s);
+}
+
+TEST(Mpsc, PositionsWrapAroundWithoutReadingUnpublishedSlots) {
+  constexpr std::uint64_t kMax = ~std::uint64_t{0};
+  for (const std::uint64_t start : {std::uint64_t{0}, (std::uint64_t{1} << 32) - 100, kMax - 99, kMax}) {
+    SCOPED_TRACE(start);
+    auto [producer, consumer] = make_mpsc_at<std::uint32_t>(1, start);
+    const std::size_t cap = producer.capacity();
+    // Nothing is readable before anything is pushed, wherever the positions start.
+    EXPECT_EQ(consumer.size(), 0u);
+    EXPECT_TRUE(consumer.peek().empty());
+
+    // A copy taken now is stale once the others have filled the queue across the wrap: it must
+    // still see the queue as full.
+    auto spare = producer;
+    std::uint32_t next = 0;
+    std::uint32_t expected = 0;
+    for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(producer.try_push(next++));
+    EXPECT_FALSE(spare.try_push(next));
+    EXPECT_FALSE(producer.try_push(next));
+    ASSERT_EQ(consumer.size(), cap);
+    auto window = consumer.peek();
+    for (const std::uint32_t v : window) ASSERT_EQ(v, expected++);
+    consumer.release(window.size());
+
+    // Three more laps of runs of random length through either producer; after every step the
+    // consumer sees exactly what was pushed, in order.
+    std::mt19937 rng(static_cast<std::uint32_t>(start));
+    std::vector<std::uint32_t> run;
+    while (next < 4 * cap) {
+      auto& q = rng() % 2 == 0 ? producer : spare;
+      run.resize(1 + rng() % (cap / 3));
+      for (auto& v : run) v = next++;
+      if (!q.push_slice(run)) next -= static_cast<std::uint32_t>(run.size());
+      ASSERT_EQ(consumer.size(), std::size_t{next - expected});
+      const std::size_t take = rng() % (consumer.size() + 1);
+      std::uint32_t v = 0;
+      for (std::size_t i = 0; i < take; ++i) {
+        ASSERT_TRUE(consumer.try_pop(v));
+        ASSERT_EQ(v, expected++);
+      }
+    }
+  }
+}
+
 TEST(Mpsc, MovedFromHandlesAreEmptyWhateverTheirCountersWere) {
   auto [p, c] = make_mpsc<int>(16);
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.try_push(i));
@@ -208,8 +264,11 @@ TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
   // More producers than this machine has cores: some are preempted mid-claim all the time.
   constexpr std::uint32_t kProducers = 8;
   const std::uint32_t per_producer = static_cast<std::uint32_t>(picoring_test::scaled(40'000));
-  for (std::size_t min_capacity : {std::size_t{1}, std::size_t{5000}}) {
-    auto [producer, consumer] = make_mpsc<T>(min_capacity);
+  // The second queue's positions start just short of the 64-bit wrap-around, so the threads
+  // cross it a few thousand elements in.
+  const std::pair<std::size_t, std::uint64_t> queues[] = {{1, 0}, {5000, ~std::uint64_t{0} - 3000}};
+  for (const auto& [min_capacity, first_position] : queues) {
+    auto [producer, consumer] = make_mpsc_at<T>(min_capacity, first_position);
     const std::size_t max_batch = std::min<std::size_t>(producer.capacity() / 4, 64);
     picoring_test::StartLine start(kProducers + 1);
     std::vector<std::thread> threads;

@@ -9,9 +9,12 @@
 // How it works. Producers claim runs of slots with a compare-and-swap on a shared `claimed`
 // counter (a bulk claim of n costs one CAS), write their elements, then publish the run by
 // storing its end position into `ends[start]` (release). The consumer walks from its position
-// from one published run to the next: `ends[p] > p` means the run starting at p is complete
-// (a stale entry from an earlier lap is always <= p). What is readable is therefore always a
-// contiguous prefix, and the mirror makes it one span.
+// from one published run to the next: `ends[p]` in (p, p + capacity] means the run starting at
+// p is complete; anything else is left from an earlier lap (or from creation) and means "not yet".
+// What is readable is therefore always a contiguous prefix, and the mirror makes it one span.
+// Positions are 64-bit on every platform: an entry left from k laps earlier would read as
+// published once k * capacity reached the counter's wrap-around, which a 32-bit counter does
+// after 2^32 elements (a minute at full speed) and a 64-bit one never does in practice.
 //
 // Progress guarantee. Claiming is lock-free: a producer retries its CAS only because another
 // producer's claim succeeded. No producer ever waits for another producer: a producer that is
@@ -31,6 +34,7 @@
 #include <atomic>
 #include <bit>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -46,6 +50,8 @@ template <class T>
 struct MpscState {
   static_assert(std::is_nothrow_move_constructible_v<T>,
                 "a producer fills its claimed slot after claiming it, so that step must not throw");
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                "positions are 64-bit everywhere (see above); a lock would void the progress guarantee");
   MpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
     // The smallest power of two >= the request that is also a whole number of pages of
     // elements: the page unit (granularity / gcd) is itself a power of two, so this exists.
@@ -60,7 +66,7 @@ struct MpscState {
     const std::size_t capacity = want == 0 ? 0 : std::bit_ceil(want);
     mem = MirrorBuffer::create(capacity, sizeof(T), options, err);
     if (err) return;
-    ends.reset(new (std::nothrow) std::atomic<std::size_t>[mem.size() / sizeof(T)]);
+    ends.reset(new (std::nothrow) std::atomic<std::uint64_t>[mem.size() / sizeof(T)]);
     if (!ends) {
       err = {std::make_error_code(std::errc::not_enough_memory), "allocate publication array"};
       mem.reset();
@@ -69,16 +75,27 @@ struct MpscState {
     base = reinterpret_cast<T*>(mem.data());
     cap = mem.size() / sizeof(T);
     mask = cap - 1;
-    for (std::size_t i = 0; i < cap; ++i) ends[i].store(0, std::memory_order_relaxed);
+    start_at(0);
     init_fences();
+  }
+  using Position = std::uint64_t;  // see "Positions" above
+
+  // Sets every position to `start` (0 at creation; tests start near a wrap-around). Only before
+  // the handles exist. start - 1 is outside (p, p + capacity] for every p the consumer will
+  // meet before the counter wraps, so every entry reads "not yet published".
+  void start_at(std::uint64_t start) noexcept {
+    claimed.store(start, std::memory_order_relaxed);
+    head.store(start, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < cap; ++i) ends[i].store(start - 1, std::memory_order_relaxed);
   }
   MpscState(const MpscState&) = delete;
   MpscState& operator=(const MpscState&) = delete;
   ~MpscState() {
     if constexpr (!std::is_trivially_destructible_v<T>) {
       // Every producer is gone: everything claimed is published. Destroy what was not consumed.
-      const std::size_t end = claimed.load(std::memory_order_acquire);
-      for (std::size_t p = head.load(std::memory_order_acquire); p != end; ++p) std::destroy_at(base + (p & mask));
+      const std::uint64_t first = head.load(std::memory_order_acquire);
+      const std::uint64_t n = claimed.load(std::memory_order_acquire) - first;
+      for (std::uint64_t k = 0; k < n; ++k) std::destroy_at(base + static_cast<std::size_t>((first + k) & mask));
     }
   }
 
@@ -91,11 +108,11 @@ struct MpscState {
   T* base = nullptr;
   std::size_t cap = 0;
   std::size_t mask = 0;
-  std::unique_ptr<std::atomic<std::size_t>[]> ends;  // ends[p & mask]: end of the run starting at p
+  std::unique_ptr<std::atomic<std::uint64_t>[]> ends;  // ends[p & mask]: end of the run starting at p
   // Producers' line: claimed by CAS.
-  alignas(kFalseSharingRange) std::atomic<std::size_t> claimed{0};
+  alignas(kFalseSharingRange) std::atomic<std::uint64_t> claimed{0};
   // Consumer's line.
-  alignas(kFalseSharingRange) std::atomic<std::size_t> head{0};
+  alignas(kFalseSharingRange) std::atomic<std::uint64_t> head{0};
   // Read-mostly, as in SpscState (the same reason keeps the sleeping flags off the two lines
   // above).
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
@@ -120,7 +137,9 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 
  public:
   MpscProducer() noexcept = default;
-  MpscProducer(const MpscProducer& o) noexcept : Base(join(o.s_), true) {}
+  // The copy starts from the source's view of the consumer (a value once read from `head` stays
+  // a valid lower bound, and claim() relies on having one).
+  MpscProducer(const MpscProducer& o) noexcept : Base(join(o.s_), true), head_cache_(o.head_cache_) {}
   MpscProducer& operator=(const MpscProducer& o) noexcept {
     if (this != &o) *this = MpscProducer(o);
     return *this;
@@ -159,16 +178,16 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
   // that are not mirror_safe it needs a non-throwing copy (a claimed run must be filled).
   bool push_slice(std::span<const T> items) requires(mirror_safe<T> || std::is_nothrow_copy_constructible_v<T>) {
     if (items.empty()) return true;
-    std::size_t at = 0;
+    std::uint64_t at = 0;
     if (!claim(items.size(), at)) return false;
     T* const s = this->slots();
-    const std::size_t i = at & this->s_->mask;
+    const auto i = static_cast<std::size_t>(at & this->s_->mask);
     const std::size_t first = items.size() < this->cap_ - i ? items.size() : this->cap_ - i;
     if constexpr (mirror_safe<T>) {
       std::memcpy(s + i, items.data(), first * sizeof(T));
       if (first != items.size()) std::memcpy(s, items.data() + first, (items.size() - first) * sizeof(T));
     } else {
-      for (std::size_t k = 0; k < items.size(); ++k) std::construct_at(s + ((at + k) & this->s_->mask), items[k]);
+      for (std::size_t k = 0; k < items.size(); ++k) std::construct_at(s + this->wrap(i + k), items[k]);
     }
     publish(at, items.size());
     return true;
@@ -206,21 +225,25 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 
   bool has_room(std::size_t n) noexcept {
     head_cache_ = this->s_->head.load(std::memory_order_acquire);
-    return this->s_->claimed.load(std::memory_order_relaxed) + n - head_cache_ <= this->cap_;
+    return used(this->s_->claimed.load(std::memory_order_relaxed)) + n <= this->cap_;
   }
 
+  // Positions claimed and not yet released, as this producer knows it (never fewer than the
+  // truth): head_cache_ <= head <= claimed at any moment, and t is read after head_cache_. The
+  // 64-bit difference is exact; it exceeds the capacity only when the cache is stale, and then
+  // claim() reloads it.
+  std::uint64_t used(std::uint64_t t) const noexcept { return t - head_cache_; }
+
   // Claims n consecutive positions; false when fewer are free or the queue is closed.
-  bool claim(std::size_t n, std::size_t& at) noexcept {
+  bool claim(std::size_t n, std::uint64_t& at) noexcept {
     auto* s = this->s_;
     if (s == nullptr || n > this->cap_ || s->closed.load(std::memory_order_relaxed) != 0) return false;
-    // head_cache_ <= head <= claimed at any moment, and `t` is read after head_cache_, so
-    // t - head_cache_ never underflows.
-    std::size_t t = s->claimed.load(std::memory_order_relaxed);
+    std::uint64_t t = s->claimed.load(std::memory_order_relaxed);
     for (;;) {
-      if (t + n - head_cache_ > this->cap_) {
+      if (used(t) + n > this->cap_) {
         head_cache_ = s->head.load(std::memory_order_acquire);
         t = s->claimed.load(std::memory_order_relaxed);
-        if (t + n - head_cache_ > this->cap_) return false;
+        if (used(t) + n > this->cap_) return false;
       }
       // Relaxed is enough: the slots' previous contents were released to us through `head`
       // (acquire above), and our elements reach the consumer through ends[] (release).
@@ -232,19 +255,19 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 
   template <class U>
   bool push_one(U&& value) noexcept {
-    std::size_t at = 0;
+    std::uint64_t at = 0;
     if (!claim(1, at)) return false;
-    std::construct_at(this->slots() + (at & this->s_->mask), std::forward<U>(value));
+    std::construct_at(this->slots() + static_cast<std::size_t>(at & this->s_->mask), std::forward<U>(value));
     publish(at, 1);
     return true;
   }
 
-  void publish(std::size_t at, std::size_t n) noexcept {
-    this->s_->ends[at & this->s_->mask].store(at + n, std::memory_order_release);
+  void publish(std::uint64_t at, std::size_t n) noexcept {
+    this->s_->ends[static_cast<std::size_t>(at & this->s_->mask)].store(at + n, std::memory_order_release);
     detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
   }
 
-  std::size_t head_cache_ = 0;
+  std::uint64_t head_cache_ = 0;  // a value once read from s_->head
 };
 
 // The consuming end: the members of detail::QueueConsumer (peek, release, try_pop, pop_slice,
@@ -274,23 +297,34 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
   // Walks published runs from the end of what is known to be readable. An empty handle
   // (capacity and counters 0) never enters the loop, so it returns 0 without touching state.
   std::size_t readable(std::size_t want) noexcept {
-    while (ready_ - this->head_ < want && ready_ - this->head_ < this->cap_) {
+    while (known() < want && known() < this->cap_) {
       const auto& s = *this->s_;
-      const std::size_t end = s.ends[ready_ & s.mask].load(std::memory_order_acquire);
-      // A published run ends in (ready_, ready_ + cap]; an entry left from an earlier lap ends
-      // at or before ready_. Compared by difference, so counter wrap-around (32-bit) is fine.
+      const std::uint64_t end = s.ends[static_cast<std::size_t>(ready_ & s.mask)].load(std::memory_order_acquire);
+      // A published run ends in (ready_, ready_ + cap]; an entry left from an earlier lap, or
+      // from creation, does not. Compared by difference: exact across the 64-bit wrap-around.
       if (end - ready_ - 1 >= this->cap_) break;
       ready_ = end;
     }
-    return ready_ - this->head_;
+    return known();
   }
+  // Published and not yet released: at most the capacity.
+  std::size_t known() const noexcept { return static_cast<std::size_t>(ready_ - this->head_); }
 
-  std::size_t ready_ = 0;  // end of the published prefix known so far (a run boundary)
+  std::uint64_t ready_ = 0;  // end of the published prefix known so far (a run boundary)
 };
 
+// The consumer starts where the state's counters are (0, unless a test moved them).
 template <class T>
 std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc_pair(detail::MpscState<T>* s) {
-  return {MpscProducer<T>(s), MpscConsumer<T>(s)};
+  std::pair<MpscProducer<T>, MpscConsumer<T>> ends{MpscProducer<T>(s), MpscConsumer<T>(s)};
+  if (s != nullptr) {
+    auto& c = ends.second;
+    c.ready_ = s->claimed.load(std::memory_order_relaxed);
+    c.head_ = s->head.load(std::memory_order_relaxed);
+    c.index_ = static_cast<std::size_t>(c.head_ & s->mask);
+    ends.first.head_cache_ = c.head_;
+  }
+  return ends;
 }
 
 // Creates a queue of at least min_capacity elements (a power of two) and returns a producer

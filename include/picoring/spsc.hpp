@@ -78,6 +78,9 @@ struct SpscState {
     }
   }
 
+  // The counters' type. Only their differences are used, which are exact modulo its width.
+  using Position = std::size_t;
+
   MirrorBuffer mem;
   T* base;
   std::size_t cap;
@@ -439,8 +442,8 @@ class QueueConsumer : public QueueHandle<T, State> {
     wake(this->s_->producer_sleeping, this->s_->space_word);
   }
 
-  std::size_t head_ = 0;   // elements released (mirror of s_->head, owned here)
-  std::size_t index_ = 0;  // slot of the oldest element, in [0, capacity)
+  typename State::Position head_ = 0;  // elements released (mirror of s_->head, owned here)
+  std::size_t index_ = 0;              // slot of the oldest element, in [0, capacity)
 };
 
 }  // namespace detail
