@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <random>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -47,6 +49,99 @@ TEST(Spsc, SingleThreadedOrderCapacityAndWrap) {
     for (std::uint32_t i = 0; i < cap; ++i) ASSERT_EQ(window[i], std::size_t{lap} * 100000 + cap / 3 + i);
     c.release(window.size());
     EXPECT_FALSE(c.try_pop().has_value());
+  }
+}
+
+// A queue whose counters start at `start` rather than 0 (a hook in detail::SpscState), so that
+// a test crosses their wrap-around in a few thousand elements.
+template <class T>
+std::pair<picoring::SpscProducer<T>, picoring::SpscConsumer<T>> make_spsc_at(std::size_t min_capacity,
+                                                                             std::size_t start) {
+  picoring::Error err;
+  auto* s = picoring::detail::new_queue_state<picoring::detail::SpscState<T>>(min_capacity, {}, err);
+  if (s == nullptr) throw std::system_error(err.code, err.step);
+  s->start_at(start);
+  return picoring::make_spsc_pair<T>(s);
+}
+
+// Four laps of random pushes and pops across the counters' wrap-around, against a deque; then
+// the queue is dropped half full, and every element left must be destroyed once.
+template <class T>
+void check_wrap_around(std::size_t start) {
+  SCOPED_TRACE(start);
+  Tracked::reset_counters();
+  {
+    auto [p, c] = make_spsc_at<T>(100, start);
+    const std::size_t cap = p.capacity();
+    EXPECT_EQ(c.size(), 0u);
+    EXPECT_EQ(p.free_space(), cap);
+    std::deque<std::uint64_t> model;
+    std::mt19937 rng(static_cast<std::uint32_t>(start));
+    std::uint64_t next = 0;
+    while (next < 4 * cap) {
+      const std::size_t n = 1 + rng() % (cap / 3);
+      switch (rng() % 4) {
+        case 0: {
+          const bool ok = p.try_push(make<T>(next));
+          ASSERT_EQ(ok, model.size() < cap);
+          if (ok) model.push_back(next++);
+          break;
+        }
+        case 1: {
+          std::vector<T> batch;
+          for (std::size_t i = 0; i < n; ++i) batch.push_back(make<T>(next + i));
+          const std::size_t pushed = p.push_some(batch);
+          ASSERT_EQ(pushed, std::min(n, cap - model.size()));
+          for (std::size_t i = 0; i < pushed; ++i) model.push_back(next++);
+          break;
+        }
+        case 2:
+          if constexpr (mirror_safe<T>) {
+            auto slots = p.reserve(n);
+            ASSERT_EQ(slots.empty(), n > cap - model.size());
+            if (!slots.empty()) {
+              for (std::size_t i = 0; i < n; ++i) slots[i] = make<T>(next + i);
+              p.commit(n);
+              for (std::size_t i = 0; i < n; ++i) model.push_back(next++);
+            }
+            break;
+          }
+          [[fallthrough]];
+        default: {
+          const std::size_t take = rng() % (model.size() + 1);
+          if constexpr (mirror_safe<T>) {
+            auto window = c.peek();
+            ASSERT_EQ(window.size(), model.size());
+            for (std::size_t i = 0; i < take; ++i) ASSERT_EQ(window[i], make<T>(model[i]));
+            c.release(take);
+            model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(take));
+          } else {
+            for (std::size_t i = 0; i < take; ++i) {
+              auto v = c.try_pop();
+              ASSERT_TRUE(v.has_value());
+              ASSERT_EQ(*v, make<T>(model.front()));
+              model.pop_front();
+            }
+          }
+        }
+      }
+      ASSERT_EQ(c.size(), model.size());
+      ASSERT_EQ(p.free_space(), cap - model.size());
+    }
+    while (model.size() < cap / 2) {
+      ASSERT_TRUE(p.try_push(make<T>(next)));
+      model.push_back(next++);
+    }
+  }
+  EXPECT_EQ(Tracked::live.load(), 0);
+  EXPECT_EQ(Tracked::bad_destroys.load(), 0);
+}
+
+TEST(Spsc, CountersWrapAround) {
+  constexpr std::size_t kMax = ~std::size_t{0};
+  for (const std::size_t start : {std::size_t{0}, kMax - 99, kMax}) {
+    check_wrap_around<std::uint64_t>(start);
+    check_wrap_around<Tracked>(start);
   }
 }
 

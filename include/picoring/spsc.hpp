@@ -66,6 +66,12 @@ struct SpscState {
   }
   SpscState(const SpscState&) = delete;
   SpscState& operator=(const SpscState&) = delete;
+  // Sets both counters to `start` (0 at creation; tests start near the wrap-around). Only
+  // before the handles exist.
+  void start_at(std::size_t start) noexcept {
+    tail.store(start, std::memory_order_relaxed);
+    head.store(start, std::memory_order_relaxed);
+  }
   ~SpscState() {
     if constexpr (!std::is_trivially_destructible_v<T>) {
       // Not a hot path: the one place where a modulo is fine.
@@ -486,9 +492,17 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
   std::size_t tail_cache_ = 0;
 };
 
+// Both ends start where the state's counters are (0, unless a test moved them).
 template <class T>
 std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc_pair(detail::SpscState<T>* s) {
-  return {SpscProducer<T>(s), SpscConsumer<T>(s)};
+  std::pair<SpscProducer<T>, SpscConsumer<T>> ends{SpscProducer<T>(s), SpscConsumer<T>(s)};
+  if (s != nullptr && s->cap != 0) {
+    const std::size_t start = s->head.load(std::memory_order_relaxed);
+    auto& [p, c] = ends;
+    p.tail_ = p.head_cache_ = c.tail_cache_ = c.head_ = start;
+    p.index_ = c.index_ = start % s->cap;  // not a hot path
+  }
+  return ends;
 }
 
 namespace detail {
