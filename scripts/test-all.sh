@@ -10,7 +10,7 @@ for preset in dev clang asan tsan i686 aarch64; do
   echo "=== workflow preset: $preset"
   cmake --workflow --preset "$preset"
   if [ "$preset" = dev ]; then
-    echo "=== clang-tidy (src/, tests/)"
+    echo "=== clang-tidy (src/, tests/, bench/, examples/, scenarios/)"
     scripts/tidy.sh
   fi
 done
