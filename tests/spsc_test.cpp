@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -370,6 +371,55 @@ TYPED_TEST(SpscStress, EveryItemArrivesOnceInOrder) {
     prod.join();
     EXPECT_EQ(expected, total) << "capacity " << cap;
   }
+}
+
+// An element whose assignment can be told to throw (pop_slice assigns into the caller's span).
+struct ThrowingAssign {
+  static inline int assignments_until_throw = -1;  // < 0: never throw
+  Tracked t;
+  explicit ThrowingAssign(std::uint64_t v = 0) : t(v) {}
+  ThrowingAssign(const ThrowingAssign&) = default;
+  ThrowingAssign(ThrowingAssign&&) noexcept = default;
+  ~ThrowingAssign() = default;
+  ThrowingAssign& operator=(const ThrowingAssign& o) {
+    count_down();
+    t = o.t;
+    return *this;
+  }
+  ThrowingAssign& operator=(ThrowingAssign&& o) {  // NOLINT(performance-noexcept-move-constructor): on purpose
+    count_down();
+    t = std::move(o.t);
+    return *this;
+  }
+  static void count_down() {
+    if (assignments_until_throw == 0) throw std::runtime_error("ThrowingAssign: assignment failed on purpose");
+    if (assignments_until_throw > 0) --assignments_until_throw;
+  }
+};
+
+TEST(SpscLifetimes, APopSliceThatThrowsKeepsWhatItDidNotMove) {
+  Tracked::reset_counters();
+  {
+    auto [p, c] = make_spsc<ThrowingAssign>(1);
+    for (std::uint64_t i = 0; i < 5; ++i) ASSERT_TRUE(p.try_emplace(i));
+    std::vector<ThrowingAssign> out(5);
+    ThrowingAssign::assignments_until_throw = 2;  // the third element's assignment throws
+    EXPECT_THROW(c.pop_slice(out), std::runtime_error);
+    ThrowingAssign::assignments_until_throw = -1;
+    EXPECT_EQ(out[0].t.value(), 0u);
+    EXPECT_EQ(out[1].t.value(), 1u);
+    // The two moved out are popped; the one whose assignment threw and those after it remain.
+    ASSERT_EQ(c.size(), 3u);
+    for (std::uint64_t want = 2; want < 5; ++want) {
+      auto v = c.try_pop();
+      ASSERT_TRUE(v.has_value());
+      EXPECT_EQ(v->t.value(), want);
+    }
+    EXPECT_EQ(c.size(), 0u);
+    EXPECT_EQ(Tracked::bad_destroys.load(), 0);
+  }
+  EXPECT_EQ(Tracked::live.load(), 0);
+  EXPECT_EQ(Tracked::bad_destroys.load(), 0);
 }
 
 TEST(SpscLifetimes, ElementsLeftInTheQueueAreDestroyedWithTheLastHandle) {

@@ -351,7 +351,9 @@ class QueueConsumer : public QueueHandle<T, State> {
     return true;
   }
 
-  // Moves up to out.size() oldest elements into out; returns how many.
+  // Moves up to out.size() oldest elements into out; returns how many. If assigning an element
+  // into out throws, the elements moved before it are popped (they are in out), that element
+  // and the ones after it stay in the queue, and the exception propagates.
   std::size_t pop_slice(std::span<T> out) {
     const std::size_t have = available(out.size());
     const std::size_t n = out.size() < have ? out.size() : have;
@@ -362,10 +364,18 @@ class QueueConsumer : public QueueHandle<T, State> {
       std::memcpy(out.data(), s + index_, first * sizeof(T));
       if (first != n) std::memcpy(out.data() + first, s, (n - first) * sizeof(T));
     } else {
-      for (std::size_t i = 0; i < n; ++i) {
-        T* slot = s + this->wrap(index_ + i);
-        out[i] = std::move(*slot);
-        std::destroy_at(slot);
+      std::size_t done = 0;
+      PICORING_TRY {
+        for (; done < n; ++done) {
+          T* slot = s + this->wrap(index_ + done);
+          out[done] = std::move(*slot);
+          std::destroy_at(slot);
+        }
+      }
+      PICORING_CATCH_ALL {
+        // The slots already emptied must not stay readable (they would be destroyed again).
+        if (done != 0) release_slots(done);
+        PICORING_RETHROW;
       }
     }
     release_slots(n);
