@@ -1,9 +1,11 @@
-// MPSC queue: API rules, then stress tests with more producers than cores: per-producer
-// sequence numbers (no item lost, duplicated or reordered within a producer), every API drawn
-// at random on every thread, element sizes 1, 3, 8, 24 and 72 bytes and a lifetime-counted type.
-// Run under ThreadSanitizer in CI.
+// MPSC queue: API rules, the progress guarantee (a producer stopped between its claim and its
+// publication), counter wrap-around, then stress tests with more producers than cores:
+// per-producer sequence numbers (no item lost, duplicated or reordered within a producer), every
+// API drawn at random on every thread, element sizes 1, 3, 8, 24 and 72 bytes and a
+// lifetime-counted type. Run under ThreadSanitizer in CI.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -227,6 +229,49 @@ TEST(Mpsc, TheQueueClosesWhenTheLastProducerGoes) {
   EXPECT_EQ(c.pop_wait(out, 10s), QueueStatus::ok);
   EXPECT_EQ(out, 9);
   EXPECT_EQ(c.pop_wait(out, 10s), QueueStatus::closed);
+}
+
+// An element whose move constructor, once armed, stops until the gate opens. A producer moves
+// its element into the slot it has claimed, so arming it stops that producer between its claim
+// and its publication, as a preemption there would.
+struct Gate {
+  static inline std::atomic<bool> armed{false};
+  static inline std::atomic<bool> stalled{false};
+  static inline std::atomic<bool> open{false};
+  std::uint64_t v;
+  explicit Gate(std::uint64_t x = 0) noexcept : v(x) {}
+  Gate(const Gate&) noexcept = default;
+  Gate(Gate&& o) noexcept : v(o.v) {
+    if (armed.exchange(false)) {
+      stalled = true;
+      open.wait(false);
+    }
+  }
+  Gate& operator=(const Gate&) noexcept = default;
+  Gate& operator=(Gate&&) noexcept = default;
+  ~Gate() = default;
+};
+
+TEST(Mpsc, AProducerStalledBetweenClaimAndPublicationHoldsUpOnlyTheConsumer) {
+  auto [producer, consumer] = make_mpsc<Gate>(16);
+  const std::size_t cap = producer.capacity();
+  Gate::armed = true;
+  std::thread stalled([q = producer]() mutable { EXPECT_TRUE(q.try_push(Gate(1000))); });
+  while (!Gate::stalled.load()) std::this_thread::yield();
+
+  // The other producers go on claiming and publishing until the ring is full...
+  for (std::uint64_t i = 0; i + 1 < cap; ++i) ASSERT_TRUE(producer.try_push(Gate(i))) << i;
+  EXPECT_FALSE(producer.try_push(Gate(cap)));
+  // ...while the consumer, which takes elements in claim order, waits for the stalled run.
+  EXPECT_EQ(consumer.size(), 0u);
+  EXPECT_FALSE(consumer.try_pop().has_value());
+
+  Gate::open = true;
+  Gate::open.notify_all();
+  stalled.join();
+  ASSERT_EQ(consumer.size(), cap);
+  EXPECT_EQ(consumer.try_pop()->v, 1000u);
+  for (std::uint64_t i = 0; i + 1 < cap; ++i) ASSERT_EQ(consumer.try_pop()->v, i);
 }
 
 TEST(Mpsc, AFullQueueBlocksProducersUntilTheConsumerFreesRoom) {
