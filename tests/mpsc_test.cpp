@@ -11,7 +11,6 @@
 #include <cstring>
 #include <iterator>
 #include <random>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -137,16 +136,12 @@ TEST(Mpsc, RunsStayTogetherAndTheWindowWraps) {
   }
 }
 
-// A queue whose positions start at `start` rather than 0 (a hook in detail::MpscState), so that
-// a test crosses the wrap-around of a 32-bit or 64-bit counter in a few thousand elements.
+// A queue whose positions start at `start`: see picoring_test::state_starting_at.
 template <class T>
 std::pair<picoring::MpscProducer<T>, picoring::MpscConsumer<T>> make_mpsc_at(std::size_t min_capacity,
                                                                              std::uint64_t start) {
-  picoring::Error err;
-  auto* s = picoring::detail::new_queue_state<picoring::detail::MpscState<T>>(min_capacity, {}, err);
-  if (s == nullptr) throw std::system_error(err.code, err.step);
-  s->start_at(start);
-  return picoring::make_mpsc_pair<T>(s);
+  return picoring::make_mpsc_pair<T>(
+      picoring_test::state_starting_at<picoring::detail::MpscState<T>>(min_capacity, start));
 }
 
 TEST(Mpsc, PositionsWrapAroundWithoutReadingUnpublishedSlots) {

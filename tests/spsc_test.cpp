@@ -11,7 +11,6 @@
 #include <random>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -53,16 +52,12 @@ TEST(Spsc, SingleThreadedOrderCapacityAndWrap) {
   }
 }
 
-// A queue whose counters start at `start` rather than 0 (a hook in detail::SpscState), so that
-// a test crosses their wrap-around in a few thousand elements.
+// A queue whose counters start at `start`: see picoring_test::state_starting_at.
 template <class T>
 std::pair<picoring::SpscProducer<T>, picoring::SpscConsumer<T>> make_spsc_at(std::size_t min_capacity,
                                                                              std::size_t start) {
-  picoring::Error err;
-  auto* s = picoring::detail::new_queue_state<picoring::detail::SpscState<T>>(min_capacity, {}, err);
-  if (s == nullptr) throw std::system_error(err.code, err.step);
-  s->start_at(start);
-  return picoring::make_spsc_pair<T>(s);
+  return picoring::make_spsc_pair<T>(
+      picoring_test::state_starting_at<picoring::detail::SpscState<T>>(min_capacity, start));
 }
 
 // Four laps of random pushes and pops across the counters' wrap-around, against a deque; then

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "picoring/spsc.hpp"  // picoring::QueueStatus
@@ -180,6 +181,18 @@ void expect_empty_consumer(Consumer& c) {
   EXPECT_EQ(c.consume([](int&) { ADD_FAILURE() << "an empty handle has nothing to visit"; }), 0u);
   int out = 0;
   EXPECT_EQ(c.pop_wait(out, std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
+}
+
+// A queue's shared state whose counters start at `start` rather than 0 (the start_at hook of
+// detail::SpscState and detail::MpscState), so that a test crosses their wrap-around within a
+// few thousand elements. Hand it to make_spsc_pair / make_mpsc_pair.
+template <class State, class Position>
+State* state_starting_at(std::size_t min_capacity, Position start) {
+  picoring::Error err;
+  auto* s = picoring::detail::new_queue_state<State>(min_capacity, {}, err);
+  if (s == nullptr) throw std::system_error(err.code, err.step);
+  s->start_at(start);
+  return s;
 }
 
 }  // namespace picoring_test
