@@ -245,6 +245,38 @@ TEST_F(Lifetimes, AThrowingCopyInPushLeavesTheRingUnchanged) {
   EXPECT_TRUE(ring.empty());
 }
 
+// Cannot be assigned (a const member), so push_overwrite replaces the oldest element: destroys
+// it, then moves the new one in. That move can be told to throw.
+struct Unassignable {
+  static inline int moves_until_throw = -1;  // < 0: never throw
+  const Tracked t;
+  explicit Unassignable(std::uint64_t v) : t(v) {}
+  Unassignable(const Unassignable& o) = default;
+  Unassignable(Unassignable&& o) : t(o.t) {  // NOLINT(performance-noexcept-move-constructor): on purpose
+    if (moves_until_throw == 0) throw std::runtime_error("Unassignable: move failed on purpose");
+    if (moves_until_throw > 0) --moves_until_throw;
+  }
+  Unassignable& operator=(const Unassignable&) = delete;
+  Unassignable& operator=(Unassignable&&) = delete;
+  ~Unassignable() = default;
+};
+
+TEST_F(Lifetimes, AThrowingReplacementInPushOverwriteDropsOnlyTheOldest) {
+  PicoRing<Unassignable> ring(1);
+  const std::size_t cap = ring.capacity();
+  for (std::uint64_t i = 0; i < cap; ++i) ASSERT_NE(ring.emplace(i), nullptr);
+  Unassignable::moves_until_throw = 1;  // the copy into a temporary succeeds, the move into the slot throws
+  EXPECT_THROW(ring.push_overwrite(Unassignable(cap)), std::runtime_error);
+  Unassignable::moves_until_throw = -1;
+  ASSERT_EQ(ring.size(), cap - 1);
+  EXPECT_EQ(ring.front().t.value(), 1u);
+  EXPECT_EQ(ring.back().t.value(), cap - 1);
+  EXPECT_EQ(Tracked::live.load(), static_cast<long>(cap - 1));
+  EXPECT_FALSE(ring.push_overwrite(Unassignable(cap)));  // there is room again
+  EXPECT_TRUE(ring.push_overwrite(Unassignable(cap + 1)));
+  EXPECT_EQ(ring.front().t.value(), 2u);
+}
+
 TEST(PicoRing, StringsSurviveTheWrapAndAreNeverSeenThroughTheMirror) {
   // Short std::strings point into themselves. Touching one through its mirror address would
   // make its destructor free the inline buffer; under ASan that is an immediate report.

@@ -289,7 +289,9 @@ class RingCore {
 
   // Appends `value`; when full, the oldest element is overwritten (assigned) instead and
   // becomes the newest. Returns true if an element was dropped. Guarantee: that of T's
-  // constructor or assignment (strong for std::string). O(1).
+  // constructor or assignment (strong for std::string). A T that cannot be assigned is
+  // replaced instead (destroyed, then a new one moved in); if that move throws, the oldest
+  // element is gone and the new one was not added. O(1).
   template <class U>
   bool append_overwrite(U&& value) {
     if (len_ < cap_) {
@@ -303,7 +305,13 @@ class RingCore {
     } else {
       T fresh(std::forward<U>(value));
       std::destroy_at(slots() + head_);
-      std::construct_at(slots() + head_, std::move(fresh));
+      PICORING_TRY { std::construct_at(slots() + head_, std::move(fresh)); }
+      PICORING_CATCH_ALL {
+        // The oldest slot is empty now: it must stop counting as an element.
+        head_ = wrap(head_ + 1);
+        --len_;
+        PICORING_RETHROW;
+      }
     }
     head_ = wrap(head_ + 1);
     return true;
