@@ -137,9 +137,11 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 
  public:
   MpscProducer() noexcept = default;
-  // The copy starts from the source's view of the consumer (a value once read from `head` stays
-  // a valid lower bound, and claim() relies on having one).
-  MpscProducer(const MpscProducer& o) noexcept : Base(join(o.s_), true), head_cache_(o.head_cache_) {}
+  // The copy starts from a fresh look at the consumer's position: claim() relies on its cache
+  // being a value once read from `head` (so a lower bound of it), which 0 is not once the
+  // positions have wrapped around. Reads only the shared state, never the source's counters.
+  MpscProducer(const MpscProducer& o) noexcept
+      : Base(join(o.s_), true), head_cache_(o.s_ != nullptr ? o.s_->head.load(std::memory_order_acquire) : 0) {}
   MpscProducer& operator=(const MpscProducer& o) noexcept {
     if (this != &o) *this = MpscProducer(o);
     return *this;
