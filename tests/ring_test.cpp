@@ -252,7 +252,8 @@ struct Unassignable {
   const Tracked t;
   explicit Unassignable(std::uint64_t v) : t(v) {}
   Unassignable(const Unassignable& o) = default;
-  Unassignable(Unassignable&& o) : t(o.t) {  // NOLINT(performance-noexcept-move-constructor): on purpose
+  // NOLINTNEXTLINE(performance-noexcept-move-constructor,bugprone-exception-escape): throws on purpose
+  Unassignable(Unassignable&& o) : t(o.t) {
     if (moves_until_throw == 0) throw std::runtime_error("Unassignable: move failed on purpose");
     if (moves_until_throw > 0) --moves_until_throw;
   }

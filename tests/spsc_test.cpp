@@ -381,7 +381,8 @@ struct ThrowingAssign {
     t = o.t;
     return *this;
   }
-  ThrowingAssign& operator=(ThrowingAssign&& o) {  // NOLINT(performance-noexcept-move-constructor): on purpose
+  // NOLINTNEXTLINE(performance-noexcept-move-constructor,bugprone-exception-escape): throws on purpose
+  ThrowingAssign& operator=(ThrowingAssign&& o) {
     count_down();
     t = std::move(o.t);
     return *this;
