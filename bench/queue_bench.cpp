@@ -107,7 +107,7 @@ double run_pair(const std::function<void()>& produce, const std::function<void()
 }
 
 // How often each side found the queue full (producer) or empty (consumer), per item: which of
-// the two regimes a run was in (see the README's method section).
+// the two regimes a run was in (see the README's SPSC benchmark).
 struct Misses {
   std::vector<double> full;
   std::vector<double> empty;

@@ -137,11 +137,8 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 
  public:
   MpscProducer() noexcept = default;
-  // The copy starts from a fresh look at the consumer's position: claim() relies on its cache
-  // being a value once read from `head` (so a lower bound of it), which 0 is not once the
-  // positions have wrapped around. Reads only the shared state, never the source's counters.
-  MpscProducer(const MpscProducer& o) noexcept
-      : Base(join(o.s_), true), head_cache_(o.s_ != nullptr ? o.s_->head.load(std::memory_order_acquire) : 0) {}
+  // The copy reads the consumer's position from the shared state, never the source's counters.
+  MpscProducer(const MpscProducer& o) noexcept : Base(join(o.s_), true), head_cache_(consumer_position(o.s_)) {}
   MpscProducer& operator=(const MpscProducer& o) noexcept {
     if (this != &o) *this = MpscProducer(o);
     return *this;
@@ -215,7 +212,14 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
  private:
   template <class U>
   friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
-  explicit MpscProducer(detail::MpscState<T>* s) noexcept : Base(s, true) {}
+  explicit MpscProducer(detail::MpscState<T>* s) noexcept : Base(s, true), head_cache_(consumer_position(s)) {}
+
+  // A fresh look at the consumer's position, to start a producer's cache: claim() relies on the
+  // cache being a value once read from `head` (a lower bound of it), which 0 is not once the
+  // positions have wrapped around or a test started them elsewhere.
+  static std::uint64_t consumer_position(const detail::MpscState<T>* s) noexcept {
+    return s != nullptr ? s->head.load(std::memory_order_acquire) : 0;
+  }
 
   static detail::MpscState<T>* join(detail::MpscState<T>* s) noexcept {
     if (s != nullptr) {
@@ -294,7 +298,9 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
  private:
   template <class U>
   friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
-  explicit MpscConsumer(detail::MpscState<T>* s) noexcept : Base(s) {}
+  // Starts where the state's counters are: 0, unless a test moved them (start_at).
+  explicit MpscConsumer(detail::MpscState<T>* s) noexcept
+      : Base(s), ready_(s != nullptr ? s->claimed.load(std::memory_order_relaxed) : 0) {}
 
   // Walks published runs from the end of what is known to be readable. An empty handle
   // (capacity and counters 0) never enters the loop, so it returns 0 without touching state.
@@ -315,18 +321,9 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
   std::uint64_t ready_ = 0;  // end of the published prefix known so far (a run boundary)
 };
 
-// The consumer starts where the state's counters are (0, unless a test moved them).
 template <class T>
 std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc_pair(detail::MpscState<T>* s) {
-  std::pair<MpscProducer<T>, MpscConsumer<T>> ends{MpscProducer<T>(s), MpscConsumer<T>(s)};
-  if (s != nullptr) {
-    auto& c = ends.second;
-    c.ready_ = s->claimed.load(std::memory_order_relaxed);
-    c.head_ = s->head.load(std::memory_order_relaxed);
-    c.index_ = static_cast<std::size_t>(c.head_ & s->mask);
-    ends.first.head_cache_ = c.head_;
-  }
-  return ends;
+  return {MpscProducer<T>(s), MpscConsumer<T>(s)};
 }
 
 // Creates a queue of at least min_capacity elements (a power of two) and returns a producer

@@ -266,7 +266,12 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
  private:
   template <class U>
   friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
-  explicit SpscProducer(detail::SpscState<T>* s) noexcept : Base(s, true) {}
+  // Starts where the state's counters are: 0, unless a test moved them (start_at).
+  explicit SpscProducer(detail::SpscState<T>* s) noexcept
+      : Base(s, true),
+        tail_(s != nullptr ? s->tail.load(std::memory_order_relaxed) : 0),
+        index_(s != nullptr ? tail_ % s->cap : 0),  // not a hot path
+        head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
 
   bool is_closed() const noexcept { return this->s_->closed.load(std::memory_order_relaxed) != 0; }
 
@@ -436,7 +441,11 @@ class QueueConsumer : public QueueHandle<T, State> {
 
  protected:
   QueueConsumer() noexcept = default;
-  explicit QueueConsumer(State* s) noexcept : Base(s, false) {}
+  // Starts where the state's counters are: 0, unless a test moved them (start_at).
+  explicit QueueConsumer(State* s) noexcept
+      : Base(s, false),
+        head_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0),
+        index_(s != nullptr ? static_cast<std::size_t>(head_ % s->cap) : 0) {}  // not a hot path
   // A moved-from handle keeps no counters: Derived::readable relies on an empty handle having
   // them all at 0.
   QueueConsumer(QueueConsumer&& o) noexcept
@@ -485,7 +494,8 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
  private:
   template <class U>
   friend std::pair<SpscProducer<U>, SpscConsumer<U>> make_spsc_pair(detail::SpscState<U>*);
-  explicit SpscConsumer(detail::SpscState<T>* s) noexcept : Base(s) {}
+  explicit SpscConsumer(detail::SpscState<T>* s) noexcept
+      : Base(s), tail_cache_(s != nullptr ? s->tail.load(std::memory_order_relaxed) : 0) {}
 
   // Reloads the producer's counter only if the cached one shows fewer than want. An empty
   // handle (counters 0) always takes the reload branch, which checks for it.
@@ -502,17 +512,9 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
   std::size_t tail_cache_ = 0;
 };
 
-// Both ends start where the state's counters are (0, unless a test moved them).
 template <class T>
 std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc_pair(detail::SpscState<T>* s) {
-  std::pair<SpscProducer<T>, SpscConsumer<T>> ends{SpscProducer<T>(s), SpscConsumer<T>(s)};
-  if (s != nullptr && s->cap != 0) {
-    const std::size_t start = s->head.load(std::memory_order_relaxed);
-    auto& [p, c] = ends;
-    p.tail_ = p.head_cache_ = c.tail_cache_ = c.head_ = start;
-    p.index_ = c.index_ = start % s->cap;  // not a hot path
-  }
-  return ends;
+  return {SpscProducer<T>(s), SpscConsumer<T>(s)};
 }
 
 namespace detail {
