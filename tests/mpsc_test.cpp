@@ -239,7 +239,9 @@ struct Gate {
   Gate(Gate&& o) noexcept : v(o.v) {
     if (armed.exchange(false)) {
       stalled = true;
-      open.wait(false);
+      // Polls rather than std::atomic::wait: with mingw's libstdc++ 12 (no futex) that wait
+      // missed the notification and hung under wine in a CI run.
+      while (!open.load()) std::this_thread::yield();
     }
   }
   Gate& operator=(const Gate&) noexcept = default;
@@ -262,7 +264,6 @@ TEST(Mpsc, AProducerStalledBetweenClaimAndPublicationHoldsUpOnlyTheConsumer) {
   EXPECT_FALSE(consumer.try_pop().has_value());
 
   Gate::open = true;
-  Gate::open.notify_all();
   stalled.join();
   ASSERT_EQ(consumer.size(), cap);
   EXPECT_EQ(consumer.try_pop()->v, 1000u);
