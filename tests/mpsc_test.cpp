@@ -252,6 +252,9 @@ struct Gate {
 TEST(Mpsc, AProducerStalledBetweenClaimAndPublicationHoldsUpOnlyTheConsumer) {
   auto [producer, consumer] = make_mpsc<Gate>(16);
   const std::size_t cap = producer.capacity();
+  // The gate's flags are static: reset them so that the test also holds under --gtest_repeat.
+  Gate::stalled = false;
+  Gate::open = false;
   Gate::armed = true;
   std::thread stalled([q = producer]() mutable { EXPECT_TRUE(q.try_push(Gate(1000))); });
   while (!Gate::stalled.load()) std::this_thread::yield();
