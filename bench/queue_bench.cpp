@@ -4,7 +4,8 @@
 // peer is built in when its header is installed; all run in the same process, interleaved;
 // figures are medians of several runs.
 //
-//   picoring_queue_bench [--items N] [--runs R] [--only single|roundtrip|batched|windows|mpsc]
+//   picoring_queue_bench [--items N] [--runs R] [--only single|drain|roundtrip|batched|windows|mpsc]
+//                        [--cpus P,C]   (the SPSC tables' producer and consumer CPUs; default 0,1)
 #include <pthread.h>
 #include <sched.h>
 
@@ -45,6 +46,10 @@ constexpr std::size_t kCapacity = 65536;
 // the producer reads (the queue pointer, the item count). Keeping the checksum on cache lines of
 // its own stops the harness itself from making the two threads share a line.
 constexpr std::size_t kNoSharing = 128;
+// The SPSC tables' two CPUs (--cpus): on a many-core machine CPU 0 also takes interrupts, and
+// which pair shares a cache or a core complex changes the figures.
+int g_producer_cpu = 0;
+int g_consumer_cpu = 1;
 
 void pin(int cpu) {
   const unsigned n = std::thread::hardware_concurrency();
@@ -61,12 +66,21 @@ struct Pico {
       picoring::make_spsc<std::uint64_t>(kCapacity);
   bool push(std::uint64_t v) { return q.first.try_push(v); }
   bool pop(std::uint64_t& v) { return q.second.try_pop(v); }
+  // Everything readable, visited in place, then released with one publication.
+  template <class F>
+  std::size_t drain(F&& f) {
+    return q.second.consume(f);
+  }
 };
 #if PICORING_HAVE_BOOST
 struct Boost {
   boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<kCapacity>> q;
   bool push(std::uint64_t v) { return q.push(v); }
   bool pop(std::uint64_t& v) { return q.pop(v); }
+  template <class F>
+  std::size_t drain(F&& f) {
+    return q.consume_all(f);
+  }
 };
 #endif
 #if PICORING_HAVE_RWQ
@@ -84,18 +98,18 @@ struct AtomicQ {
 };
 #endif
 
-// Runs producer and consumer on CPUs 0 and 1 from a common start; returns seconds.
+// Runs producer and consumer on their CPUs (--cpus) from a common start; returns seconds.
 double run_pair(const std::function<void()>& produce, const std::function<void()>& consume) {
   std::atomic<int> ready{0};
   Clock::time_point t0;
   std::thread p([&] {
-    pin(0);
+    pin(g_producer_cpu);
     ready.fetch_add(1);
     while (ready.load() < 2) {
     }
     produce();
   });
-  pin(1);
+  pin(g_consumer_cpu);
   ready.fetch_add(1);
   while (ready.load() < 2) {
   }
@@ -150,6 +164,32 @@ double throughput(std::uint64_t items, Misses* misses = nullptr) {
     misses->full.push_back(static_cast<double>(full) / static_cast<double>(items));
     misses->empty.push_back(static_cast<double>(empty) / static_cast<double>(items));
   }
+  return static_cast<double>(items) / s;
+}
+
+// The producer pushes item by item; the consumer takes everything readable per call (the loop
+// most consumers run: wake up, drain, process). Only queues with such a call take part.
+template <class Q>
+double drain_throughput(std::uint64_t items) {
+  auto q = std::make_unique<Q>();
+  alignas(kNoSharing) std::uint64_t sum = 0;
+  const double s = run_pair(
+      [queue = q.get(), items] {
+        Q* const qq = queue;
+        const std::uint64_t n = items;
+        for (std::uint64_t i = 1; i <= n; ++i) {
+          while (!qq->push(i)) {
+          }
+        }
+      },
+      [queue = q.get(), items, &sum] {
+        Q* const qq = queue;
+        std::uint64_t left = items;
+        std::uint64_t local = 0;
+        while (left != 0) left -= qq->drain([&local](std::uint64_t v) { local += v; });
+        sum = local;
+      });
+  if (sum != items * (items + 1) / 2) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
   return static_cast<double>(items) / s;
 }
 
@@ -526,15 +566,29 @@ int main(int argc, char** argv) {
     if (std::string(argv[i]) == "--items") items = std::stoull(argv[i + 1]);
     if (std::string(argv[i]) == "--runs") runs = std::stoi(argv[i + 1]);
     if (std::string(argv[i]) == "--only") only = argv[i + 1];
+    if (std::string(argv[i]) == "--cpus" &&
+        std::sscanf(argv[i + 1], "%d,%d", &g_producer_cpu, &g_consumer_cpu) != 2) {  // NOLINT(cert-err34-c)
+      std::fprintf(stderr, "--cpus: expected two CPU numbers, e.g. --cpus 2,3\n");
+      return 2;
+    }
   }
-  const std::vector<std::string> tables{"single", "roundtrip", "batched", "windows", "mpsc"};
+  const std::vector<std::string> tables{"single", "drain", "roundtrip", "batched", "windows", "mpsc"};
   if (!only.empty() && std::find(tables.begin(), tables.end(), only) == tables.end()) {
-    std::fprintf(stderr, "--only: unknown table '%s' (single, roundtrip, batched, windows or mpsc)\n", only.c_str());
+    std::fprintf(stderr, "--only: unknown table '%s' (single, drain, roundtrip, batched, windows or mpsc)\n",
+                 only.c_str());
     return 2;
   }
   const auto want = [&](const char* name) { return only.empty() || only == name; };
-  std::printf("## SPSC queues: %u logical CPUs, threads pinned to CPUs 0 and 1, capacity %zu, %llu items per run\n",
-              std::thread::hardware_concurrency(), kCapacity, static_cast<unsigned long long>(items));
+  // The blocking handshake costs the hot path nothing with membarrier and a full fence per
+  // push and pop without it (see park.hpp): say which one this machine gives.
+  { const auto probe = picoring::make_spsc<std::uint64_t>(1); }
+  std::printf(
+      "## SPSC queues: %u logical CPUs, producer on CPU %d, consumer on CPU %d, capacity %zu, %llu items per run\n"
+      "## blocking handshake: %s\n",
+      std::thread::hardware_concurrency(), g_producer_cpu, g_consumer_cpu, kCapacity,
+      static_cast<unsigned long long>(items),
+      picoring::detail::asymmetric_fences.load() ? "membarrier (no fence on the hot path)"
+                                                 : "no membarrier here: a full fence on every push and pop");
   if (want("single")) {
     struct Queue {
       const char* name;
@@ -564,6 +618,16 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < queues.size(); ++i) {
       std::printf("| %s | %.2f | %.2f |\n", queues[i].name, median(misses[i].empty), median(misses[i].full));
     }
+  }
+
+  if (want("drain")) {
+    std::vector<Row> dr{
+        {"picoring try_push / consume (drains in place)", [&] { return drain_throughput<Pico>(items); }, {}}};
+#if PICORING_HAVE_BOOST
+    dr.push_back(
+        {"boost::lockfree::spsc_queue push / consume_all", [&] { return drain_throughput<Boost>(items); }, {}});
+#endif
+    table("Single-item producer, draining consumer (uint64_t)", "M items/s", dr, runs, 1e-6);
   }
 
   if (want("roundtrip")) {
