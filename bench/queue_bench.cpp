@@ -6,6 +6,7 @@
 //
 //   picoring_queue_bench [--items N] [--runs R] [--only single|drain|roundtrip|batched|windows|mpsc]
 //                        [--cpus P,C]   (the SPSC tables' producer and consumer CPUs; default 0,1)
+//                        [--work W]     (multiply-adds per item in the single-item consumer; default 0)
 #include <pthread.h>
 #include <sched.h>
 
@@ -50,6 +51,24 @@ constexpr std::size_t kNoSharing = 128;
 // which pair shares a cache or a core complex changes the figures.
 int g_producer_cpu = 0;
 int g_consumer_cpu = 1;
+// Dependent multiply-adds the single-item consumer does per item (--work): a consumer that does
+// something with each item runs a different race with its producer than one that only pops.
+int g_consumer_work = 0;
+
+// What the single-item consumer computes from the items 1..n, replayed on one thread.
+std::uint64_t fold(std::uint64_t acc, std::uint64_t v, int work) {
+  acc += v;
+  for (int w = 0; w < work; ++w) {
+    acc = acc * 0x9E3779B97F4A7C15ULL + v;
+    asm volatile("" : "+r"(acc));  // one multiply-add per step: the compiler may not fold them
+  }
+  return acc;
+}
+std::uint64_t expected_fold(std::uint64_t items, int work) {
+  std::uint64_t acc = 0;
+  for (std::uint64_t i = 1; i <= items; ++i) acc = fold(acc, i, work);
+  return acc;
+}
 
 void pin(int cpu) {
   const unsigned n = std::thread::hardware_concurrency();
@@ -152,14 +171,15 @@ double throughput(std::uint64_t items, Misses* misses = nullptr) {
         std::uint64_t local = 0;
         std::uint64_t missed = 0;
         std::uint64_t v = 0;
+        const int work = g_consumer_work;
         for (std::uint64_t i = 0; i < n; ++i) {
           while (!qq->pop(v)) ++missed;
-          local += v;
+          local = fold(local, v, work);
         }
         sum = local;
         empty = missed;
       });
-  if (sum != items * (items + 1) / 2) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  if (sum != expected_fold(items, g_consumer_work)) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
   if (misses != nullptr) {
     misses->full.push_back(static_cast<double>(full) / static_cast<double>(items));
     misses->empty.push_back(static_cast<double>(empty) / static_cast<double>(items));
@@ -571,6 +591,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "--cpus: expected two CPU numbers, e.g. --cpus 2,3\n");
       return 2;
     }
+    if (std::string(argv[i]) == "--work") g_consumer_work = std::stoi(argv[i + 1]);
   }
   const std::vector<std::string> tables{"single", "drain", "roundtrip", "batched", "windows", "mpsc"};
   if (!only.empty() && std::find(tables.begin(), tables.end(), only) == tables.end()) {
@@ -609,7 +630,10 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < queues.size(); ++i) {
       tp.push_back({queues[i].name, [&, i] { return queues[i].run(items, &misses[i]); }, {}});
     }
-    table("Single-item throughput (uint64_t)", "M items/s", tp, runs, 1e-6);
+    const std::string title = g_consumer_work == 0 ? std::string("Single-item throughput (uint64_t)")
+                                                   : "Single-item throughput (uint64_t), consumer does " +
+                                                         std::to_string(g_consumer_work) + " multiply-adds per item";
+    table(title.c_str(), "M items/s", tp, runs, 1e-6);
     // A consumer that keeps finding the queue empty trails the producer item by item (every item
     // moves cache lines between the cores); one that never does reads lines written long before.
     std::printf(
