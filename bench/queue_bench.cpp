@@ -12,9 +12,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -576,22 +578,56 @@ void table(const char* title, const char* unit, std::vector<Row> rows, int runs,
               *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
 }
 
+// A whole decimal number in [lo, hi]; false for anything else ("12x", "", out of range).
+bool parse_count(const char* text, long long lo, long long hi, long long& out) {
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || errno != 0 || v < lo || v > hi) return false;
+  out = v;
+  return true;
+}
+// "P,C": two CPU numbers.
+bool parse_cpu_pair(const char* text, long long& producer, long long& consumer) {
+  const char* comma = std::strchr(text, ',');
+  if (comma == nullptr) return false;
+  const std::string first(text, comma);
+  return parse_count(first.c_str(), 0, 4095, producer) && parse_count(comma + 1, 0, 4095, consumer);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::uint64_t items = 10'000'000;
   int runs = 11;
   std::string only;  // empty: every table
+  const auto usage = [] {
+    std::fprintf(stderr,
+                 "usage: picoring_queue_bench [--items N] [--runs R] "
+                 "[--only single|drain|roundtrip|batched|windows|mpsc] [--cpus P,C] [--work W]\n");
+    return 2;
+  };
+  if (argc % 2 == 0) return usage();  // every option takes one value
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::string(argv[i]) == "--items") items = std::stoull(argv[i + 1]);
-    if (std::string(argv[i]) == "--runs") runs = std::stoi(argv[i + 1]);
-    if (std::string(argv[i]) == "--only") only = argv[i + 1];
-    if (std::string(argv[i]) == "--cpus" &&
-        std::sscanf(argv[i + 1], "%d,%d", &g_producer_cpu, &g_consumer_cpu) != 2) {  // NOLINT(cert-err34-c)
-      std::fprintf(stderr, "--cpus: expected two CPU numbers, e.g. --cpus 2,3\n");
-      return 2;
+    const std::string flag = argv[i];
+    const char* value = argv[i + 1];
+    long long n = 0;
+    long long m = 0;
+    if (flag == "--items" && parse_count(value, 100, 1LL << 40, n)) {
+      items = static_cast<std::uint64_t>(n);
+    } else if (flag == "--runs" && parse_count(value, 1, 1000, n)) {
+      runs = static_cast<int>(n);
+    } else if (flag == "--work" && parse_count(value, 0, 10000, n)) {
+      g_consumer_work = static_cast<int>(n);
+    } else if (flag == "--only") {
+      only = value;
+    } else if (flag == "--cpus" && parse_cpu_pair(value, n, m)) {
+      g_producer_cpu = static_cast<int>(n);
+      g_consumer_cpu = static_cast<int>(m);
+    } else {
+      std::fprintf(stderr, "%s %s: not a valid option and value\n", flag.c_str(), value);
+      return usage();
     }
-    if (std::string(argv[i]) == "--work") g_consumer_work = std::stoi(argv[i + 1]);
   }
   const std::vector<std::string> tables{"single", "drain", "roundtrip", "batched", "windows", "mpsc"};
   if (!only.empty() && std::find(tables.begin(), tables.end(), only) == tables.end()) {
