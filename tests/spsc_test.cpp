@@ -63,11 +63,14 @@ std::pair<picoring::SpscProducer<T>, picoring::SpscConsumer<T>> make_spsc_at(std
 // Four laps of random pushes and pops across the counters' wrap-around, against a deque; then
 // the queue is dropped half full, and every element left must be destroyed once.
 template <class T>
-void check_wrap_around(std::size_t start) {
+void check_wrap_around(std::size_t start, picoring::Batching batching = {}) {
   SCOPED_TRACE(start);
+  SCOPED_TRACE(batching.min_batch);
   Tracked::reset_counters();
   {
     auto [p, c] = make_spsc_at<T>(100, start);
+    p.set_batching(batching);
+    c.set_batching(batching);
     const std::size_t cap = p.capacity();
     EXPECT_EQ(c.size(), 0u);
     EXPECT_EQ(p.free_space(), cap);
@@ -138,7 +141,122 @@ TEST(Spsc, CountersWrapAround) {
   for (const std::size_t start : {std::size_t{0}, kMax - 99, kMax}) {
     check_wrap_around<std::uint64_t>(start);
     check_wrap_around<Tracked>(start);
+    // Batching only delays refreshes: every call must still return what the model says.
+    check_wrap_around<std::uint64_t>(start, {64, 1us});
+    check_wrap_around<Tracked>(start, {64, 1us});
   }
+}
+
+// How long f() took.
+template <class F>
+std::chrono::steady_clock::duration time_of(F&& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::steady_clock::now() - t0;
+}
+
+TEST(SpscBatching, IsOffByDefaultAndRejectsANegativeWait) {
+  auto [p, c] = make_spsc<int>(16);
+  EXPECT_EQ(p.batching().min_batch, 0u);
+  EXPECT_EQ(c.batching().max_wait, 0ns);
+  c.set_batching({8, 5us});
+  EXPECT_THROW(c.set_batching({8, -1ns}), std::invalid_argument);
+  EXPECT_THROW(p.set_batching({8, -1ns}), std::invalid_argument);
+  EXPECT_EQ(c.batching().min_batch, 8u) << "a rejected setting changes nothing";
+  EXPECT_EQ(c.batching().max_wait, 5us);
+  EXPECT_EQ(p.batching().min_batch, 0u);
+  c.set_batching({8, 0ns});
+  EXPECT_EQ(c.batching().min_batch, 0u) << "a zero member turns batching off";
+  // Moving a handle moves its setting.
+  p.set_batching({4, 1us});
+  auto moved = std::move(p);
+  EXPECT_EQ(moved.batching().min_batch, 4u);
+}
+
+// Single-threaded, so each refresh finds exactly what the test pushed. A wait must last at least
+// kWait; a refresh that must not wait runs with batching set to a wait of kNever, so a wrong
+// wait shows as a call slower than kNever / 2.
+constexpr auto kWait = 20ms;
+constexpr auto kNever = 20s;
+
+TEST(SpscBatching, TheConsumerWaitsOnlyOnAThinRefreshWhileStreaming) {
+  // Plain references, not a structured binding: clang 14's lambdas cannot capture those.
+  auto queue = make_spsc<int>(256);
+  auto& p = queue.first;
+  auto& c = queue.second;
+  c.set_batching({64, kNever});
+  int v = 0;
+  ASSERT_TRUE(p.try_push(1));
+  ASSERT_TRUE(p.try_push(2));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.try_pop(), 1); }), kNever / 2) << "a new handle is idle: no wait";
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.try_pop(), 2); }), kNever / 2) << "served from the cache: no refresh";
+  c.set_batching({64, kWait});
+  ASSERT_TRUE(p.try_push(3));
+  EXPECT_GE(time_of([&] { EXPECT_EQ(c.try_pop(), 3); }), kWait) << "streaming, 1 < 64 found: waits";
+  ASSERT_TRUE(p.try_push(4));
+  EXPECT_GE(time_of([&] { EXPECT_EQ(c.peek().size(), 1u); }), kWait) << "peek waits too";
+  c.release(1);
+  // Fewer than kStreamingRefreshes fruitless refreshes: still streaming.
+  for (unsigned i = 0; i + 1 < picoring::detail::Pacer::kStreamingRefreshes; ++i) EXPECT_FALSE(c.try_pop(v));
+  ASSERT_TRUE(p.try_push(5));
+  EXPECT_GE(time_of([&] { EXPECT_EQ(c.try_pop(), 5); }), kWait);
+  // kStreamingRefreshes fruitless ones: idle, so the next element is taken at once.
+  for (unsigned i = 0; i < picoring::detail::Pacer::kStreamingRefreshes; ++i) EXPECT_FALSE(c.try_pop(v));
+  c.set_batching({64, kNever});
+  ASSERT_TRUE(p.try_push(6));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.try_pop(), 6); }), kNever / 2);
+  // Streaming, but the refresh finds min_batch: no wait.
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(p.try_push(100 + i));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.pop_slice(std::span(&v, 1)), 1u); }), kNever / 2);
+  EXPECT_EQ(v, 100);
+  // Calls that take nothing never wait.
+  while (c.try_pop(v)) {
+  }
+  ASSERT_TRUE(p.try_push(7));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.size(), 1u); }), kNever / 2);
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.wait(1s), QueueStatus::ok); }), kNever / 2);
+  EXPECT_LT(time_of([&] { c.release(1); }), kNever / 2);
+}
+
+TEST(SpscBatching, TheProducerWaitsOnlyOnAThinRefreshWhileStreaming) {
+  // Plain references, not a structured binding: clang 14's lambdas cannot capture those.
+  auto queue = make_spsc<int>(256);
+  auto& p = queue.first;
+  auto& c = queue.second;
+  const auto cap = static_cast<int>(p.capacity());
+  p.set_batching({64, kNever});
+  for (int i = 0; i < cap; ++i) ASSERT_TRUE(p.try_push(i));
+  EXPECT_FALSE(p.try_push(-1));
+  ASSERT_EQ(c.try_pop(), 0);
+  EXPECT_LT(time_of([&] { EXPECT_TRUE(p.try_push(cap)); }), kNever / 2) << "idle until now: no wait";
+  p.set_batching({64, kWait});
+  ASSERT_EQ(c.try_pop(), 1);
+  EXPECT_GE(time_of([&] { EXPECT_TRUE(p.try_push(cap + 1)); }), kWait) << "streaming, 1 free < 64: waits";
+  ASSERT_EQ(c.try_pop(), 2);
+  EXPECT_GE(time_of([&] { EXPECT_EQ(p.reserve(1).size(), 1u); }), kWait) << "reserve waits too";
+  p.commit(1);
+  // A refresh that finds min_batch free slots does not wait.
+  p.set_batching({64, kNever});
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(c.try_pop().has_value());
+  EXPECT_LT(time_of([&] { EXPECT_TRUE(p.try_push(0)); }), kNever / 2);
+  EXPECT_LT(time_of([&] { EXPECT_EQ(p.free_space(), 63u); }), kNever / 2) << "free_space never waits";
+}
+
+// The refresh after the wait sees what the producer published during it.
+TEST(SpscBatching, TheWaitLetsTheProducerGetAhead) {
+  auto [p, c] = make_spsc<int>(256);
+  c.set_batching({64, 1s});
+  ASSERT_TRUE(p.try_push(0));
+  ASSERT_EQ(c.try_pop(), 0);  // streaming from here
+  ASSERT_TRUE(p.try_push(1));
+  std::thread producer([&p = p] {
+    std::this_thread::sleep_for(20ms);  // well inside the consumer's 1 s wait
+    for (int i = 2; i < 100; ++i) ASSERT_TRUE(p.try_push(i));
+  });
+  const auto window = c.peek();  // finds 1 of 64, waits 1 s, refreshes
+  producer.join();
+  ASSERT_EQ(window.size(), 99u);
+  for (int i = 0; i < 99; ++i) EXPECT_EQ(window[static_cast<std::size_t>(i)], i + 1);
 }
 
 TEST(Spsc, ReserveIsExactlyNAndCommitAndReleaseAreChecked) {
@@ -270,8 +388,14 @@ TYPED_TEST_SUITE(SpscStress, StressTypes);
 
 TYPED_TEST(SpscStress, EveryItemArrivesOnceInOrder) {
   using T = TypeParam;
-  for (std::size_t min_capacity : {std::size_t{1}, std::size_t{3000}}) {
-    auto [producer, consumer] = make_spsc<T>(min_capacity);
+  struct Setup {
+    std::size_t min_capacity = 0;
+    picoring::Batching batching;
+  };
+  for (const Setup setup : {Setup{1, {}}, Setup{3000, {}}, Setup{3000, {32, 2us}}}) {
+    auto [producer, consumer] = make_spsc<T>(setup.min_capacity);
+    producer.set_batching(setup.batching);
+    consumer.set_batching(setup.batching);
     const std::size_t cap = producer.capacity();
     const std::uint64_t total = picoring_test::scaled(300'000);
     const std::size_t max_batch = std::min<std::size_t>(cap, 200);
@@ -364,7 +488,7 @@ TYPED_TEST(SpscStress, EveryItemArrivesOnceInOrder) {
       }
     }
     prod.join();
-    EXPECT_EQ(expected, total) << "capacity " << cap;
+    EXPECT_EQ(expected, total) << "capacity " << cap << ", min_batch " << setup.batching.min_batch;
   }
 }
 

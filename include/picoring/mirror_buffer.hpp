@@ -163,6 +163,7 @@ namespace detail {
 // rejected call terminates (use the non-throwing forms instead).
 [[noreturn]] void throw_out_of_range(const char* what);
 [[noreturn]] void throw_length_error(const char* what);
+[[noreturn]] void throw_invalid_argument(const char* what);
 }  // namespace detail
 
 }  // namespace picoring

@@ -304,7 +304,8 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
 
   // Walks published runs from the end of what is known to be readable. An empty handle
   // (capacity and counters 0) never enters the loop, so it returns 0 without touching state.
-  std::size_t readable(std::size_t want) noexcept {
+  // `taking` is unused: MPSC has no batching.
+  std::size_t readable(std::size_t want, bool /*taking*/) noexcept {
     while (known() < want && known() < this->cap_) {
       const auto& s = *this->s_;
       const std::uint64_t end = s.ends[static_cast<std::size_t>(ready_ & s.mask)].load(std::memory_order_acquire);

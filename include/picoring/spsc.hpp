@@ -31,6 +31,9 @@
 //   The flags share a read-mostly line with `closed`, never the counters' lines: that read is
 //   then an L1 hit, where next to a counter it would wait for the line the other side just took.
 //
+// - Batching (off by default, per handle: set_batching) only changes when a side re-reads the
+//   other's counter: after a short, bounded wait that touches no shared line. See Batching.
+//
 // close() (from either handle, also called by each handle's destructor) wakes the other side.
 // A closed queue still hands out what it holds: pops succeed until it is empty, then the *_wait
 // forms report QueueStatus::closed. Pushes to a closed queue fail. The last handle to go
@@ -54,7 +57,67 @@
 
 namespace picoring {
 
+// Throughput mode for one end of an SPSC queue; off by default, set per handle with
+// set_batching(). Why: a side that tails the other closely (a consumer that keeps finding one
+// new element, a producer that keeps finding one free slot) reads the other side's counter for
+// every element, so that counter's cache line, and the data line beside the reader, cross
+// between the cores once per element and both threads run at the speed of those transfers.
+// What it does: when a refresh of the other side's counter (a call that needs more than this
+// side's cached copy shows) finds fewer than `min_batch` elements (consumer) or free slots
+// (producer), and this side is streaming (its previous refresh found some, with fewer than
+// kStreamingRefreshes fruitless ones since), the call waits `max_wait` spinning on the clock,
+// touching no shared line, then refreshes once more and goes on with what is there. A side
+// that was idle is never delayed: the first element after an empty spell is taken at once, so a
+// request-reply round trip is unaffected. Cost: up to max_wait of added latency for elements
+// that arrive in a stream. Which calls may wait: the producer's try_push, try_emplace,
+// push_slice, push_some, reserve and push_wait; the consumer's try_pop, pop_slice, peek and
+// consume. size(), free_space(), release(), commit() and wait() never do.
+struct Batching {
+  std::size_t min_batch = 0;             // elements or free slots; 0 turns batching off
+  std::chrono::nanoseconds max_wait{0};  // the wait; 0 turns batching off
+};
+
 namespace detail {
+
+// One handle's batching state (see Batching). Touches nothing shared.
+class Pacer {
+ public:
+  // Fruitless refreshes after which a side counts as idle rather than streaming.
+  static constexpr unsigned kStreamingRefreshes = 4;
+
+  void set(Batching b) {
+    if (b.max_wait.count() < 0) throw_invalid_argument("picoring: set_batching(): max_wait < 0");
+    on_ = b.min_batch != 0 && b.max_wait.count() != 0;
+    min_batch_ = on_ ? b.min_batch : 0;
+    max_wait_ = on_ ? b.max_wait : std::chrono::nanoseconds(0);
+  }
+  Batching get() const noexcept { return {min_batch_, max_wait_}; }
+
+  // Called after each refresh with what it found; true when the caller should wait() and
+  // refresh again.
+  bool thin(std::size_t found) noexcept {
+    if (!on_) return false;
+    if (found == 0) {
+      if (fruitless_ < kStreamingRefreshes) ++fruitless_;
+      return false;
+    }
+    const bool streaming = fruitless_ < kStreamingRefreshes;
+    fruitless_ = 0;
+    return streaming && found < min_batch_;
+  }
+  void wait() const noexcept {
+    const auto end = std::chrono::steady_clock::now() + max_wait_;
+    do {
+      for (int i = 0; i < 8; ++i) cpu_relax();
+    } while (std::chrono::steady_clock::now() < end);
+  }
+
+ private:
+  bool on_ = false;
+  unsigned fruitless_ = kStreamingRefreshes;  // a new handle is idle
+  std::size_t min_batch_ = 0;
+  std::chrono::nanoseconds max_wait_{0};
+};
 
 template <class T>
 struct SpscState {
@@ -186,7 +249,8 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
       : Base(std::move(o)),
         tail_(std::exchange(o.tail_, 0)),
         index_(std::exchange(o.index_, 0)),
-        head_cache_(std::exchange(o.head_cache_, 0)) {}
+        head_cache_(std::exchange(o.head_cache_, 0)),
+        pacer_(std::exchange(o.pacer_, {})) {}
   SpscProducer& operator=(SpscProducer&& o) noexcept {
     if (this != &o) {
       // The counters first: take() moves only the base part, but reading `o` after it reads
@@ -194,6 +258,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
       tail_ = std::exchange(o.tail_, 0);
       index_ = std::exchange(o.index_, 0);
       head_cache_ = std::exchange(o.head_cache_, 0);
+      pacer_ = std::exchange(o.pacer_, {});
       this->take(std::move(o));
     }
     return *this;
@@ -203,11 +268,17 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // Free slots as this side knows them (may be fewer than the truth, never more).
   std::size_t free_space() noexcept { return free_for(this->cap_ + 1); }
 
+  // Turns batching on (min_batch free slots, max_wait) or off ({} or a zero member): see
+  // Batching. Only this handle's thread may call it. Throws std::invalid_argument, changing
+  // nothing, if max_wait is negative.
+  void set_batching(Batching b) { pacer_.set(b); }
+  Batching batching() const noexcept { return pacer_.get(); }
+
   // Appends one element; false when full or closed (the value is then left untouched).
   // Strong guarantee if T's constructor throws.
   template <class... Args>
   bool try_emplace(Args&&... args) {
-    if (free_for(1) < 1 || is_closed()) return false;
+    if (free_to_fill(1) < 1 || is_closed()) return false;
     std::construct_at(this->slots() + index_, std::forward<Args>(args)...);
     publish(1);
     return true;
@@ -217,14 +288,14 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
 
   // Appends every element of items, or none (false) when fewer slots are free or closed.
   bool push_slice(std::span<const T> items) {
-    if (this->s_ == nullptr || items.size() > free_for(items.size()) || is_closed()) return false;
+    if (this->s_ == nullptr || items.size() > free_to_fill(items.size()) || is_closed()) return false;
     copy_in(items);
     return true;
   }
   // Appends as many elements of items as fit; returns how many (0 when full or closed).
   std::size_t push_some(std::span<const T> items) {
     if (this->s_ == nullptr || is_closed()) return 0;
-    const std::size_t free = free_for(items.size());
+    const std::size_t free = free_to_fill(items.size());
     const std::size_t n = items.size() < free ? items.size() : free;
     copy_in(items.first(n));
     return n;
@@ -234,7 +305,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // when fewer are free or the queue is closed. Nothing is visible to the consumer before
   // commit(). Zero copy.
   std::span<T> reserve(std::size_t n) noexcept requires mirror_safe<T> {
-    if (this->s_ == nullptr || n > free_for(n) || is_closed()) return {};
+    if (this->s_ == nullptr || n > free_to_fill(n) || is_closed()) return {};
     return {this->slots() + index_, n};
   }
   // Publishes the first n reserved slots. Throws std::out_of_range, publishing nothing, if
@@ -250,7 +321,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   QueueStatus push_wait(U&& value, std::chrono::duration<Rep, Period> timeout) {
     if (this->s_ == nullptr) return QueueStatus::closed;
     if (is_closed()) return QueueStatus::closed;
-    if (free_for(1) < 1) {
+    if (free_to_fill(1) < 1) {
       auto& s = *this->s_;
       const auto deadline = std::chrono::steady_clock::now() + timeout;
       const QueueStatus st = detail::wait_until([this] { return free_for(1) >= 1; }, s.closed, s.producer_sleeping,
@@ -287,6 +358,21 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     }
     return free;
   }
+  // The same for the calls that fill slots, with batching's wait (see Batching).
+  std::size_t free_to_fill(std::size_t want) noexcept {
+    std::size_t free = this->cap_ - (tail_ - head_cache_);
+    if (free < want) {
+      if (this->s_ == nullptr) return 0;
+      head_cache_ = this->s_->head.load(std::memory_order_acquire);
+      free = this->cap_ - (tail_ - head_cache_);
+      if (pacer_.thin(free)) {
+        pacer_.wait();
+        head_cache_ = this->s_->head.load(std::memory_order_acquire);
+        free = this->cap_ - (tail_ - head_cache_);
+      }
+    }
+    return free;
+  }
 
   void copy_in(std::span<const T> items) {
     const std::size_t n = items.size();
@@ -320,13 +406,15 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)
   std::size_t index_ = 0;       // slot of the next element, in [0, capacity)
   std::size_t head_cache_ = 0;  // last value read of s_->head
+  detail::Pacer pacer_;
 };
 
 namespace detail {
 
 // The consuming end, shared by the SPSC and MPSC queues. Derived supplies
-// available(want): how many elements from the consumer's position are readable (published
-// and contiguous), refreshing its view of the producers only when it shows fewer than want.
+// readable(want, taking): how many elements from the consumer's position are readable
+// (published and contiguous), refreshing its view of the producers only when it shows fewer
+// than want; `taking` says the caller is about to take elements (SPSC batching applies).
 // Every member is O(1) except the bulk ones (O(n)).
 template <class T, class State, class Derived>
 class QueueConsumer : public QueueHandle<T, State> {
@@ -340,7 +428,7 @@ class QueueConsumer : public QueueHandle<T, State> {
 
   // Removes the oldest element; nullopt / false when empty. Strong guarantee.
   std::optional<T> try_pop() {
-    if (available(1) < 1) return std::nullopt;
+    if (available_to_take(1) < 1) return std::nullopt;
     T* slot = this->slots() + index_;
     std::optional<T> out(std::move(*slot));
     std::destroy_at(slot);
@@ -348,7 +436,7 @@ class QueueConsumer : public QueueHandle<T, State> {
     return out;
   }
   bool try_pop(T& out) {
-    if (available(1) < 1) return false;
+    if (available_to_take(1) < 1) return false;
     T* slot = this->slots() + index_;
     out = std::move(*slot);
     std::destroy_at(slot);
@@ -360,7 +448,7 @@ class QueueConsumer : public QueueHandle<T, State> {
   // into out throws, the elements moved before it are popped (they are in out), that element
   // and the ones after it stay in the queue, and the exception propagates.
   std::size_t pop_slice(std::span<T> out) {
-    const std::size_t have = available(out.size());
+    const std::size_t have = available_to_take(out.size());
     const std::size_t n = out.size() < have ? out.size() : have;
     if (n == 0) return 0;
     T* const s = this->slots();
@@ -389,7 +477,9 @@ class QueueConsumer : public QueueHandle<T, State> {
 
   // Every readable element, oldest first, as one contiguous span (wrapped data included). The
   // span stays valid until release() frees its elements: the producer never touches them.
-  std::span<T> peek() noexcept requires mirror_safe<T> { return {this->slots() + index_, available(this->cap_ + 1)}; }
+  std::span<T> peek() noexcept requires mirror_safe<T> {
+    return {this->slots() + index_, available_to_take(this->cap_ + 1)};
+  }
   // Frees the n oldest elements for the producer. Throws std::out_of_range, freeing nothing,
   // if n is more than is readable.
   void release(std::size_t n) {
@@ -406,7 +496,7 @@ class QueueConsumer : public QueueHandle<T, State> {
   // elements visited before are consumed and the exception propagates.
   template <class F>
   std::size_t consume(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
-    const std::size_t have = available(max);
+    const std::size_t have = available_to_take(max);
     const std::size_t n = max < have ? max : have;
     T* const s = this->slots();
     std::size_t done = 0;
@@ -458,7 +548,9 @@ class QueueConsumer : public QueueHandle<T, State> {
   ~QueueConsumer() = default;
 
   // Derived::readable must return 0 for an empty handle (all counters 0, no state).
-  std::size_t available(std::size_t want) noexcept { return static_cast<Derived*>(this)->readable(want); }
+  std::size_t available(std::size_t want) noexcept { return static_cast<Derived*>(this)->readable(want, false); }
+  // The same for the calls that take elements: SPSC batching may wait here (see Batching).
+  std::size_t available_to_take(std::size_t want) noexcept { return static_cast<Derived*>(this)->readable(want, true); }
 
   void release_slots(std::size_t n) noexcept {
     head_ += n;
@@ -481,15 +573,23 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
 
  public:
   SpscConsumer() noexcept = default;
-  SpscConsumer(SpscConsumer&& o) noexcept : Base(std::move(o)), tail_cache_(std::exchange(o.tail_cache_, 0)) {}
+  SpscConsumer(SpscConsumer&& o) noexcept
+      : Base(std::move(o)), tail_cache_(std::exchange(o.tail_cache_, 0)), pacer_(std::exchange(o.pacer_, {})) {}
   SpscConsumer& operator=(SpscConsumer&& o) noexcept {
     if (this != &o) {
       tail_cache_ = std::exchange(o.tail_cache_, 0);
+      pacer_ = std::exchange(o.pacer_, {});
       this->take(std::move(o));
     }
     return *this;
   }
   ~SpscConsumer() = default;  // closes the queue
+
+  // Turns batching on (min_batch elements, max_wait) or off ({} or a zero member): see
+  // Batching. Only this handle's thread may call it. Throws std::invalid_argument, changing
+  // nothing, if max_wait is negative.
+  void set_batching(Batching b) { pacer_.set(b); }
+  Batching batching() const noexcept { return pacer_.get(); }
 
  private:
   template <class U>
@@ -499,17 +599,23 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
 
   // Reloads the producer's counter only if the cached one shows fewer than want. An empty
   // handle (counters 0) always takes the reload branch, which checks for it.
-  std::size_t readable(std::size_t want) noexcept {
+  std::size_t readable(std::size_t want, bool taking) noexcept {
     std::size_t have = tail_cache_ - this->head_;
     if (have < want) {
       if (this->s_ == nullptr) return 0;
       tail_cache_ = this->s_->tail.load(std::memory_order_acquire);
       have = tail_cache_ - this->head_;
+      if (taking && pacer_.thin(have)) {
+        pacer_.wait();
+        tail_cache_ = this->s_->tail.load(std::memory_order_acquire);
+        have = tail_cache_ - this->head_;
+      }
     }
     return have;
   }
 
   std::size_t tail_cache_ = 0;
+  detail::Pacer pacer_;
 };
 
 template <class T>
