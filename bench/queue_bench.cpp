@@ -7,6 +7,8 @@
 //   picoring_queue_bench [--items N] [--runs R] [--only single|drain|roundtrip|batched|windows|mpsc]
 //                        [--cpus P,C]   (the SPSC tables' producer and consumer CPUs; default 0,1)
 //                        [--work W]     (multiply-adds per item in the single-item consumer; default 0)
+//                        [--batching M,NS] (the set_batching rows: min_batch M, max_wait NS ns;
+//                                         default 256,1000)
 #include <pthread.h>
 #include <sched.h>
 
@@ -56,6 +58,10 @@ int g_consumer_cpu = 1;
 // Dependent multiply-adds the single-item consumer does per item (--work): a consumer that does
 // something with each item runs a different race with its producer than one that only pops.
 int g_consumer_work = 0;
+// What the "batching" rows pass to set_batching on both ends (--batching).
+std::size_t g_batch_min = 256;
+long long g_batch_wait_ns = 1000;
+picoring::Batching batching_setting() { return {g_batch_min, std::chrono::nanoseconds(g_batch_wait_ns)}; }
 
 // What the single-item consumer computes from the items 1..n, replayed on one thread.
 std::uint64_t fold(std::uint64_t acc, std::uint64_t v, int work) {
@@ -93,6 +99,17 @@ struct Pico {
     return q.second.consume(f);
   }
 };
+// The same queue with batching on both ends (see picoring::Batching).
+struct PicoBatching : Pico {
+  PicoBatching() {
+    q.first.set_batching(batching_setting());
+    q.second.set_batching(batching_setting());
+  }
+};
+std::string batching_row(const char* what) {
+  return std::string(what) + ", batching " + std::to_string(g_batch_min) + " / " + std::to_string(g_batch_wait_ns) +
+         " ns";
+}
 #if PICORING_HAVE_BOOST
 struct Boost {
   boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<kCapacity>> q;
@@ -545,7 +562,7 @@ struct Row {
 
 enum class Better { higher, lower };
 
-// Prints the table; when the first row is picoring and other rows are peers, also the ratio
+// Prints the table; when there are peers, also, for each picoring row, the ratio
 // picoring / best peer taken within each run (the rows of one run are measured back to back,
 // so a change of regime on a shared machine moves them together) and its median over runs.
 void table(const char* title, const char* unit, std::vector<Row> rows, int runs, double scale,
@@ -560,22 +577,26 @@ void table(const char* title, const char* unit, std::vector<Row> rows, int runs,
                 *std::max_element(row.samples.begin(), row.samples.end()));
   }
   const auto is_ours = [](const Row& row) { return row.name.rfind("picoring", 0) == 0; };
-  if (rows.empty() || !is_ours(rows[0]) || std::all_of(rows.begin(), rows.end(), is_ours)) return;
-  std::vector<double> ratios;
-  for (int r = 0; r < runs; ++r) {
-    double best = 0;
-    bool first = true;
-    for (const auto& row : rows) {
-      if (is_ours(row)) continue;
-      const double v = row.samples[static_cast<std::size_t>(r)];
-      if (first || (better == Better::higher ? v > best : v < best)) best = v;
-      first = false;
+  if (std::all_of(rows.begin(), rows.end(), is_ours)) return;
+  std::printf("\n");
+  for (const auto& ours : rows) {
+    if (!is_ours(ours)) continue;
+    std::vector<double> ratios;
+    for (int r = 0; r < runs; ++r) {
+      double best = 0;
+      bool first = true;
+      for (const auto& row : rows) {
+        if (is_ours(row)) continue;
+        const double v = row.samples[static_cast<std::size_t>(r)];
+        if (first || (better == Better::higher ? v > best : v < best)) best = v;
+        first = false;
+      }
+      ratios.push_back(ours.samples[static_cast<std::size_t>(r)] / best);
     }
-    ratios.push_back(rows[0].samples[static_cast<std::size_t>(r)] / best);
+    std::printf("%s / best peer, per run (%s is better): median %.2fx, min %.2fx, max %.2fx\n", ours.name.c_str(),
+                better == Better::higher ? "higher" : "lower", median(ratios),
+                *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
   }
-  std::printf("\n%s / best peer, per run (%s is better): median %.2fx, min %.2fx, max %.2fx\n", rows[0].name.c_str(),
-              better == Better::higher ? "higher" : "lower", median(ratios),
-              *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
 }
 
 // A whole decimal number in [lo, hi]; false for anything else ("12x", "", out of range).
@@ -587,12 +608,12 @@ bool parse_count(const char* text, long long lo, long long hi, long long& out) {
   out = v;
   return true;
 }
-// "P,C": two CPU numbers.
-bool parse_cpu_pair(const char* text, long long& producer, long long& consumer) {
+// "A,B": two whole numbers in [lo, hi].
+bool parse_pair(const char* text, long long lo, long long hi, long long& a, long long& b) {
   const char* comma = std::strchr(text, ',');
   if (comma == nullptr) return false;
   const std::string first(text, comma);
-  return parse_count(first.c_str(), 0, 4095, producer) && parse_count(comma + 1, 0, 4095, consumer);
+  return parse_count(first.c_str(), lo, hi, a) && parse_count(comma + 1, lo, hi, b);
 }
 
 }  // namespace
@@ -604,7 +625,8 @@ int main(int argc, char** argv) {
   const auto usage = [] {
     std::fprintf(stderr,
                  "usage: picoring_queue_bench [--items N] [--runs R] "
-                 "[--only single|drain|roundtrip|batched|windows|mpsc] [--cpus P,C] [--work W]\n");
+                 "[--only single|drain|roundtrip|batched|windows|mpsc] [--cpus P,C] [--work W] "
+                 "[--batching M,NS]\n");
     return 2;
   };
   if (argc % 2 == 0) return usage();  // every option takes one value
@@ -621,9 +643,12 @@ int main(int argc, char** argv) {
       g_consumer_work = static_cast<int>(n);
     } else if (flag == "--only") {
       only = value;
-    } else if (flag == "--cpus" && parse_cpu_pair(value, n, m)) {
+    } else if (flag == "--cpus" && parse_pair(value, 0, 4095, n, m)) {
       g_producer_cpu = static_cast<int>(n);
       g_consumer_cpu = static_cast<int>(m);
+    } else if (flag == "--batching" && parse_pair(value, 1, 1LL << 30, n, m)) {
+      g_batch_min = static_cast<std::size_t>(n);
+      g_batch_wait_ns = m;
     } else {
       std::fprintf(stderr, "%s %s: not a valid option and value\n", flag.c_str(), value);
       return usage();
@@ -651,7 +676,8 @@ int main(int argc, char** argv) {
       const char* name;
       double (*run)(std::uint64_t, Misses*);
     };
-    std::vector<Queue> queues{{"picoring SpscQueue", &throughput<Pico>}};
+    const std::string batching = batching_row("picoring SpscQueue");
+    std::vector<Queue> queues{{"picoring SpscQueue", &throughput<Pico>}, {batching.c_str(), &throughput<PicoBatching>}};
 #if PICORING_HAVE_BOOST
     queues.push_back({"boost::lockfree::spsc_queue", &throughput<Boost>});
 #endif
@@ -682,7 +708,8 @@ int main(int argc, char** argv) {
 
   if (want("drain")) {
     std::vector<Row> dr{
-        {"picoring try_push / consume (drains in place)", [&] { return drain_throughput<Pico>(items); }, {}}};
+        {"picoring try_push / consume (drains in place)", [&] { return drain_throughput<Pico>(items); }, {}},
+        {batching_row("picoring try_push / consume"), [&] { return drain_throughput<PicoBatching>(items); }, {}}};
 #if PICORING_HAVE_BOOST
     dr.push_back(
         {"boost::lockfree::spsc_queue push / consume_all", [&] { return drain_throughput<Boost>(items); }, {}});
@@ -692,7 +719,8 @@ int main(int argc, char** argv) {
 
   if (want("roundtrip")) {
     const std::uint64_t trips = items / 20;
-    std::vector<Row> rt{{"picoring SpscQueue", [&] { return round_trip<Pico>(trips); }, {}}};
+    std::vector<Row> rt{{"picoring SpscQueue", [&] { return round_trip<Pico>(trips); }, {}},
+                        {batching_row("picoring SpscQueue"), [&] { return round_trip<PicoBatching>(trips); }, {}}};
 #if PICORING_HAVE_BOOST
     rt.push_back({"boost::lockfree::spsc_queue", [&] { return round_trip<Boost>(trips); }, {}});
 #endif
