@@ -348,24 +348,15 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
 
   // Free slots, reloading the consumer's counter only if the cached one shows fewer than want.
   // An empty handle has every counter and the capacity at 0, so it always lands in the reload
-  // branch, where the null check costs the fast path nothing.
-  std::size_t free_for(std::size_t want) noexcept {
+  // branch, where the null check costs the fast path nothing. `filling`: the caller is about to
+  // fill slots, so batching may wait before a second reload (see Batching).
+  std::size_t free_for(std::size_t want, bool filling = false) noexcept {
     std::size_t free = this->cap_ - (tail_ - head_cache_);
     if (free < want) {
       if (this->s_ == nullptr) return 0;
       head_cache_ = this->s_->head.load(std::memory_order_acquire);
       free = this->cap_ - (tail_ - head_cache_);
-    }
-    return free;
-  }
-  // The same for the calls that fill slots, with batching's wait (see Batching).
-  std::size_t free_to_fill(std::size_t want) noexcept {
-    std::size_t free = this->cap_ - (tail_ - head_cache_);
-    if (free < want) {
-      if (this->s_ == nullptr) return 0;
-      head_cache_ = this->s_->head.load(std::memory_order_acquire);
-      free = this->cap_ - (tail_ - head_cache_);
-      if (pacer_.thin(free)) {
+      if (filling && pacer_.thin(free)) {
         pacer_.wait();
         head_cache_ = this->s_->head.load(std::memory_order_acquire);
         free = this->cap_ - (tail_ - head_cache_);
@@ -373,6 +364,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     }
     return free;
   }
+  std::size_t free_to_fill(std::size_t want) noexcept { return free_for(want, true); }
 
   void copy_in(std::span<const T> items) {
     const std::size_t n = items.size();
