@@ -578,21 +578,22 @@ void table(const char* title, const char* unit, std::vector<Row> rows, int runs,
   }
   const auto is_ours = [](const Row& row) { return row.name.rfind("picoring", 0) == 0; };
   if (std::all_of(rows.begin(), rows.end(), is_ours)) return;
+  // The best peer of each run, found once for all picoring rows.
+  std::vector<double> best(static_cast<std::size_t>(runs));
+  for (std::size_t r = 0; r < best.size(); ++r) {
+    bool first = true;
+    for (const auto& row : rows) {
+      if (is_ours(row)) continue;
+      const double v = row.samples[r];
+      if (first || (better == Better::higher ? v > best[r] : v < best[r])) best[r] = v;
+      first = false;
+    }
+  }
   std::printf("\n");
   for (const auto& ours : rows) {
     if (!is_ours(ours)) continue;
     std::vector<double> ratios;
-    for (int r = 0; r < runs; ++r) {
-      double best = 0;
-      bool first = true;
-      for (const auto& row : rows) {
-        if (is_ours(row)) continue;
-        const double v = row.samples[static_cast<std::size_t>(r)];
-        if (first || (better == Better::higher ? v > best : v < best)) best = v;
-        first = false;
-      }
-      ratios.push_back(ours.samples[static_cast<std::size_t>(r)] / best);
-    }
+    for (std::size_t r = 0; r < best.size(); ++r) ratios.push_back(ours.samples[r] / best[r]);
     std::printf("%s / best peer, per run (%s is better): median %.2fx, min %.2fx, max %.2fx\n", ours.name.c_str(),
                 better == Better::higher ? "higher" : "lower", median(ratios),
                 *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
