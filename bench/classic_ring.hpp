@@ -25,10 +25,10 @@ class ClassicRing {
     head_ = 0;
     len_ = 0;
   }
-  // Publishes n bytes written in place, checked like picoring's advance_tail/produce (the
-  // benchmarks use clear + advance_tail + consume on both sides to place windows across the end).
-  void advance_tail(std::size_t n) {
-    if (n > free_space()) throw std::out_of_range("classic: advance_tail past free space");
+  // Publishes n bytes written in place, checked like picoring's commit (the
+  // benchmarks use clear + commit + release on both sides to place windows across the end).
+  void commit(std::size_t n) {
+    if (n > free_space()) throw std::out_of_range("classic: commit past free space");
     len_ += n;
   }
 
@@ -51,7 +51,7 @@ class ClassicRing {
     const std::size_t first = n < buf_.size() - head_ ? n : buf_.size() - head_;
     std::memcpy(out.data(), buf_.data() + head_, first);
     std::memcpy(out.data() + first, buf_.data(), n - first);
-    consume(n);
+    release(n);
     return n;
   }
 
@@ -65,8 +65,8 @@ class ClassicRing {
     return {scratch.data(), len_};
   }
 
-  void consume(std::size_t n) {
-    if (n > len_) throw std::out_of_range("classic: consume past size");
+  void release(std::size_t n) {
+    if (n > len_) throw std::out_of_range("classic: release past size");
     head_ += n;
     if (head_ >= buf_.size()) head_ -= buf_.size();
     len_ -= n;

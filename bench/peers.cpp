@@ -52,8 +52,8 @@ struct Pico {
   }
   void place() {
     ring.clear();
-    ring.advance_tail(start);
-    ring.advance_head(start);
+    ring.commit(start);
+    ring.release(start);
   }
 };
 
@@ -84,7 +84,7 @@ void BM_Cycle_Picoring(benchmark::State& state) {
     p.place();
     p.ring.push_slice(src);
     benchmark::DoNotOptimize(checksum(p.ring.readable_slice()));
-    p.ring.advance_head(src.size());
+    p.ring.release(src.size());
   }
   set_bytes(state, src.size());
 }
@@ -103,8 +103,8 @@ struct Classic {
   }
   void place() {
     ring.clear();
-    ring.advance_tail(start);
-    ring.consume(start);
+    ring.commit(start);
+    ring.release(start);
   }
 };
 
@@ -135,7 +135,7 @@ void BM_Cycle_Classic(benchmark::State& state) {
     c.place();
     c.ring.write(src);
     benchmark::DoNotOptimize(checksum(c.ring.window(c.scratch)));
-    c.ring.consume(src.size());
+    c.ring.release(src.size());
   }
   set_bytes(state, src.size());
 }

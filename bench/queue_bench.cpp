@@ -96,7 +96,7 @@ struct Pico {
   // Everything readable, visited in place, then released with one publication.
   template <class F>
   std::size_t drain(F&& f) {
-    return q.second.consume(f);
+    return q.second.drain(f);
   }
 };
 // The same queue with batching on both ends (see picoring::Batching).

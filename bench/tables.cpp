@@ -154,12 +154,12 @@ class Bench {
 
     // 1. read: a wrapped window that the consumer checksums.
     ring.clear();
-    ring.advance_tail(start);
-    ring.advance_head(start);
+    ring.commit(start);
+    ring.release(start);
     ring.push_slice(src);
     classic.clear();
-    classic.advance_tail(start);
-    classic.consume(start);
+    classic.commit(start);
+    classic.release(start);
     classic.write(src);
     {
       auto m = measure(
@@ -181,19 +181,19 @@ class Bench {
     {
       auto m = measure({[&] {
                           ring.clear();
-                          ring.advance_tail(start);
-                          ring.advance_head(start);
+                          ring.commit(start);
+                          ring.release(start);
                           ring.push_slice(src);
                           sink += checksum(ring.readable_slice());
-                          ring.advance_head(size);
+                          ring.release(size);
                         },
                         [&] {
                           classic.clear();
-                          classic.advance_tail(start);
-                          classic.consume(start);
+                          classic.commit(start);
+                          classic.release(start);
                           classic.write(src);
                           sink += checksum(classic.window(scratch));
-                          classic.consume(size);
+                          classic.release(size);
                         },
                         [&] {
                           std::memcpy(plain.data(), src.data(), size);
@@ -207,15 +207,15 @@ class Bench {
     {
       auto m = measure({[&] {
                           ring.clear();
-                          ring.advance_tail(start);
-                          ring.advance_head(start);
+                          ring.commit(start);
+                          ring.release(start);
                           ring.push_slice(src);
                           clobber();
                         },
                         [&] {
                           classic.clear();
-                          classic.advance_tail(start);
-                          classic.consume(start);
+                          classic.commit(start);
+                          classic.release(start);
                           classic.write(src);
                           clobber();
                         },
@@ -230,8 +230,8 @@ class Bench {
     {
       auto m = measure({[&] {
                           stream.clear();
-                          stream.produce(start);
-                          stream.consume(start);
+                          stream.commit(start);
+                          stream.release(start);
                           stream.write(src);
                           stream.read(dst);
                           clobber();
@@ -246,8 +246,8 @@ class Bench {
                         },
                         [&] {
                           classic.clear();
-                          classic.advance_tail(start);
-                          classic.consume(start);
+                          classic.commit(start);
+                          classic.release(start);
                           classic.write(src);
                           classic.read(dst);
                           clobber();
@@ -454,7 +454,7 @@ int run(int argc, char** argv) {
       "make it contiguous. This is the seed's read table; it measures building a span, not reading data.",
       false);
   print_table(all, "cycle", "2. Full cycle: write a packet across the end, checksum it, consume it",
-              "Each row: picoring push_slice() + checksum of readable_slice() in place + advance_head(); classic\n"
+              "Each row: picoring push_slice() + checksum of readable_slice() in place + release(); classic\n"
               "two-memcpy write + reassembly into a reused buffer + checksum. memcpy: copy + checksum in plain memory.",
               true);
   print_table(all, "write", "3. Write: push_slice across the end",

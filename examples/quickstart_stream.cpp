@@ -14,7 +14,7 @@ int main() {
   auto end = request.find("\r\n\r\n");
   assert(end != std::string_view::npos);
   std::printf("request line: %.*s\n", static_cast<int>(request.find("\r\n")), request.data());
-  stream.consume(end + 4);
+  stream.release(end + 4);
 
   // Or read it through the standard library: the streambuf's get area is the ring itself.
   stream.write_all("42 lines\n");

@@ -94,6 +94,10 @@ MirrorBuffer::MirrorBuffer(std::size_t min_elements, std::size_t element_size, M
 MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_size, MirrorOptions options,
                                   Error& err) noexcept {
   MirrorBuffer buffer;
+  if (options.fork != ForkPolicy::exclude && options.fork != ForkPolicy::share) {
+    err = {std::make_error_code(std::errc::invalid_argument), "select fork policy"};
+    return buffer;
+  }
   const std::size_t size = mirror_size_for(min_elements, element_size, err);
   if (err) return buffer;
   Backend used = Backend::automatic;
@@ -115,13 +119,15 @@ MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_
   buffer.base_ = base;
   buffer.size_ = size;
   buffer.backend_ = used;
+  buffer.owner_ = options.fork == ForkPolicy::exclude ? detail::process_id() : 0;
   return buffer;
 }
 
 MirrorBuffer::MirrorBuffer(MirrorBuffer&& other) noexcept
     : base_(std::exchange(other.base_, nullptr)),
       size_(std::exchange(other.size_, 0)),
-      backend_(std::exchange(other.backend_, Backend::automatic)) {}
+      backend_(std::exchange(other.backend_, Backend::automatic)),
+      owner_(std::exchange(other.owner_, 0)) {}
 
 MirrorBuffer& MirrorBuffer::operator=(MirrorBuffer&& other) noexcept {
   if (this != &other) {
@@ -129,17 +135,23 @@ MirrorBuffer& MirrorBuffer::operator=(MirrorBuffer&& other) noexcept {
     base_ = std::exchange(other.base_, nullptr);
     size_ = std::exchange(other.size_, 0);
     backend_ = std::exchange(other.backend_, Backend::automatic);
+    owner_ = std::exchange(other.owner_, 0);
   }
   return *this;
 }
 
 MirrorBuffer::~MirrorBuffer() { reset(); }
 
+bool MirrorBuffer::inherited() const noexcept { return owner_ != 0 && owner_ != detail::process_id(); }
+
 void MirrorBuffer::reset() noexcept {
-  if (base_ != nullptr) detail::unmap_mirror(base_, size_);
+  // An inherited buffer's range is not ours in this process: the child may have mapped
+  // something else there since the fork, and munmap would remove it.
+  if (base_ != nullptr && !inherited()) detail::unmap_mirror(base_, size_);
   base_ = nullptr;
   size_ = 0;
   backend_ = Backend::automatic;
+  owner_ = 0;
 }
 
 const char* to_string(Backend b) noexcept {

@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +131,15 @@ bool size_object(int fd, std::size_t size, Backend backend, Error& err) {
     err = {make_error_code(errc::size_overflow), "ftruncate (size exceeds off_t)"};
     return false;
   }
+  // Growing a file past RLIMIT_FSIZE (ulimit -f, common in sandboxes and CI runners) does not
+  // fail: the kernel sends SIGXFSZ, which kills the process. memfd objects count too. Check
+  // first and report what ftruncate would have reported with the signal ignored.
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_FSIZE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      static_cast<std::uint64_t>(size) > static_cast<std::uint64_t>(limit.rlim_cur)) {
+    err = {os_error(EFBIG), "ftruncate (size exceeds RLIMIT_FSIZE)"};
+    return false;
+  }
   if (::ftruncate(fd, static_cast<off_t>(size)) != 0) {
     fail(err, "ftruncate");
     return false;
@@ -244,6 +254,8 @@ std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& u
   }
   return nullptr;
 }
+
+std::uint64_t process_id() noexcept { return static_cast<std::uint64_t>(::getpid()); }
 
 void unmap_mirror(std::byte* base, std::size_t size) noexcept { ::munmap(base, 2 * size); }
 

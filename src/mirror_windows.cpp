@@ -193,6 +193,8 @@ std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& u
   return base;
 }
 
+std::uint64_t process_id() noexcept { return 0; }  // no fork(): views never reach another process
+
 void unmap_mirror(std::byte* base, std::size_t size) noexcept {
   ::UnmapViewOfFile(base);
   ::UnmapViewOfFile(base + size);

@@ -35,16 +35,21 @@ void init_fences() noexcept {
   (void)done;
 }
 
-void heavy_fence() noexcept {
+bool heavy_fence() noexcept {
 #if defined(__linux__) && defined(SYS_membarrier)
   if (asymmetric_fences.load(std::memory_order_relaxed)) {
     // Every running thread of this process executes a full barrier before this returns, so the
     // light side's plain compiler barrier acts as a full one relative to this point.
-    ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-    return;
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+    // Refused after registration (a seccomp filter installed since, ENOMEM): the light side's
+    // compiler barrier no longer pairs with anything. Ordinary fences on both sides from now on.
+    asymmetric_fences.store(false, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return false;
   }
 #endif
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  return true;
 }
 
 void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,

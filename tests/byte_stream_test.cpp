@@ -4,6 +4,8 @@
 #include <istream>
 #include <ostream>
 #include <random>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -20,8 +22,8 @@ std::span<const std::byte> bytes_of(std::string_view s) { return std::as_bytes(s
 // Moves the stream's empty window so that it starts `before_end` bytes before the physical end.
 void park_near_end(PicoByteStream& s, std::size_t before_end) {
   s.clear();
-  s.produce(s.capacity() - before_end);
-  s.consume(s.capacity() - before_end);
+  s.commit(s.capacity() - before_end);
+  s.release(s.capacity() - before_end);
 }
 
 TEST(PicoByteStream, WriteIsPartialWriteAllIsAllOrError) {
@@ -31,7 +33,7 @@ TEST(PicoByteStream, WriteIsPartialWriteAllIsAllOrError) {
   EXPECT_EQ(s.write(big), cap);
   EXPECT_EQ(s.available_to_read(), cap);
   EXPECT_EQ(s.write("x"), 0u);
-  s.consume(5);
+  s.release(5);
   try {
     s.write_all("123456");
     FAIL() << "write_all beyond free space must throw";
@@ -59,20 +61,20 @@ TEST(PicoByteStream, WindowsAreContiguousAcrossTheWrap) {
   auto w = s.writable();
   EXPECT_EQ(w.size(), s.capacity() - 13);
   w[0] = std::byte{'!'};
-  s.produce(1);
+  s.commit(1);
   EXPECT_EQ(s.readable_view(), "irrored world!");
 }
 
-TEST(PicoByteStream, ConsumeAndProduceAreChecked) {
+TEST(PicoByteStream, ReleaseAndCommitAreChecked) {
   PicoByteStream s(1);
   s.write_all("abc");
-  EXPECT_THROW(s.consume(4), std::out_of_range);
-  EXPECT_THROW(s.produce(s.capacity() - 2), std::out_of_range);
+  EXPECT_THROW(s.release(4), std::out_of_range);
+  EXPECT_THROW(s.commit(s.capacity() - 2), std::out_of_range);
   EXPECT_EQ(s.readable_view(), "abc");
   try {
-    s.consume(4);
+    s.release(4);
   } catch (const std::out_of_range& e) {
-    EXPECT_STREQ(e.what(), "picoring: consume(n): n > available_to_read()");
+    EXPECT_STREQ(e.what(), "picoring: release(n): n > available_to_read()");
   }
 }
 
@@ -177,6 +179,142 @@ TEST(ByteStreamBuf, AnIostreamReadsWhatItWrote) {
   io << "later\n";
   ASSERT_TRUE(std::getline(io, a));
   EXPECT_EQ(a, "later");
+}
+
+}  // namespace
+
+namespace {
+
+// --- unget()/putback() behave as on a std::stringstream ----------------------------------------
+
+// Runs the same istream/ostream steps on a ByteStreamBuf and on a std::stringstream, comparing
+// every character read and the stream state after each step.
+struct SideBySide {
+  PicoByteStream ring{1};
+  ByteStreamBuf buf{ring};
+  std::iostream pico{&buf};
+  std::stringstream model;
+
+  void write(std::string_view text) {
+    pico << text << std::flush;
+    model << text << std::flush;
+  }
+  void get() {
+    EXPECT_EQ(pico.get(), model.get());
+    expect_same_state();
+  }
+  void peek() {
+    EXPECT_EQ(pico.peek(), model.peek());
+    expect_same_state();
+  }
+  void unget() {
+    pico.unget();
+    model.unget();
+    expect_same_state();
+  }
+  void putback(char c) {
+    pico.putback(c);
+    model.putback(c);
+    expect_same_state();
+  }
+  void expect_same_state() {
+    EXPECT_EQ(pico.good(), model.good());
+    EXPECT_EQ(pico.bad(), model.bad());
+    EXPECT_EQ(pico.eof(), model.eof());
+  }
+};
+
+TEST(ByteStreamBuf, UngetAfterARefillAWriteOrAPeekWorksLikeAStringstream) {
+  SideBySide s;
+  s.write("ab");
+  s.get();
+  s.get();
+  s.write("cd");  // a write, then a refill of the get area
+  s.get();        // 'c' comes from a new get area
+  s.unget();      // the byte before it was released at the refill
+  s.get();
+  s.get();   // 'd': the last byte
+  s.peek();  // eof: read + peek releases everything read
+  s.pico.clear();
+  s.model.clear();
+  s.unget();  // 'd' again
+  s.get();
+  s.unget();
+  s.unget();  // 'c', then 'b', across two refills
+  s.unget();
+  s.get();
+  s.get();
+  s.putback('c');  // the same byte
+  s.get();
+  s.get();
+}
+
+TEST(ByteStreamBuf, PutbackOfAnotherCharacterOverwritesLikeAStringstream) {
+  SideBySide s;
+  s.write("xyz");
+  s.get();
+  s.get();
+  s.get();
+  s.peek();
+  s.pico.clear();
+  s.model.clear();
+  s.putback('Z');
+  s.putback('Y');
+  s.get();
+  s.get();
+}
+
+// The rule where the two differ: a released byte can be taken back only while no write has
+// reached it. A full ring has no free space, hence no intact released byte.
+TEST(ByteStreamBuf, PutbackFailsOnlyOnceWritesHaveReachedTheByte) {
+  PicoByteStream ring(1);
+  const std::size_t cap = ring.capacity();
+  ByteStreamBuf buf(ring);
+  std::iostream io(&buf);
+  io << std::string(cap, 'a') << std::flush;
+  EXPECT_EQ(io.get(), 'a');
+  EXPECT_EQ(io.get(), 'a');
+  io.sync();
+  EXPECT_EQ(ring.releasable_back(), 2u);
+  io << "bb" << std::flush;  // fills the two released bytes
+  EXPECT_EQ(ring.releasable_back(), 0u);
+  io.unget();
+  EXPECT_TRUE(io.bad());
+  EXPECT_EQ(ring.available_to_read(), cap);
+}
+
+TEST(PicoByteStream, UnreleaseTakesBackIntactBytesOnly) {
+  PicoByteStream s(1);
+  s.write_all("hello");
+  char out[3];
+  EXPECT_EQ(s.read(std::span<char>(out)), 3u);
+  s.release(1);
+  EXPECT_EQ(s.releasable_back(), 4u);
+  EXPECT_THROW(s.unrelease(5), std::out_of_range);
+  EXPECT_EQ(s.readable_view(), "o");
+  s.unrelease(4);
+  EXPECT_EQ(s.readable_view(), "hello");
+  EXPECT_EQ(s.releasable_back(), 0u);
+  // Across the physical start: release everything at the end of the ring, then take it back.
+  s.clear();
+  const std::size_t cap = s.capacity();
+  s.commit(cap - 2);
+  s.release(cap - 2);
+  s.write_all("wrap!");
+  s.release(5);
+  s.unrelease(5);
+  EXPECT_EQ(s.readable_view(), "wrap!");
+  // writable() hands out the memory of the released bytes: none can be taken back after it.
+  s.release(5);
+  EXPECT_EQ(s.releasable_back(), 5u);
+  (void)s.writable();
+  EXPECT_EQ(s.releasable_back(), 0u);
+  EXPECT_THROW(s.unrelease(1), std::out_of_range);
+  s.clear();
+  EXPECT_EQ(s.releasable_back(), 0u);
+  PicoByteStream moved(std::move(s));
+  // NOLINTNEXTLINE(bugprone-use-after-move,clang-analyzer-cplusplus.Move): a moved-from stream is empty
+  EXPECT_EQ(s.releasable_back(), 0u);
 }
 
 }  // namespace

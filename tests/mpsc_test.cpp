@@ -387,7 +387,7 @@ TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
           }
           break;
         case 3:
-          consumer.consume([&](T& v) { check(v); });
+          consumer.drain([&](T& v) { check(v); });
           break;
         default: {
           T v = C::make(0, 0);

@@ -161,9 +161,9 @@ TYPED_TEST(RingModelTest, PicoRingMatchesDeque) {
       case 8: {  // advance_head, sometimes past the end (rejected, nothing changes)
         const std::size_t n = std::uniform_int_distribution<std::size_t>(0, model.size() + 2)(rng);
         if (n > model.size()) {
-          ASSERT_THROW(ring.advance_head(n), std::out_of_range);
+          ASSERT_THROW(ring.release(n), std::out_of_range);
         } else {
-          ring.advance_head(n);
+          ring.release(n);
           model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(n));
           popped += n;
         }
@@ -179,8 +179,8 @@ TYPED_TEST(RingModelTest, PicoRingMatchesDeque) {
             model.push_back(make<T>(next_id++));
           }
           pushed_bytes += n * sizeof(T);
-          ring.advance_tail(n);
-          ASSERT_THROW(ring.advance_tail(ring.available_space() + 1), std::out_of_range);
+          ring.commit(n);
+          ASSERT_THROW(ring.commit(ring.available_space() + 1), std::out_of_range);
         }
         break;
       }

@@ -1,10 +1,13 @@
 // PicoRing and PicoQueue: specific behaviours the model test does not pin down by itself.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <iterator>
 #include <numeric>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,7 +27,7 @@ template <class R>
 concept HasWindows = requires(R& r) {
   r.readable_slice();
   r.writable_slice();
-  r.advance_tail(1);
+  r.commit(1);
   r.view(0, 1);
   r.data();
 };
@@ -75,8 +78,8 @@ TEST(PicoRing, TheWholeCapacityIsUsable) {
 TEST(PicoRing, ReadableSliceIsContiguousAcrossTheWrap) {
   PicoRing<std::uint64_t> ring(100);
   const std::size_t cap = ring.capacity();
-  ring.advance_tail(cap - 5);
-  ring.advance_head(cap - 5);
+  ring.commit(cap - 5);
+  ring.release(cap - 5);
   std::vector<std::uint64_t> items(20);
   std::iota(items.begin(), items.end(), 100);
   ASSERT_TRUE(ring.push_slice(items));
@@ -96,13 +99,13 @@ TEST(PicoRing, ReadableSliceIsContiguousAcrossTheWrap) {
 TEST(PicoRing, WritableSliceWrapsAndAdvanceTailPublishesIt) {
   PicoRing<char> ring(1);
   const std::size_t cap = ring.capacity();
-  ring.advance_tail(cap - 2);
-  ring.advance_head(cap - 2);
+  ring.commit(cap - 2);
+  ring.release(cap - 2);
   auto w = ring.writable_slice();
   ASSERT_EQ(w.size(), cap);
   const std::string text = "wraps here";
   std::copy(text.begin(), text.end(), w.begin());
-  ring.advance_tail(text.size());
+  ring.commit(text.size());
   EXPECT_EQ(std::string(ring.readable_slice().data(), ring.size()), text);
   EXPECT_EQ(ring[2], 'a');
   EXPECT_EQ(ring.memory().data()[0], std::byte{'a'});
@@ -114,19 +117,19 @@ TEST(PicoRing, OverAdvancingIsRejectedAndChangesNothing) {
   PicoRing<int> ring(16);
   for (int i = 0; i < 5; ++i) ring.push(i);
   try {
-    ring.advance_head(6);
-    FAIL() << "advance_head past size() must throw";
+    ring.release(6);
+    FAIL() << "release past size() must throw";
   } catch (const std::out_of_range& e) {
-    EXPECT_STREQ(e.what(), "picoring: advance_head(n): n > size()");
+    EXPECT_STREQ(e.what(), "picoring: release(n): n > size()");
   }
   try {
-    ring.advance_tail(ring.available_space() + 1);
-    FAIL() << "advance_tail past available_space() must throw";
+    ring.commit(ring.available_space() + 1);
+    FAIL() << "commit past available_space() must throw";
   } catch (const std::out_of_range& e) {
-    EXPECT_STREQ(e.what(), "picoring: advance_tail(n): n > available_space()");
+    EXPECT_STREQ(e.what(), "picoring: commit(n): n > available_space()");
   }
-  EXPECT_THROW(ring.advance_head(SIZE_MAX), std::out_of_range);
-  EXPECT_THROW(ring.advance_tail(SIZE_MAX), std::out_of_range);
+  EXPECT_THROW(ring.release(SIZE_MAX), std::out_of_range);
+  EXPECT_THROW(ring.commit(SIZE_MAX), std::out_of_range);
   EXPECT_THROW((void)ring.view(5, 1), std::out_of_range);
   EXPECT_THROW((void)ring.view(SIZE_MAX, 2), std::out_of_range);
   EXPECT_THROW((void)ring.at(5), std::out_of_range);
@@ -196,7 +199,7 @@ TEST_F(Lifetimes, EveryElementLeftInARingIsDestroyedWithIt) {
     PicoRing<Tracked> ring(100);
     for (std::uint64_t i = 0; i < ring.capacity() + 50; ++i) ring.push_overwrite(Tracked(i));
     ring.emplace(1u);  // full: constructs nothing
-    ring.advance_head(10);
+    ring.release(10);
     EXPECT_EQ(Tracked::live.load(), static_cast<long>(ring.size()));
   }
   EXPECT_EQ(Tracked::live.load(), 0);
@@ -285,7 +288,7 @@ TEST(PicoRing, StringsSurviveTheWrapAndAreNeverSeenThroughTheMirror) {
   const std::size_t cap = ring.capacity();
   for (std::size_t lap = 0; lap < 3; ++lap) {
     for (std::size_t i = 0; i < cap; ++i) ring.push_overwrite(std::to_string(lap * 1000 + i));
-    ring.advance_head(cap / 3);
+    ring.release(cap / 3);
   }
   // Grow a short string into a long one in place, at a position past the physical end.
   for (auto& s : ring) s += std::string(50, 'x');
@@ -308,6 +311,99 @@ TEST(PicoRing, NonThrowingCreationReportsErrors) {
   PicoRing<int> ok(10, err);
   EXPECT_FALSE(err);
   EXPECT_GE(ok.capacity(), 10u);
+}
+
+}  // namespace
+
+namespace {
+
+// --- hardening: pop keeps the element when copying it out throws; the seed's names ----------
+
+// A C++03-style element: a user-declared copy constructor and no move constructor, so every
+// "move" copies, and the copy can throw.
+struct OldStyle {
+  static inline int copies_until_throw = -1;  // < 0: never
+  int value;
+  explicit OldStyle(int v) : value(v) {}
+  OldStyle(const OldStyle& o) : value(o.value) {
+    if (copies_until_throw == 0) throw std::runtime_error("copy failed on purpose");
+    if (copies_until_throw > 0) --copies_until_throw;
+  }
+  OldStyle& operator=(const OldStyle& o) = default;
+  ~OldStyle() = default;
+};
+
+// Whichever copy made on the way out throws, the element stays the oldest; when none throws,
+// it is returned and removed. `pop` is the container's optional-returning pop.
+template <class Ring, class Pop>
+void expect_strong_pop(Pop pop) {
+  for (int k = 0; k < 4; ++k) {
+    SCOPED_TRACE(k);
+    Ring ring(16);
+    for (int i = 0; i < 3; ++i) ASSERT_NE(ring.try_emplace_or_push(i), false);
+    OldStyle::copies_until_throw = k;
+    bool threw = false;
+    try {
+      const std::optional<OldStyle> got = pop(ring);
+      ASSERT_TRUE(got.has_value());
+      EXPECT_EQ(got->value, 0);
+    } catch (const std::runtime_error&) {
+      threw = true;
+    }
+    OldStyle::copies_until_throw = -1;
+    EXPECT_EQ(ring.size(), threw ? 3u : 2u);
+    EXPECT_EQ(ring[0].value, threw ? 0 : 1);
+  }
+}
+
+struct RingOfOld : PicoRing<OldStyle> {
+  using PicoRing<OldStyle>::PicoRing;
+  bool try_emplace_or_push(int v) { return emplace(v) != nullptr; }
+};
+struct QueueOfOld : PicoQueue<OldStyle> {
+  using PicoQueue<OldStyle>::PicoQueue;
+  bool try_emplace_or_push(int v) { return try_emplace(v) != nullptr; }
+};
+
+TEST(PicoRing, PopIsStrongWhenTheElementsCopyThrows) {
+  expect_strong_pop<RingOfOld>([](RingOfOld& r) { return r.pop(); });
+  expect_strong_pop<QueueOfOld>([](QueueOfOld& q) { return q.try_pop(); });
+}
+
+// The seed crate (picoring 0.1.1, src/ring.rs) names the positions after the ring's head
+// (where the producer writes) and tail (where the consumer reads): advance_head(n) publishes
+// what was written into writable_slice(), advance_tail(n) drops what was read. Ported verbatim:
+// write into writable_slice(), advance_head; read readable_slice(), advance_tail.
+TEST(PicoRing, TheSeedsAdvanceHeadPublishesAndAdvanceTailConsumes) {
+  PicoRing<std::uint8_t> ring(1024);
+  for (int round = 0; round < 3; ++round) {
+    auto w = ring.writable_slice();
+    const std::uint8_t data[] = {10, 20, 30, 40};
+    std::copy(std::begin(data), std::end(data), w.begin());
+    ring.advance_head(4);  // seed: "the producer moves the head"
+    ASSERT_EQ(ring.size(), 4u);
+    const auto r = ring.readable_slice();
+    EXPECT_EQ(std::vector<std::uint8_t>(r.begin(), r.end()), std::vector<std::uint8_t>({10, 20, 30, 40}));
+    ring.advance_tail(3);  // seed: "the consumer moves the tail"
+    ASSERT_EQ(ring.size(), 1u);
+    EXPECT_EQ(ring.front(), 40);
+    ring.advance_tail(1);
+  }
+  // With elements already queued, advance_head(n) must add, never drop (the old meaning did).
+  ring.push(1);
+  ring.push(2);
+  ring.writable_slice()[0] = 3;
+  ring.advance_head(1);
+  EXPECT_EQ(ring.size(), 3u);
+  EXPECT_EQ(ring.back(), 3);
+  EXPECT_THROW(ring.advance_tail(4), std::out_of_range);
+  EXPECT_THROW(ring.advance_head(ring.available_space() + 1), std::out_of_range);
+  EXPECT_EQ(ring.size(), 3u);
+  // The primary names are the same operations.
+  ring.writable_slice()[0] = 4;
+  ring.commit(1);
+  ring.release(2);
+  EXPECT_EQ(std::vector<std::uint8_t>(ring.begin(), ring.end()), std::vector<std::uint8_t>({3, 4}));
 }
 
 }  // namespace

@@ -17,6 +17,18 @@
 
 #include "picoring/spsc.hpp"  // picoring::QueueStatus
 
+#if defined(__linux__)
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#endif
+
 namespace picoring_test {
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -136,7 +148,9 @@ class Tracked {
   }
   ~Tracked() {
     if (canary_ != kAlive) ++bad_destroys;
-    canary_ = kDead;
+    // Volatile: a plain store to an object whose lifetime ends is dead, and optimised builds
+    // drop it, so a second destruction would find the canary alive.
+    *static_cast<volatile std::uint64_t*>(&canary_) = kDead;
     --live;
     ++destroyed;
   }
@@ -178,7 +192,7 @@ void expect_empty_consumer(Consumer& c) {
   EXPECT_TRUE(c.peek().empty());
   EXPECT_NO_THROW(c.release(0));
   EXPECT_THROW(c.release(1), std::out_of_range);
-  EXPECT_EQ(c.consume([](int&) { ADD_FAILURE() << "an empty handle has nothing to visit"; }), 0u);
+  EXPECT_EQ(c.drain([](int&) { ADD_FAILURE() << "an empty handle has nothing to visit"; }), 0u);
   int out = 0;
   EXPECT_EQ(c.pop_wait(out, std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
 }
@@ -194,5 +208,42 @@ State* state_starting_at(std::size_t min_capacity, Position start) {
   s->start_at(start);
   return s;
 }
+
+#if defined(__linux__)
+// Runs `body` in a forked child and returns its exit status (body returns the exit code), or
+// 128 + the signal that killed it, so that resource limits, seccomp filters and crashes of a
+// test stay out of the test process.
+template <class F>
+int in_child(F body) {
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(body());
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// Installs a seccomp filter on the calling process (use it in a child: it cannot be removed)
+// under which system call `nr` fails with `error` and every other call runs. False when the
+// kernel refuses filters.
+inline bool deny_syscall(long nr, int error) {
+  sock_filter program[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 0),  // seccomp_data.nr
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(nr), 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(error) & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog fprog{static_cast<unsigned short>(sizeof program / sizeof program[0]), program};
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+  return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) == 0;
+}
+inline bool deny_membarrier() {
+#if defined(SYS_membarrier)
+  return deny_syscall(SYS_membarrier, EPERM);
+#else
+  return false;
+#endif
+}
+#endif
 
 }  // namespace picoring_test

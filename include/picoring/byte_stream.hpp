@@ -10,6 +10,7 @@
 #include <span>
 #include <streambuf>
 #include <string_view>
+#include <utility>
 
 #include "picoring/ring.hpp"
 
@@ -27,12 +28,17 @@ class PicoByteStream : private detail::RingCore<std::byte> {
   explicit PicoByteStream(size_type min_capacity, MirrorOptions options = {}) : Core(min_capacity, options) {}
   PicoByteStream(size_type min_capacity, Error& err, MirrorOptions options = {}) noexcept
       : Core(min_capacity, err, options) {}
-  PicoByteStream(PicoByteStream&&) noexcept = default;
-  PicoByteStream& operator=(PicoByteStream&&) noexcept = default;
+  // Core's moves take only the base part, so o.behind_ is still o's own afterwards.
+  // NOLINTNEXTLINE(bugprone-use-after-move)
+  PicoByteStream(PicoByteStream&& o) noexcept : Core(std::move(o)), behind_(std::exchange(o.behind_, 0)) {}
+  PicoByteStream& operator=(PicoByteStream&& o) noexcept {
+    behind_ = std::exchange(o.behind_, 0);
+    Core::operator=(std::move(o));
+    return *this;
+  }
   ~PicoByteStream() = default;
 
   using Core::capacity;
-  using Core::clear;
   using Core::memory;
   size_type available_to_read() const noexcept { return this->size(); }
   size_type available_to_write() const noexcept { return this->available_space(); }
@@ -41,20 +47,29 @@ class PicoByteStream : private detail::RingCore<std::byte> {
   size_type write(std::span<const std::byte> bytes) noexcept {
     const size_type n = bytes.size() < available_to_write() ? bytes.size() : available_to_write();
     this->append(bytes.first(n));
+    after_write();
     return n;
   }
   size_type write(std::string_view text) noexcept { return write(std::as_bytes(std::span(text))); }
 
   // Copies all of `bytes`, or nothing and throws std::length_error when fewer bytes are free.
   void write_all(std::span<const std::byte> bytes) {
-    if (!this->append(bytes)) detail::throw_length_error("picoring: write_all(): not enough free space");
+    if (!try_write_all(bytes)) detail::throw_length_error("picoring: write_all(): not enough free space");
   }
   void write_all(std::string_view text) { write_all(std::as_bytes(std::span(text))); }
   // The same without exceptions: false, and nothing written, when fewer bytes are free.
-  bool try_write_all(std::span<const std::byte> bytes) noexcept { return this->append(bytes); }
+  bool try_write_all(std::span<const std::byte> bytes) noexcept {
+    if (!this->append(bytes)) return false;
+    after_write();
+    return true;
+  }
 
   // Moves up to out.size() bytes from the front of the stream into out; returns how many.
-  size_type read(std::span<std::byte> out) noexcept { return this->copy_out(out); }
+  size_type read(std::span<std::byte> out) noexcept {
+    const size_type n = this->copy_out(out);
+    after_release(n);
+    return n;
+  }
   size_type read(std::span<char> out) noexcept { return read(std::as_writable_bytes(out)); }
 
   // Every readable byte, oldest first, as one contiguous range (wrapped data included).
@@ -63,32 +78,71 @@ class PicoByteStream : private detail::RingCore<std::byte> {
     const auto w = readable();
     return {reinterpret_cast<const char*>(w.data()), w.size()};
   }
-  // Every free byte as one contiguous range: fill a prefix (recv, a decoder...), then produce().
-  std::span<std::byte> writable() noexcept { return this->writable_window(); }
+  // Every free byte as one contiguous range: fill a prefix (recv, a decoder...), then commit().
+  // The caller may write anywhere in it, so the released bytes it covers can no longer be
+  // taken back: releasable_back() becomes 0.
+  std::span<std::byte> writable() noexcept {
+    behind_ = 0;
+    return this->writable_window();
+  }
 
   // Drops the n oldest readable bytes. Throws std::out_of_range, changing nothing, if
   // n > available_to_read().
-  void consume(size_type n) { this->discard_front(n, "picoring: consume(n): n > available_to_read()"); }
+  void release(size_type n) {
+    this->discard_front(n, "picoring: release(n): n > available_to_read()");
+    after_release(n);
+  }
   // Publishes the first n bytes of writable(). Throws std::out_of_range, changing nothing,
   // if n > available_to_write().
-  void produce(size_type n) { this->publish(n, "picoring: produce(n): n > available_to_write()"); }
+  void commit(size_type n) {
+    this->publish(n, "picoring: commit(n): n > available_to_write()");
+    after_write();
+  }
+  [[deprecated("renamed release(n): one vocabulary in every container")]] void consume(size_type n) { release(n); }
+  [[deprecated("renamed commit(n): one vocabulary in every container")]] void produce(size_type n) { commit(n); }
+
+  // How many of the bytes released last are still intact in memory (not yet overwritten by a
+  // write, nor handed out by writable()): at most available_to_write(). unrelease(n) makes the n most recently released
+  // of them readable again, at the front; it throws std::out_of_range, changing nothing, if n > releasable_back(). This
+  // is what ByteStreamBuf's putback/unget use. O(1).
+  size_type releasable_back() const noexcept { return behind_; }
+  void unrelease(size_type n) {
+    if (n > behind_) detail::throw_out_of_range("picoring: unrelease(n): n > releasable_back()");
+    Core::unrelease(n);
+    behind_ -= n;
+  }
+  void clear() noexcept {
+    Core::clear();
+    behind_ = 0;
+  }
 
  private:
   friend class ByteStreamBuf;
   std::span<std::byte> readable_mut() noexcept { return this->readable_window(); }
+  std::span<std::byte> free_window() noexcept { return this->writable_window(); }
+  // Released bytes stay in memory until a write reaches them.
+  void after_release(size_type n) noexcept { behind_ = behind_ + n < capacity() ? behind_ + n : capacity(); }
+  // Writes fill the free space from its start; the released bytes sit at its end, so a write
+  // overwrites the oldest of them first and leaves at most the rest of the free space intact.
+  void after_write() noexcept {
+    if (behind_ > available_to_write()) behind_ = available_to_write();
+  }
+
+  size_type behind_ = 0;  // released bytes still intact just before the front, see unrelease()
 };
 
 // A std::streambuf whose get area *is* the stream's readable window and whose put area *is*
 // its writable window, so std::istream / std::ostream (std::getline, operator>>, <<) work
 // on the ring in place, across the wrap, without a side buffer.
 //
-// Bytes the istream has read are consumed from the PicoByteStream, and bytes the ostream has
-// written are produced into it, lazily: at every underflow/overflow, at pubsync() (which
+// Bytes the istream has read are released from the PicoByteStream, and bytes the ostream has
+// written are committed into it, lazily: at every underflow/overflow, at pubsync() (which
 // std::flush and std::istream::sync call) and on destruction. While a ByteStreamBuf is
-// attached, call pubsync() before using the PicoByteStream directly, and do not consume
+// attached, call pubsync() before using the PicoByteStream directly, and do not release
 // from or clear the stream behind its back. Writes to a full stream fail (the ostream sets
 // badbit); reads from an empty stream report end of file, and can continue after more bytes
-// are produced once the istream's state is cleared.
+// are committed once the istream's state is cleared. unget()/putback() work as on a
+// std::stringstream while the bytes are intact (see pbackfail).
 class ByteStreamBuf : public std::streambuf {
  public:
   explicit ByteStreamBuf(PicoByteStream& stream) noexcept : stream_(&stream) {}
@@ -108,7 +162,9 @@ class ByteStreamBuf : public std::streambuf {
 
   int_type overflow(int_type ch) override {
     settle();
-    const auto window = stream_->writable();
+    // The put area is written only up to pptr(), and exactly that is committed: the released
+    // bytes beyond it stay intact (PicoByteStream::writable() would assume otherwise).
+    const auto window = stream_->free_window();
     if (window.empty()) return traits_type::eof();
     char* first = reinterpret_cast<char*>(window.data());
     setp(first, first + window.size());
@@ -124,6 +180,27 @@ class ByteStreamBuf : public std::streambuf {
     return 0;
   }
 
+  // unget()/putback() when the get area has no byte before gptr() (it restarts at every refill,
+  // write or sync), or when ch differs from that byte. The byte before the front is taken back
+  // from the stream while it is still intact (PicoByteStream::unrelease): the bytes read since
+  // the last write, at least, so the std::stringstream idioms (read a char, unget; read, peek,
+  // unget) work. A different ch overwrites that byte, as a std::stringstream open for writing
+  // does. Fails (eof, and the istream sets badbit) only when the byte has been overwritten.
+  int_type pbackfail(int_type ch) override {
+    if (gptr() == eback()) {
+      settle();
+      if (stream_->releasable_back() == 0) return traits_type::eof();
+      stream_->unrelease(1);
+      const auto window = stream_->readable_mut();
+      char* first = reinterpret_cast<char*>(window.data());
+      setg(first, first, first + window.size());
+    } else {
+      gbump(-1);
+    }
+    if (!traits_type::eq_int_type(ch, traits_type::eof())) *gptr() = traits_type::to_char_type(ch);
+    return traits_type::not_eof(ch);
+  }
+
   std::streamsize showmanyc() override {
     const auto pending = static_cast<std::streamsize>(pptr() - pbase());
     const auto unread = static_cast<std::streamsize>(stream_->available_to_read()) - (gptr() - eback());
@@ -133,8 +210,8 @@ class ByteStreamBuf : public std::streambuf {
  private:
   // Hands what the get and put areas did back to the stream and detaches both areas.
   void settle() noexcept {
-    if (gptr() != eback()) stream_->consume(static_cast<std::size_t>(gptr() - eback()));
-    if (pptr() != pbase()) stream_->produce(static_cast<std::size_t>(pptr() - pbase()));
+    if (gptr() != eback()) stream_->release(static_cast<std::size_t>(gptr() - eback()));
+    if (pptr() != pbase()) stream_->commit(static_cast<std::size_t>(pptr() - pbase()));
     setg(nullptr, nullptr, nullptr);
     setp(nullptr, nullptr);
   }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <system_error>
 
@@ -43,11 +44,14 @@ enum class Backend {
 //     address. A ring is private to the process that made it; a child that touches it faults
 //     at once instead of silently sharing data with its parent (the indices would not be
 //     shared, so two processes writing "their" ring would corrupt each other's data).
-//     A child should exec() or _exit() without using or destroying rings it inherited that
-//     hold elements with non-trivial destructors.
+//     Destroying an inherited buffer, ring or queue in the child is safe and does nothing to
+//     memory: it is recognised by the creator's process id (see inherited()), so it neither
+//     unmaps that address range (where the child may have mapped something else since) nor runs
+//     element destructors on memory the child does not have. Any other use in the child faults.
 //   share: the child inherits the mapping and shares the bytes with the parent (MAP_SHARED).
 //     Useful only when the caller coordinates the two processes itself.
 // Windows has no fork() and never passes views to child processes; the policy is ignored there.
+// Any other value is rejected at creation (std::errc::invalid_argument, step "select fork policy").
 enum class ForkPolicy { exclude, share };
 
 // Error conditions that are not operating-system errors. Their category is picoring_category().
@@ -134,6 +138,10 @@ class MirrorBuffer {
   explicit operator bool() const noexcept { return base_ != nullptr; }
   // The backend that created this buffer (automatic when empty).
   Backend backend() const noexcept { return backend_; }
+  // True in a child of fork() when the buffer was created with ForkPolicy::exclude: the memory
+  // is not mapped in this process. Destruction and reset() then release nothing. Costs a
+  // getpid() call when the policy is exclude (not a hot-path query). Always false on Windows.
+  bool inherited() const noexcept;
 
   // Releases the memory now; the buffer becomes empty.
   void reset() noexcept;
@@ -142,6 +150,7 @@ class MirrorBuffer {
   std::byte* base_ = nullptr;
   std::size_t size_ = 0;
   Backend backend_ = Backend::automatic;
+  std::uint64_t owner_ = 0;  // creator's process id with ForkPolicy::exclude, else 0
 };
 
 const char* to_string(Backend b) noexcept;

@@ -26,7 +26,7 @@
 //
 // Capacity is a power of two (so a position maps to a slot with a mask), rounded as for every
 // ring to whole pages and whole elements. The consumer API is SpscConsumer's (peek, release,
-// try_pop, pop_slice, consume, wait, pop_wait); thread rules: each handle used by one thread at
+// try_pop, pop_slice, drain, wait, pop_wait); thread rules: each handle used by one thread at
 // a time, copies of the producer on as many threads as wanted. The queue closes when the
 // consumer goes or the last producer copy goes (or on close()); a closed queue drains.
 #pragma once
@@ -86,16 +86,22 @@ struct MpscState {
   void start_at(std::uint64_t start) noexcept {
     claimed.store(start, std::memory_order_relaxed);
     head.store(start, std::memory_order_relaxed);
+    consumer_index = static_cast<std::size_t>(start & mask);
     for (std::size_t i = 0; i < cap; ++i) ends[i].store(start - 1, std::memory_order_relaxed);
   }
   MpscState(const MpscState&) = delete;
   MpscState& operator=(const MpscState&) = delete;
   ~MpscState() {
     if constexpr (!std::is_trivially_destructible_v<T>) {
-      // Every producer is gone: everything claimed is published. Destroy what was not consumed.
-      const std::uint64_t first = head.load(std::memory_order_acquire);
-      const std::uint64_t n = claimed.load(std::memory_order_acquire) - first;
-      for (std::uint64_t k = 0; k < n; ++k) std::destroy_at(base + static_cast<std::size_t>((first + k) & mask));
+      if (mem.inherited()) return;  // a fork child's copy: the elements are the parent's
+      // Every producer is gone: everything claimed is published. Destroy what was not consumed,
+      // from the consumer's slot index, as SpscState does.
+      const std::uint64_t n = claimed.load(std::memory_order_acquire) - head.load(std::memory_order_acquire);
+      std::size_t i = consumer_index;
+      for (std::uint64_t k = 0; k < n; ++k) {
+        std::destroy_at(base + i);
+        i = (i + 1) & mask;
+      }
     }
   }
 
@@ -108,6 +114,7 @@ struct MpscState {
   T* base = nullptr;
   std::size_t cap = 0;
   std::size_t mask = 0;
+  std::size_t consumer_index = 0;                      // as in SpscState: the consumer's slot index when it left
   std::unique_ptr<std::atomic<std::uint64_t>[]> ends;  // ends[p & mask]: end of the run starting at p
   // Producers' line: claimed by CAS.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> claimed{0};
@@ -198,7 +205,7 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
     if (this->s_ == nullptr) return QueueStatus::closed;
     if (try_push(std::forward<U>(value))) return QueueStatus::ok;
     auto& s = *this->s_;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = detail::deadline_after(timeout);
     for (;;) {
       if (s.closed.load(std::memory_order_acquire) != 0) return QueueStatus::closed;
       const QueueStatus st =
@@ -277,7 +284,7 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 };
 
 // The consuming end: the members of detail::QueueConsumer (peek, release, try_pop, pop_slice,
-// consume, wait, pop_wait, size, close).
+// drain, wait, pop_wait, size, close).
 template <class T>
 class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscConsumer<T>> {
   using Base = detail::QueueConsumer<T, detail::MpscState<T>, MpscConsumer<T>>;

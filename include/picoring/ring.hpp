@@ -20,8 +20,12 @@
 //   and types such as std::string keep pointers into themselves that would be wrong when the
 //   object is seen through its mirror address. Other types are reached only at their one true
 //   address (operator[], front, back, pop, and a wrapping random-access iterator).
-// - Errors: a call that would consume or publish more than exists (advance_head, release,
-//   advance_tail, commit, view, at) throws std::out_of_range and changes nothing.
+// - Vocabulary, the same in every container of the library: commit(n) publishes the first n
+//   slots of the writable window as the newest elements; release(n) drops the n oldest.
+//   PicoRing also keeps the seed crate's names with the seed's meaning: advance_head(n) is
+//   commit(n) (the write position moves), advance_tail(n) is release(n) (the read position).
+// - Errors: a call that would release or commit more than exists (release, commit, their
+//   aliases, view, at) throws std::out_of_range and changes nothing.
 #pragma once
 
 #include <atomic>
@@ -29,6 +33,7 @@
 #include <compare>
 #include <cstddef>
 #include <cstring>
+#include <exception>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -63,6 +68,25 @@ inline T* launder_mirror(T* p) noexcept {
 #endif
   return p;
 }
+
+// Runs a non-throwing action when the scope is left normally, not when an exception leaves it.
+// pop() uses it to destroy and release the slot *after* its return value was constructed from
+// the element: if that construction throws, the element stays where it was (strong guarantee),
+// and no named local has to be moved out afterwards (a move that could throw too).
+template <class F>
+class OnSuccess {
+ public:
+  explicit OnSuccess(F f) noexcept : f_(f) {}
+  OnSuccess(const OnSuccess&) = delete;
+  OnSuccess& operator=(const OnSuccess&) = delete;
+  ~OnSuccess() {
+    if (std::uncaught_exceptions() == entered_) f_();
+  }
+
+ private:
+  F f_;
+  int entered_ = std::uncaught_exceptions();
+};
 
 // Random-access iterator for element types that must be touched only at their own address:
 // it keeps a logical position in [0, 2 * capacity) and folds it back on dereference.
@@ -223,7 +247,11 @@ class RingCore {
   }
   RingCore(const RingCore&) = delete;
   RingCore& operator=(const RingCore&) = delete;
-  ~RingCore() { clear(); }
+  // In a child of fork() that did not inherit the memory (ForkPolicy::exclude) there are no
+  // elements to destroy here: the memory is absent, and the parent still owns them.
+  ~RingCore() {
+    if (!mem_.inherited()) clear();
+  }
 
   // --- element operations (any T) ---------------------------------------------------------
 
@@ -238,8 +266,10 @@ class RingCore {
     return slot;
   }
 
-  // Removes the oldest element into `out` (move-assigned). Returns false when empty.
-  // Strong guarantee: if the assignment throws, the ring is unchanged. O(1).
+  // Removes the oldest element into `out` (move-assigned) or returns it. False / nullopt when
+  // empty. Strong guarantee: if the assignment or construction throws, the ring is unchanged
+  // (the element is still the oldest; a type whose move can throw may have been moved from
+  // partially, as its own guarantee says). O(1).
   bool pop_into(T& out) {
     if (len_ == 0) return false;
     T* slot = slots() + head_;
@@ -250,9 +280,8 @@ class RingCore {
   std::optional<T> pop_front() {
     if (len_ == 0) return std::nullopt;
     T* slot = slots() + head_;
-    std::optional<T> out(std::move(*slot));
-    drop_front_one(slot);
-    return out;
+    const OnSuccess drop([this, slot]() noexcept { drop_front_one(slot); });
+    return std::optional<T>(std::move(*slot));
   }
 
   // Appends all of `items` or nothing: returns false (and changes nothing) when fewer than
@@ -340,6 +369,13 @@ class RingCore {
     if (n > cap_ - len_) throw_out_of_range(what);
     len_ += n;
   }
+  // Takes back the n elements released last, which must still be intact: the caller tracks that
+  // (only the byte stream does, for putback). Trivially destructible T only. O(1).
+  void unrelease(size_type n) noexcept requires std::is_trivially_destructible_v<T> {
+    head_ = head_ >= n ? head_ - n : head_ + cap_ - n;
+    len_ += n;
+  }
+
   // Elements [offset, offset + count) from the oldest, contiguous. Throws std::out_of_range
   // if that range is not within size(). O(1).
   std::span<T> window(size_type offset, size_type count) requires mirror_safe<T> {
@@ -476,19 +512,23 @@ class PicoRing : private detail::RingCore<T> {
 
   // Destroys the n oldest elements. Throws std::out_of_range, changing nothing, if n > size().
   // O(1) for trivially destructible T, else O(n).
-  void advance_head(size_type n) { this->discard_front(n, "picoring: advance_head(n): n > size()"); }
+  void release(size_type n) { this->discard_front(n, "picoring: release(n): n > size()"); }
+  // The seed crate's name for release(n): the tail (read position) advances by n.
+  void advance_tail(size_type n) { this->discard_front(n, "picoring: advance_tail(n): n > size()"); }
 
   // --- contiguous windows: mirror_safe<T> only --------------------------------------------
 
   // All elements, oldest first, as one contiguous span, wrapped data included. O(1).
   std::span<T> readable_slice() noexcept requires mirror_safe<T> { return this->readable_window(); }
   std::span<const T> readable_slice() const noexcept requires mirror_safe<T> { return this->readable_window(); }
-  // All free slots as one contiguous span; write into it, then advance_tail(). O(1).
+  // All free slots as one contiguous span; write into it, then commit(). O(1).
   std::span<T> writable_slice() noexcept requires mirror_safe<T> { return this->writable_window(); }
   // Makes the first n slots of writable_slice() the newest elements. Throws
   // std::out_of_range, changing nothing, if n > available_space(). O(1).
-  void advance_tail(size_type n) requires mirror_safe<T> {
-    this->publish(n, "picoring: advance_tail(n): n > available_space()");
+  void commit(size_type n) requires mirror_safe<T> { this->publish(n, "picoring: commit(n): n > available_space()"); }
+  // The seed crate's name for commit(n): the head (write position) advances by n.
+  void advance_head(size_type n) requires mirror_safe<T> {
+    this->publish(n, "picoring: advance_head(n): n > available_space()");
   }
   // Elements [offset, offset + count) counted from the oldest, contiguous. Throws
   // std::out_of_range if offset + count > size(). O(1).

@@ -71,7 +71,7 @@ namespace picoring {
 // request-reply round trip is unaffected. Cost: up to max_wait of added latency for elements
 // that arrive in a stream. Which calls may wait: the producer's try_push, try_emplace,
 // push_slice, push_some, reserve and push_wait; the consumer's try_pop, pop_slice, peek and
-// consume. size(), free_space(), release(), commit() and wait() never do.
+// drain. size(), free_space(), release(), commit() and wait() never do.
 struct Batching {
   std::size_t min_batch = 0;             // elements or free slots; 0 turns batching off
   std::chrono::nanoseconds max_wait{0};  // the wait; 0 turns batching off
@@ -106,7 +106,7 @@ class Pacer {
     return streaming && found < min_batch_;
   }
   void wait() const noexcept {
-    const auto end = std::chrono::steady_clock::now() + max_wait_;
+    const auto end = deadline_after(max_wait_);
     do {
       for (int i = 0; i < 8; ++i) cpu_relax();
     } while (std::chrono::steady_clock::now() < end);
@@ -134,12 +134,16 @@ struct SpscState {
   void start_at(std::size_t start) noexcept {
     tail.store(start, std::memory_order_relaxed);
     head.store(start, std::memory_order_relaxed);
+    consumer_index = cap == 0 ? 0 : start % cap;  // not a hot path
   }
   ~SpscState() {
+    // The slots are found from the consumer's own slot index, as the handles find them: once
+    // the free-running counters have wrapped around (2^32 elements on 32-bit systems),
+    // `head % cap` is another slot unless cap is a power of two.
     if constexpr (!std::is_trivially_destructible_v<T>) {
-      // Not a hot path: the one place where a modulo is fine.
+      if (mem.inherited()) return;  // a fork child's copy: the elements are the parent's
       const std::size_t n = tail.load(std::memory_order_acquire) - head.load(std::memory_order_acquire);
-      std::size_t i = cap == 0 ? 0 : head.load(std::memory_order_relaxed) % cap;
+      std::size_t i = consumer_index;
       for (std::size_t k = 0; k < n; ++k) {
         std::destroy_at(base + i);
         if (++i == cap) i = 0;
@@ -153,6 +157,9 @@ struct SpscState {
   MirrorBuffer mem;
   T* base;
   std::size_t cap;
+  // The consumer's slot index, in [0, cap): written by the consumer handle when it leaves (it
+  // always leaves before the state goes), read by the destructor.
+  std::size_t consumer_index = 0;
   // Producer's line: written by the producer, read by the consumer.
   alignas(kFalseSharingRange) std::atomic<std::size_t> tail{0};
   // Consumer's line.
@@ -323,7 +330,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     if (is_closed()) return QueueStatus::closed;
     if (free_to_fill(1) < 1) {
       auto& s = *this->s_;
-      const auto deadline = std::chrono::steady_clock::now() + timeout;
+      const auto deadline = detail::deadline_after(timeout);
       const QueueStatus st = detail::wait_until([this] { return free_for(1) >= 1; }, s.closed, s.producer_sleeping,
                                                 s.space_word, deadline);
       if (st != QueueStatus::ok) return st;
@@ -418,14 +425,16 @@ class QueueConsumer : public QueueHandle<T, State> {
   QueueConsumer(const QueueConsumer&) = delete;
   QueueConsumer& operator=(const QueueConsumer&) = delete;
 
-  // Removes the oldest element; nullopt / false when empty. Strong guarantee.
+  // Removes the oldest element; nullopt / false when empty. Strong guarantee: if constructing
+  // the result (or assigning out) throws, the element stays the oldest in the queue.
   std::optional<T> try_pop() {
     if (available_to_take(1) < 1) return std::nullopt;
     T* slot = this->slots() + index_;
-    std::optional<T> out(std::move(*slot));
-    std::destroy_at(slot);
-    release_slots(1);
-    return out;
+    const OnSuccess done([this, slot]() noexcept {
+      std::destroy_at(slot);
+      release_slots(1);
+    });
+    return std::optional<T>(std::move(*slot));
   }
   bool try_pop(T& out) {
     if (available_to_take(1) < 1) return false;
@@ -485,9 +494,9 @@ class QueueConsumer : public QueueHandle<T, State> {
 
   // Calls f(T&) on up to max readable elements in place, oldest first, then destroys them and
   // frees their slots with one publication. Returns how many were visited. If f throws, the
-  // elements visited before are consumed and the exception propagates.
+  // elements visited before are released and the exception propagates.
   template <class F>
-  std::size_t consume(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+  std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
     const std::size_t have = available_to_take(max);
     const std::size_t n = max < have ? max : have;
     T* const s = this->slots();
@@ -502,6 +511,11 @@ class QueueConsumer : public QueueHandle<T, State> {
     release(done);
     return done;
   }
+  template <class F>
+  [[deprecated("renamed drain(f, max): release(n) is the one name for dropping elements")]] std::size_t consume(
+      F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+    return drain(std::forward<F>(f), max);
+  }
 
   // Blocks until at least one element is readable (ok), the timeout passes (timed_out), or the
   // queue is closed and empty (closed).
@@ -511,7 +525,7 @@ class QueueConsumer : public QueueHandle<T, State> {
     if (available(1) >= 1) return QueueStatus::ok;
     auto& s = *this->s_;
     return wait_until([this] { return available(1) >= 1; }, s.closed, s.consumer_sleeping, s.data_word,
-                      std::chrono::steady_clock::now() + timeout);
+                      deadline_after(timeout));
   }
   // Blocking pop: wait(), then try_pop().
   template <class Rep, class Period>
@@ -533,11 +547,12 @@ class QueueConsumer : public QueueHandle<T, State> {
   QueueConsumer(QueueConsumer&& o) noexcept
       : Base(std::move(o)), head_(std::exchange(o.head_, 0)), index_(std::exchange(o.index_, 0)) {}
   void take(QueueConsumer&& o) noexcept {
+    leave();
     head_ = std::exchange(o.head_, 0);
     index_ = std::exchange(o.index_, 0);
     Base::take(std::move(o));
   }
-  ~QueueConsumer() = default;
+  ~QueueConsumer() { leave(); }
 
   // Derived::readable must return 0 for an empty handle (all counters 0, no state).
   std::size_t available(std::size_t want) noexcept { return static_cast<Derived*>(this)->readable(want, false); }
@@ -553,6 +568,12 @@ class QueueConsumer : public QueueHandle<T, State> {
 
   typename State::Position head_ = 0;  // elements released (mirror of s_->head, owned here)
   std::size_t index_ = 0;              // slot of the oldest element, in [0, capacity)
+
+ private:
+  // Tells the state where the remaining elements start, for the last handle's cleanup.
+  void leave() noexcept {
+    if (this->s_ != nullptr) this->s_->consumer_index = index_;
+  }
 };
 
 }  // namespace detail

@@ -116,7 +116,7 @@ Output process_through_ring(SNDFILE* file, const std::vector<float>& taps) {
   picoring::PicoRing<float> ring(kRingSamples);
   // The FIR's history before the first sample is silence (as for any causal filter).
   std::fill_n(ring.writable_slice().data(), kHistory, 0.0f);
-  ring.advance_tail(kHistory);
+  ring.commit(kHistory);
   std::size_t next_frame_start = 0;  // absolute sample index of the next frame
   std::size_t first_kept = 0;        // absolute index of the ring's oldest sample + kHistory
   BlockSizes sizes;
@@ -127,7 +127,7 @@ Output process_through_ring(SNDFILE* file, const std::vector<float>& taps) {
     const std::size_t want = std::min(space.size(), sizes.next());
     const auto got = static_cast<std::size_t>(sf_readf_float(file, space.data(), static_cast<sf_count_t>(want)));
     out.stats.add(space.first(got));
-    ring.advance_tail(got);
+    ring.commit(got);
     eof = got == 0;
     // Every complete frame now in the ring, and the filtered output of its first hop.
     const std::size_t available_end = first_kept + ring.size() - kHistory;  // absolute end
@@ -143,7 +143,7 @@ Output process_through_ring(SNDFILE* file, const std::vector<float>& taps) {
     for (std::size_t n = out.filtered.size(); n < filter_end; ++n)
       out.filtered.push_back(fir_at(base + (n - first_kept), taps));
     const std::size_t drop = std::min(next_frame_start, filter_end) - first_kept;
-    ring.advance_head(drop);
+    ring.release(drop);
     first_kept += drop;
   }
   out.laps = first_kept / ring.capacity();  // every sample dropped so far, the history included

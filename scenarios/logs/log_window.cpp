@@ -239,7 +239,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     eof = n == 0;
-    stream.produce(static_cast<std::size_t>(n));
+    stream.commit(static_cast<std::size_t>(n));
     bytes += static_cast<std::uint64_t>(n);
 
     // Every complete line now readable, as one range.
@@ -271,7 +271,7 @@ int main(int argc, char** argv) {
       if (eol > pos) ++lines;
       pos = eol + 1;
     }
-    stream.consume(end);
+    stream.release(end);
   }
   analyzer.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ratio>
 
 namespace picoring {
 
@@ -15,9 +16,11 @@ enum class QueueStatus { ok, timed_out, closed };
 
 namespace picoring::detail {
 
-// True once membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is registered for this process. It
-// only ever goes from false to true, inside init_fences(), which every queue's creation calls
-// before handing out its handles; so all threads using a queue agree on its value.
+// True while membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is registered for this process and
+// working. It goes from false to true once, inside init_fences(), which every queue's creation
+// calls before handing out its handles; it goes back to false, for good, if a membarrier call
+// ever fails later (a seccomp filter installed after registration, ENOMEM): from then on both
+// sides use ordinary fences.
 inline std::atomic<bool> asymmetric_fences{false};
 void init_fences() noexcept;
 
@@ -31,7 +34,33 @@ inline void light_fence() noexcept {
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
 }
-void heavy_fence() noexcept;
+// Returns false when membarrier just failed and the fences fell back (see asymmetric_fences):
+// the light side may have passed its compiler-only barrier during the switch, so the caller
+// must not park for long on what it read after this fence.
+bool heavy_fence() noexcept;
+
+// The point `timeout` from now, saturated: a timeout past the clock's range (nanoseconds::max(),
+// hours::max(), a huge double) means "no deadline" and gives time_point::max(), never an
+// overflowed value in the past. A zero, negative or NaN timeout gives now.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+  using Clock = std::chrono::steady_clock;
+  using Tick = Clock::duration;
+  const auto now = Clock::now();
+  if (!(timeout > timeout.zero())) return now;
+  // Half the clock's remaining range (still more than a century) leaves room for the rounding
+  // of the comparisons below.
+  const Tick limit = (Clock::time_point::max() - now) / 2;
+  if constexpr (std::chrono::treat_as_floating_point_v<Rep> || std::ratio_less_equal_v<Period, typename Tick::period>) {
+    if (timeout >= std::chrono::duration<double, typename Tick::period>(limit)) return Clock::time_point::max();
+  } else {
+    // Coarser integer units (seconds, hours): compare in the caller's unit, which divides.
+    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(limit)) {
+      return Clock::time_point::max();
+    }
+  }
+  return now + std::chrono::ceil<Tick>(timeout);
+}
 
 // Sleeps while `word` holds `expected`, until unpark_all(word), the deadline, or spuriously.
 void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
@@ -74,7 +103,7 @@ QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, st
   for (;;) {
     const std::uint32_t seen = word.load(std::memory_order_acquire);
     sleepers.fetch_add(1, std::memory_order_relaxed);
-    heavy_fence();
+    const bool fenced = heavy_fence();
     QueueStatus outcome = QueueStatus::ok;
     bool done = true;
     if (ready()) {
@@ -84,7 +113,9 @@ QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, st
     } else if (std::chrono::steady_clock::now() >= deadline) {
       outcome = QueueStatus::timed_out;
     } else {
-      park(word, seen, deadline);
+      // After a fence fallback a wakeup may have been lost: look again within a millisecond.
+      const auto soon = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+      park(word, seen, fenced || deadline < soon ? deadline : soon);
       done = false;
     }
     sleepers.fetch_sub(1, std::memory_order_relaxed);
