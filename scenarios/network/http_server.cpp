@@ -2,15 +2,33 @@
 // mirrored ring and parses requests in place. A request that straddles the end of the ring is
 // still one contiguous string_view (headers, body and all), so the parser has no reassembly
 // buffer and no "partial token" state: it waits until the whole request is readable, then
-// parses it as one range. Responses are built in a second ring and send() goes straight from
-// its readable window. Keep-alive and pipelining (many requests in one recv) are supported.
+// parses it as one range (http_parse.hpp, strict about framing: see there). Chunked request
+// bodies are decoded from that same range. Responses are built in a second ring and send()
+// goes straight from its readable window. Keep-alive and pipelining are supported.
 //
-// Routes:  GET /hello/<x>    -> 200 "hello /hello/<x>\n"
-//          POST /echo        -> 200 with the request body as the response body
-//          anything else     -> 404
+// Routes:  GET|HEAD /hello/<x>  -> 200 "hello /hello/<x>\n" (HEAD: the head only)
+//          POST /echo           -> 200 with the request body as the response body
+//          anything else        -> 404
 //
-//   http_server [--port N] [--port-file F] [--ring BYTES]   serve until SIGTERM / SIGINT
+//   http_server [--port N] [--port-file F] [--ring BYTES] [--idle-timeout S] [--request-timeout S]
+//               [--max-connections N]                       serve until SIGTERM / SIGINT
 //   http_server --client PORT --requests N --split bytes|random [--seed S]
+//
+// What a server facing real clients needs, and this one does:
+// - Timeouts: a connection idle (no request in progress, nothing to send) for --idle-timeout
+//   seconds is closed; a request not complete within --request-timeout seconds of its first
+//   byte gets 408 and the connection is closed; a client that reads nothing for --idle-timeout
+//   while responses wait is dropped. Slow clients cannot hold the server's connections.
+// - Out of descriptors (accept4 EMFILE/ENFILE, or no descriptor for a new ring): a spare
+//   descriptor is released to accept the connection and answer 503, so the client hears why and
+//   the listening socket does not spin; the server keeps serving the others.
+// - Errors (400, 408, 413, 431, 501, 505) are answered, then the connection is closed gracefully:
+//   shutdown(SHUT_WR), then what the client still sends is read and dropped for up to 2 s, so the
+//   kernel does not answer unread bytes with a RST that destroys the response in flight.
+// - A client that half-closes (shutdown(SHUT_WR)) after its request gets its response, then the
+//   connection is closed. Expect: 100-continue is answered at once.
+// - Rings are reused: closed connections return theirs to a pool, so a new connection costs no
+//   memfd_create/mmap (the expensive part of a short connection).
 //
 // Server: prints one summary line at exit. Client (the test's independent checker): sends N
 // pipelined requests (GETs and POSTs with random bodies) in one-byte or random-size pieces while
@@ -21,6 +39,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <fcntl.h>
 
 #include <picoring/byte_stream.hpp>
 
@@ -38,138 +58,240 @@
 #include <string_view>
 #include <vector>
 
+#include "http_parse.hpp"
+
 namespace {
+
+using Clock = std::chrono::steady_clock;
 
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x | 0x20) == (y | 0x20);  // ASCII letters only; header names are tokens
-         });
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 struct Counters {
   std::uint64_t requests = 0;
   std::uint64_t connections = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bad_requests = 0;
+  std::uint64_t timeouts = 0;
+  std::uint64_t refused = 0;  // 503: out of descriptors or over --max-connections
   std::uint64_t laps = 0;
 };
 
+struct Limits {
+  std::size_t ring_bytes = 4096;
+  std::chrono::milliseconds idle_timeout{15000};
+  std::chrono::milliseconds request_timeout{10000};
+  std::size_t max_connections = 10000;
+};
+
+// A connection's two rings. Kept in a pool between connections: a ring costs a memfd_create,
+// three mmap and an munmap to make, and nothing to reuse.
+struct Rings {
+  picoring::PicoByteStream in;
+  picoring::PicoByteStream out;
+};
+
+class RingPool {
+ public:
+  explicit RingPool(std::size_t ring_bytes) : ring_bytes_(ring_bytes) {}
+  // A cleared pair, or none (err set) when the system refuses new rings (out of descriptors...).
+  std::unique_ptr<Rings> take(picoring::Error& err) {
+    if (!free_.empty()) {
+      auto r = std::move(free_.back());
+      free_.pop_back();
+      return r;
+    }
+    auto r = std::make_unique<Rings>();
+    r->in = picoring::PicoByteStream(ring_bytes_, err);
+    if (!err) r->out = picoring::PicoByteStream(2 * ring_bytes_, err);
+    if (err) return nullptr;
+    return r;
+  }
+  void give(std::unique_ptr<Rings> r) {
+    if (r == nullptr || free_.size() >= kMaxPooled) return;
+    r->in.clear();
+    r->out.clear();
+    free_.push_back(std::move(r));
+  }
+
+ private:
+  static constexpr std::size_t kMaxPooled = 256;
+  std::size_t ring_bytes_;
+  std::vector<std::unique_ptr<Rings>> free_;
+};
+
+std::string_view reason(http::Verdict v) {
+  switch (v) {
+    case http::Verdict::not_implemented:
+      return "501 Not Implemented";
+    case http::Verdict::bad_version:
+      return "505 HTTP Version Not Supported";
+    case http::Verdict::too_large:
+      return "413 Content Too Large";
+    default:
+      return "400 Bad Request";
+  }
+}
+
 class Connection {
  public:
-  Connection(int fd, std::size_t ring_bytes) : fd_(fd), in_(ring_bytes), out_(2 * ring_bytes) {}
+  Connection(int fd, std::unique_ptr<Rings> rings, Clock::time_point now)
+      : fd_(fd), rings_(std::move(rings)), in_(rings_->in), out_(rings_->out), last_activity_(now) {}
   ~Connection() { ::close(fd_); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+  std::unique_ptr<Rings> give_back_rings() { return std::move(rings_); }
 
   int fd() const { return fd_; }
-  bool wants_read() const { return !closing_ && in_.available_to_write() > 0; }
+  bool wants_read() const { return !peer_closed_ && (lingering_ || (!closing_ && in_.available_to_write() > 0)); }
   bool wants_write() const { return out_.available_to_read() > 0; }
-  bool done() const { return closing_ && out_.available_to_read() == 0; }
+  bool done() const { return done_; }
 
   // recv() into the free part of the ring: one call, one contiguous range, even at the wrap.
-  bool on_readable(Counters& c) {
+  bool on_readable(Counters& c, Clock::time_point now) {
+    if (lingering_) return discard_input();
     auto space = in_.writable();
     const ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return false;
-    if (n > 0) {
-      in_.produce(static_cast<std::size_t>(n));
-      c.bytes_in += static_cast<std::uint64_t>(n);
-      parse(c);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) {
+      // The client half-closed: answer what is complete, then close (nothing more can come).
+      peer_closed_ = true;
+      parse(c, now);
+      closing_ = true;
+      settle();
+      return true;
     }
+    if (in_.available_to_read() == 0) request_start_ = now;
+    in_.commit(static_cast<std::size_t>(n));
+    c.bytes_in += static_cast<std::uint64_t>(n);
+    last_activity_ = now;
+    parse(c, now);
     return true;
   }
 
-  bool on_writable() {
+  bool on_writable(Counters& c, Clock::time_point now) {
     const auto pending = out_.readable();
     const ssize_t n = ::send(fd_, pending.data(), pending.size(), MSG_NOSIGNAL);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
-    out_.consume(static_cast<std::size_t>(n));
+    out_.release(static_cast<std::size_t>(n));
+    last_activity_ = now;
+    parse(c, now);  // requests held back for lack of response room
+    settle();
     return true;
+  }
+
+  // Timeouts, checked about every 250 ms.
+  void on_tick(Counters& c, Clock::time_point now, const Limits& limits) {
+    if (lingering_) {
+      if (now >= linger_until_) done_ = true;
+      return;
+    }
+    if (closing_) {
+      if (now - last_activity_ > limits.idle_timeout) done_ = true;  // the client stopped reading
+      return;
+    }
+    if (in_.available_to_read() > 0) {
+      if (now - request_start_ > limits.request_timeout) {
+        ++c.timeouts;
+        reject("408 Request Timeout");
+      }
+    } else if (now - last_activity_ > limits.idle_timeout) {
+      if (out_.available_to_read() == 0) done_ = true;  // idle keep-alive connection: close quietly
+    }
   }
 
   // Parses every complete request now readable. Stops early when the response ring has no
   // room for the next response (the client reads slower than it writes): the request stays in
   // the input ring, and parsing resumes once responses have been sent.
-  void parse(Counters& c) {
+  void parse(Counters& c, Clock::time_point now) {
     while (!closing_) {
-      const std::string_view data = in_.readable_view();  // contiguous across the wrap
-      const std::size_t header_end = data.find("\r\n\r\n");
-      if (header_end == std::string_view::npos) {
+      std::string_view data = in_.readable_view();  // contiguous across the wrap
+      // Empty lines before a request are ignored (RFC 9112 section 2.2).
+      std::size_t blank = 0;
+      while (data.substr(blank, 2) == "\r\n") blank += 2;
+      if (blank != 0) {
+        add_consumed(blank, c);
+        continue;
+      }
+      if (data.empty()) return;
+      std::size_t head_size = 0;
+      const http::Verdict found = http::find_head(data, head_size);
+      if (found == http::Verdict::incomplete) {
         if (in_.available_to_write() == 0) reject(c, "431 Request Header Fields Too Large");
         return;
       }
-      Request req;
-      if (!parse_head(data.substr(0, header_end + 2), req)) {
-        reject(c, "400 Bad Request");
+      http::Request req;
+      const http::Verdict v = found == http::Verdict::ok ? http::parse_head(data.substr(0, head_size), req) : found;
+      if (v != http::Verdict::ok) {
+        reject(c, reason(v));
         return;
       }
-      const std::size_t total = header_end + 4 + req.content_length;
-      if (total > in_.capacity()) {
-        reject(c, "413 Content Too Large");
-        return;
+      std::string_view body;
+      std::size_t total = 0;
+      const std::size_t room = in_.capacity() - head_size;
+      if (req.chunked) {
+        const http::Verdict b = http::decode_chunked(data.substr(head_size), room, chunked_body_, total);
+        if (b == http::Verdict::incomplete) {
+          if (in_.available_to_write() == 0) {
+            reject(c, "413 Content Too Large");
+          } else {
+            maybe_continue(req);
+          }
+          return;
+        }
+        if (b != http::Verdict::ok) {
+          reject(c, reason(b));
+          return;
+        }
+        body = chunked_body_;
+        total += head_size;
+      } else {
+        if (req.content_length > room) {
+          reject(c, "413 Content Too Large");
+          return;
+        }
+        total = head_size + req.content_length;
+        if (data.size() < total) {  // the body is still arriving
+          maybe_continue(req);
+          return;
+        }
+        body = data.substr(head_size, req.content_length);
       }
-      if (data.size() < total) return;  // the body is still arriving
-      const std::string_view body = data.substr(header_end + 4, req.content_length);
       if (!respond(req, body)) return;  // no room for the response yet
       add_consumed(total, c);
+      continue_sent_ = false;
+      request_start_ = now;
       ++c.requests;
     }
   }
 
- private:
-  struct Request {
-    std::string_view method, target, version;
-    std::size_t content_length = 0;
-    bool keep_alive = true;
-  };
+  void reject(Counters& c, std::string_view status) {
+    ++c.bad_requests;
+    reject(status);
+  }
 
-  static bool parse_head(std::string_view head, Request& req) {
-    const std::size_t line_end = head.find("\r\n");
-    const std::string_view line = head.substr(0, line_end);
-    const std::size_t sp1 = line.find(' ');
-    const std::size_t sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp2 == sp1) return false;
-    req.method = line.substr(0, sp1);
-    req.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    req.version = line.substr(sp2 + 1);
-    if (req.version != "HTTP/1.1" && req.version != "HTTP/1.0") return false;
-    req.keep_alive = req.version == "HTTP/1.1";
-    std::string_view rest = head.substr(line_end + 2);
-    while (!rest.empty()) {
-      const std::size_t eol = rest.find("\r\n");
-      const std::string_view h = rest.substr(0, eol);
-      rest.remove_prefix(eol + 2);
-      const std::size_t colon = h.find(':');
-      if (colon == std::string_view::npos) return false;
-      const std::string_view name = h.substr(0, colon);
-      const std::string_view value = trim(h.substr(colon + 1));
-      if (iequals(name, "content-length")) {
-        const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), req.content_length);
-        if (ec != std::errc() || p != value.data() + value.size()) return false;
-      } else if (iequals(name, "connection")) {
-        if (iequals(value, "close")) req.keep_alive = false;
-        if (iequals(value, "keep-alive")) req.keep_alive = true;
-      } else if (iequals(name, "transfer-encoding")) {
-        return false;  // chunked bodies are not supported by this example
-      }
-    }
-    return true;
+ private:
+  void reject(std::string_view status) {
+    std::string msg = "HTTP/1.1 ";
+    msg.append(status).append("\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    (void)out_.try_write_all(std::as_bytes(std::span(msg.data(), msg.size())));  // unless responses fill it
+    closing_ = true;
+    rejected_ = true;
+    settle();
+  }
+
+  void maybe_continue(const http::Request& req) {
+    if (!req.expect_continue || continue_sent_ || req.version != "HTTP/1.1") return;
+    out_.write(std::string_view("HTTP/1.1 100 Continue\r\n\r\n"));
+    continue_sent_ = true;
   }
 
   // Writes the whole response into the output ring, or nothing if it does not fit yet.
-  bool respond(const Request& req, std::string_view body_in) {
+  bool respond(const http::Request& req, std::string_view body_in) {
     std::string_view status = "200 OK";
     std::string body;
-    if (req.method == "GET" && req.target.starts_with("/hello/")) {
+    const bool head_only = req.method == "HEAD";
+    if ((req.method == "GET" || head_only) && req.target.starts_with("/hello/")) {
       body.append("hello ").append(req.target).append("\n");
     } else if (req.method == "POST" && req.target == "/echo") {
       body.assign(body_in);
@@ -182,26 +304,51 @@ class Connection {
         head, sizeof head, "HTTP/1.1 %.*s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
         static_cast<int>(status.size()), status.data(), body.size(), req.keep_alive ? "keep-alive" : "close");
     const auto head_len = static_cast<std::size_t>(n);
-    if (out_.available_to_write() < head_len + body.size()) {
+    const std::size_t body_len = head_only ? 0 : body.size();  // HEAD: the same head, no body
+    if (out_.available_to_write() < head_len + body_len) {
       if (out_.available_to_read() == 0) closing_ = true;  // can never fit: give up on this client
       return false;
     }
     out_.write(std::string_view(head, head_len));
-    out_.write(body);
-    if (!req.keep_alive) closing_ = true;
+    if (!head_only) out_.write(body);
+    if (!req.keep_alive) {
+      closing_ = true;
+    } else if (!nodelay_) {
+      // Only a connection that stays open sends small writes behind unacknowledged ones, where
+      // Nagle's algorithm would hold them back: one setsockopt less per short connection.
+      const int one = 1;
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      nodelay_ = true;
+    }
     return true;
   }
 
-  void reject(Counters& c, std::string_view status) {
-    ++c.bad_requests;
-    std::string msg = "HTTP/1.1 ";
-    msg.append(status).append("\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    out_.write(msg);
-    closing_ = true;
+  // Once everything is sent on a closing connection: close at once if the client has closed
+  // its side, or if it ended its last request cleanly and sent nothing after it (as nginx
+  // decides); else half-close ours and read until the client closes (or 2 s pass): closing a
+  // socket with unread bytes makes the kernel send a RST, which can destroy the response
+  // before the client reads it. Rejected requests always take the second way: their client
+  // may still be sending the body we refused.
+  void settle() {
+    if (!closing_ || lingering_ || done_ || out_.available_to_read() != 0) return;
+    if (peer_closed_ || (!rejected_ && in_.available_to_read() == 0)) {
+      done_ = true;
+      return;
+    }
+    ::shutdown(fd_, SHUT_WR);
+    lingering_ = true;
+    linger_until_ = Clock::now() + std::chrono::seconds(2);
+  }
+
+  bool discard_input() {
+    char scratch[16384];
+    const ssize_t n = ::recv(fd_, scratch, sizeof scratch, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) done_ = true;
+    return true;
   }
 
   void add_consumed(std::size_t n, Counters& c) {
-    in_.consume(n);
+    in_.release(n);
     consumed_since_lap_ += n;
     while (consumed_since_lap_ >= in_.capacity()) {
       consumed_since_lap_ -= in_.capacity();
@@ -210,14 +357,25 @@ class Connection {
   }
 
   int fd_;
-  picoring::PicoByteStream in_;
-  picoring::PicoByteStream out_;
+  std::unique_ptr<Rings> rings_;
+  picoring::PicoByteStream& in_;
+  picoring::PicoByteStream& out_;
+  std::string chunked_body_;  // a chunked request's decoded body (the ring holds it with chunk headers)
   std::size_t consumed_since_lap_ = 0;
-  bool closing_ = false;
+  Clock::time_point last_activity_;
+  Clock::time_point request_start_;
+  Clock::time_point linger_until_;
+  bool closing_ = false;      // no more requests are read; close once the output is sent
+  bool lingering_ = false;    // our side is shut down; reading until the client closes
+  bool peer_closed_ = false;  // the client shut its side
+  bool continue_sent_ = false;
+  bool nodelay_ = false;
+  bool rejected_ = false;
+  bool done_ = false;
 };
 
 int listen_on(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) {
     std::perror("http_server: socket");
     return -1;
@@ -228,7 +386,9 @@ int listen_on(int port) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);  // loopback only
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 128) != 0) {
+  // SOMAXCONN: the kernel caps it at net.core.somaxconn (4096 on current kernels). A backlog of
+  // 128 turned a burst of 3000 connects into minutes of SYN retransmissions.
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, SOMAXCONN) != 0) {
     std::perror("http_server: bind/listen");
     ::close(fd);
     return -1;
@@ -236,7 +396,17 @@ int listen_on(int port) {
   return fd;
 }
 
-int serve(int port, const char* port_file, std::size_t ring_bytes) {
+// Answers 503 on a connection we cannot serve, and closes it. Best effort: the socket is new,
+// so the few bytes fit its send buffer.
+void refuse(int fd) {
+  static constexpr std::string_view kMsg =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\nRetry-After: 1\r\n\r\n";
+  (void)!::send(fd, kMsg.data(), kMsg.size(), MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+  ::close(fd);
+}
+
+int serve(int port, const char* port_file, const Limits& limits) {
   const int listener = listen_on(port);
   if (listener < 0) return 1;
   sockaddr_in bound{};
@@ -260,10 +430,16 @@ int serve(int port, const char* port_file, std::size_t ring_bytes) {
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
 
+  // The spare descriptor: closed to make room when the process is out of descriptors, so a
+  // pending connection can be accepted and told 503 instead of waiting (and poll spinning).
+  int spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
   Counters c;
+  RingPool pool(limits.ring_bytes);
   std::vector<std::unique_ptr<Connection>> conns;
   std::vector<pollfd> fds;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = Clock::now();
+  auto last_tick = t0;
   while (g_stop == 0) {
     fds.clear();
     fds.push_back({listener, POLLIN, 0});
@@ -271,44 +447,79 @@ int serve(int port, const char* port_file, std::size_t ring_bytes) {
       const short ev = static_cast<short>((conn->wants_read() ? POLLIN : 0) | (conn->wants_write() ? POLLOUT : 0));
       fds.push_back({conn->fd(), ev, 0});
     }
-    if (::poll(fds.data(), fds.size(), 1000) < 0) {
+    if (::poll(fds.data(), fds.size(), 250) < 0) {
       if (errno == EINTR) continue;
       std::perror("http_server: poll");
       return 1;
     }
+    const auto now = Clock::now();
     if ((fds[0].revents & POLLIN) != 0) {
-      const int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd >= 0) {
-        const int one = 1;
-        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        conns.push_back(std::make_unique<Connection>(fd, ring_bytes));
+      // Everything pending, not one per round: a burst of connects must not wait in the backlog.
+      for (int accepted = 0; accepted < 256; ++accepted) {
+        int fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && spare >= 0) {
+          ::close(spare);
+          fd = ::accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (fd >= 0) {
+            refuse(fd);
+            ++c.refused;
+          }
+          spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+          continue;
+        }
+        if (fd < 0) break;  // EAGAIN: nothing more pending (or a transient error: next round)
         ++c.connections;
+        if (conns.size() >= limits.max_connections) {
+          refuse(fd);
+          ++c.refused;
+          continue;
+        }
+        picoring::Error err;
+        auto rings = pool.take(err);
+        if (rings == nullptr) {  // no descriptor or memory for the rings: say so, keep serving
+          refuse(fd);
+          ++c.refused;
+          continue;
+        }
+        auto conn = std::make_unique<Connection>(fd, std::move(rings), now);
+        // The request usually arrived with the connection: read it now rather than a poll later.
+        if (conn->on_readable(c, now) && conn->wants_write()) conn->on_writable(c, now);
+        if (conn->done()) {
+          pool.give(conn->give_back_rings());
+        } else {
+          conns.push_back(std::move(conn));
+        }
       }
     }
-    // fds[i + 1] belongs to conns[i]; connections accepted above are polled next round.
+    // fds[i + 1] belongs to conns[i]; connections accepted above are polled from the next round.
+    const bool tick = now - last_tick >= std::chrono::milliseconds(250);
+    if (tick) last_tick = now;
     for (std::size_t i = 0; i + 1 < fds.size(); ++i) {
       Connection& conn = *conns[i];
       const short re = fds[i + 1].revents;
       bool alive = true;
-      if ((re & (POLLIN | POLLHUP | POLLERR)) != 0 && conn.wants_read()) alive = conn.on_readable(c);
-      if (alive && (re & POLLOUT) != 0) {
-        alive = conn.on_writable();
-        if (alive) conn.parse(c);  // requests held back for lack of response room
+      if ((re & (POLLIN | POLLHUP | POLLERR)) != 0 && conn.wants_read()) alive = conn.on_readable(c, now);
+      if (alive && (re & POLLOUT) != 0) alive = conn.on_writable(c, now);
+      if (alive && tick) conn.on_tick(c, now, limits);
+      if (!alive || conn.done()) {
+        pool.give(conn.give_back_rings());
+        conns[i].reset();
       }
-      if (!alive || conn.done()) conns[i].reset();
     }
     std::erase_if(conns, [](const auto& p) { return p == nullptr; });
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   picoring::Error err;
-  const std::size_t ring_capacity = picoring::mirror_size_for(ring_bytes, 1, err);  // what each connection got
+  const std::size_t ring_capacity = picoring::mirror_size_for(limits.ring_bytes, 1, err);  // each connection's
   std::printf(
       "network: %llu requests on %llu connections, %llu bytes received, request ring of %zu bytes wrapped %llu "
-      "times, %llu rejected, %.0f requests/s over %.1f s\n",
+      "times, %llu rejected, %llu timed out, %llu refused (503), %.0f requests/s over %.1f s\n",
       static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.connections),
       static_cast<unsigned long long>(c.bytes_in), ring_capacity, static_cast<unsigned long long>(c.laps),
-      static_cast<unsigned long long>(c.bad_requests), static_cast<double>(c.requests) / seconds, seconds);
+      static_cast<unsigned long long>(c.bad_requests), static_cast<unsigned long long>(c.timeouts),
+      static_cast<unsigned long long>(c.refused), static_cast<double>(c.requests) / seconds, seconds);
   ::close(listener);
+  if (spare >= 0) ::close(spare);
   return 0;
 }
 
@@ -428,38 +639,73 @@ int run_client(int port, int requests, bool byte_at_a_time, unsigned seed) {
   return bad == 0 ? 0 : 1;
 }
 
+// A whole decimal argument within [min, max], or false (no atoi: "abc" is not 0).
+template <class T>
+bool parse_number(const char* text, T min, T max, T& out) {
+  const std::string_view v(text);
+  T n{};
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n < min || n > max) return false;
+  out = n;
+  return true;
+}
+
+int usage(const char* why) {
+  std::fprintf(
+      stderr,
+      "http_server: %s\n"
+      "usage: http_server [--port 0-65535] [--port-file FILE] [--ring 4096-67108864]\n"
+      "                   [--idle-timeout 1-3600 s] [--request-timeout 1-3600 s] [--max-connections 1-1000000]\n"
+      "       http_server --client PORT [--requests 1-10000000] [--split bytes|random] [--seed N]\n",
+      why);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int port = 0;
   const char* port_file = nullptr;
-  std::size_t ring_bytes = 4096;
+  Limits limits;
   int client_port = -1;
   int requests = 200;
   bool bytes = false;
   unsigned seed = 1;
   for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    const bool has_value = i + 1 < argc;
-    if (a == "--port" && has_value) {
-      port = std::atoi(argv[++i]);
-    } else if (a == "--port-file" && has_value) {
-      port_file = argv[++i];
-    } else if (a == "--ring" && has_value) {
-      ring_bytes = std::strtoull(argv[++i], nullptr, 10);
-    } else if (a == "--client" && has_value) {
-      client_port = std::atoi(argv[++i]);
-    } else if (a == "--requests" && has_value) {
-      requests = std::atoi(argv[++i]);
-    } else if (a == "--split" && has_value) {
-      bytes = std::string_view(argv[++i]) == "bytes";
-    } else if (a == "--seed" && has_value) {
-      seed = static_cast<unsigned>(std::atoi(argv[++i]));
+    const std::string_view a = argv[i];
+    if (i + 1 >= argc) return usage((std::string("missing value or unknown argument: ") + argv[i]).c_str());
+    const char* v = argv[++i];
+    long seconds = 0;
+    bool ok = true;
+    if (a == "--port") {
+      ok = parse_number(v, 0, 65535, port);
+    } else if (a == "--port-file") {
+      port_file = v;
+    } else if (a == "--ring") {
+      // At least a page (a request must fit), at most 64 MiB per connection (two rings each).
+      ok = parse_number(v, std::size_t{4096}, std::size_t{64} << 20, limits.ring_bytes);
+    } else if (a == "--idle-timeout") {
+      ok = parse_number(v, 1L, 3600L, seconds);
+      limits.idle_timeout = std::chrono::seconds(seconds);
+    } else if (a == "--request-timeout") {
+      ok = parse_number(v, 1L, 3600L, seconds);
+      limits.request_timeout = std::chrono::seconds(seconds);
+    } else if (a == "--max-connections") {
+      ok = parse_number(v, std::size_t{1}, std::size_t{1000000}, limits.max_connections);
+    } else if (a == "--client") {
+      ok = parse_number(v, 1, 65535, client_port);
+    } else if (a == "--requests") {
+      ok = parse_number(v, 1, 10000000, requests);
+    } else if (a == "--split") {
+      ok = std::string_view(v) == "bytes" || std::string_view(v) == "random";
+      bytes = std::string_view(v) == "bytes";
+    } else if (a == "--seed") {
+      ok = parse_number(v, 0u, ~0u, seed);
     } else {
-      std::fprintf(stderr, "http_server: unknown argument %s\n", a.c_str());
-      return 2;
+      return usage((std::string("unknown argument ") + argv[i - 1]).c_str());
     }
+    if (!ok) return usage((std::string("bad value for ") + argv[i - 1] + ": " + v).c_str());
   }
   if (client_port >= 0) return run_client(client_port, requests, bytes, seed);
-  return serve(port, port_file, ring_bytes);
+  return serve(port, port_file, limits);
 }
