@@ -5,14 +5,15 @@
 set -euo pipefail
 packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
 # The scenarios (built and run in every native build) read WAV files, and are checked with sox,
-# curl, ab and wrk.
-packages+=(libsndfile1-dev sox curl apache2-utils wrk)
+# curl, ab, wrk and a python3 script of raw-socket clients.
+packages+=(libsndfile1-dev sox curl apache2-utils wrk python3)
 case "${1:-}" in
   # The main job also builds the benchmarks' peers, and draws a chart.
-  --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib) ;;
+  # nginx is the HTTP scenario's peer in the same run.
+  --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib nginx-light) ;;
   # The test suite also builds with clang and runs clang-tidy, cross-builds for i686 and aarch64 run under qemu-user,
-  # and a Windows cross build run under wine.
-  --tests) packages+=(clang clang-tidy g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
+  # a Windows cross build run under wine, and the libFuzzer harnesses (clang's runtime libraries).
+  --tests) packages+=(clang clang-tidy libclang-rt-14-dev g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
 esac
 missing=()
 for p in "${packages[@]}"; do
