@@ -3,7 +3,7 @@
 // batches (peek/release) - one span per batch even when it wraps the end of the ring - and
 // checks every record. Prints throughput; exits non-zero on any mismatch.
 //
-//   message_passing [records]
+//   message_passing [RECORDS]   (exit 2 on a usage error)
 #include <picoring/spsc.hpp>
 
 #include <array>
@@ -27,10 +27,28 @@ constexpr std::uint32_t kSensors = 8;
 
 float value_of(std::uint64_t seq) { return static_cast<float>(seq % 1000) * 0.5f; }
 
+// Digits only, 1 to 10^12: "abc", "-5", "12x" or "" are usage errors, not 0 records.
+bool parse_count(const char* text, std::uint64_t& out) {
+  constexpr std::uint64_t kMax = 1'000'000'000'000;
+  std::uint64_t v = 0;
+  if (*text == '\0') return false;
+  for (const char* p = text; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9' || v > kMax / 10) return false;
+    v = v * 10 + static_cast<std::uint64_t>(*p - '0');
+  }
+  if (v == 0 || v > kMax) return false;
+  out = v;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::uint64_t total = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 20'000'000;
+  std::uint64_t total = 20'000'000;
+  if (argc > 2 || (argc == 2 && !parse_count(argv[1], total))) {
+    std::fprintf(stderr, "usage: message_passing [RECORDS]   (a whole number, 1 to 10^12; default 20000000)\n");
+    return 2;
+  }
   auto [producer, consumer] = picoring::make_spsc<Record>(16384);
   const auto t0 = std::chrono::steady_clock::now();
 

@@ -17,5 +17,7 @@ echo "## Scenarios (each checked against an independent tool; see scenarios/READ
 bin=build/release/scenarios
 scenarios/audio/check.sh "$bin/audio_frames" "$bin/audio-work" | grep '^audio:'
 scenarios/network/check.sh "$bin/http_server" "$bin/network-work" | grep '^network:'
+echo "network: side by side with nginx in the same run (ab -c 8):"
+scenarios/network/compare_nginx.sh "$bin/http_server" "$bin/nginx-work"
 scenarios/logs/check.sh "$bin/log_window" "$bin/logs-work" | grep '^logs:'
 build/release/examples/message_passing 20000000

@@ -35,4 +35,40 @@ samples=$(awk '$1 == "samples" { print $2 }' "$work/ours.txt")
 [ "$samples" = "$(soxi -s "$work/input.wav")" ] || { echo "  MISMATCH sample count $samples"; status=1; }
 [ "$(soxi -s "$work/filtered.wav" 2>/dev/null)" = "$samples" ] || { echo "  MISMATCH filtered length"; status=1; }
 grep '^audio:' "$work/ours.txt"
+# The test's own requirement, not the program's: this input crosses the ring's end many times.
+laps=$(sed -n 's/.*wrapped \([0-9]*\) times.*/\1/p' "$work/ours.txt")
+[ "${laps:-0}" -ge 10 ] || { echo "  the input wrapped the ring only ${laps:-0} times"; status=1; }
+
+# Files users have: a short clip (less than one ring), a header without samples, a truncated
+# recording, and output paths that cannot be written.
+sox -R -n -r 8000 -c 1 -b 16 "$work/short.wav" synth 0.125 sine 440
+"$bin" "$work/short.wav" --verify --stats >"$work/short.txt" ||
+  { echo "  a 1000-sample clip failed:"; cat "$work/short.txt"; status=1; }
+grep -q '^samples 1000$' "$work/short.txt" || { echo "  the short clip's sample count is wrong"; status=1; }
+head -c 44 "$work/input.wav" >"$work/header-only.wav"
+"$bin" "$work/header-only.wav" --stats --verify >"$work/empty.txt" 2>&1 || { echo "  a header-only WAV failed"; status=1; }
+if grep -qi nan "$work/empty.txt" || ! grep -q '^samples 0$' "$work/empty.txt"; then
+  echo "  a header-only WAV printed:"; cat "$work/empty.txt"; status=1
+fi
+head -c 100000 "$work/input.wav" >"$work/truncated.wav"
+"$bin" "$work/truncated.wav" --verify >"$work/truncated.txt" 2>&1 || { echo "  a truncated WAV failed"; status=1; }
+grep -q 'warning: .*truncated' "$work/truncated.txt" && grep -q '(truncated file)' "$work/truncated.txt" ||
+  { echo "  a truncated WAV was analysed without a warning:"; cat "$work/truncated.txt"; status=1; }
+for opt in --frames --filtered; do
+  set +e
+  "$bin" "$work/short.wav" $opt /nonexistent-dir/out >/dev/null 2>"$work/unwritable.txt"
+  rc=$?
+  set -e
+  [ $rc -eq 1 ] && grep -q "cannot write $opt /nonexistent-dir/out" "$work/unwritable.txt" ||
+    { echo "  $opt to an unwritable path: exit $rc, '$(cat "$work/unwritable.txt")'"; status=1; }
+done
+for args in "" "--frames" "$work/short.wav --bogus" "$work/short.wav --frames"; do
+  set +e
+  # shellcheck disable=SC2086 # the words are separate arguments
+  "$bin" $args >/dev/null 2>"$work/usage.txt"
+  rc=$?
+  set -e
+  [ $rc -eq 2 ] && grep -q usage: "$work/usage.txt" || { echo "  '$args': exit $rc, not a usage error"; status=1; }
+done
+[ $status -eq 0 ] && echo "  short, header-only and truncated files, unwritable outputs and usage errors: handled"
 exit $status

@@ -5,17 +5,22 @@
 // readable window, which stays one contiguous range where a line straddles the end of the ring.
 //
 //   log_window --generate LINES FILE [--seed S]      write a deterministic test log
-//   log_window FILE [--window MINUTES] [--pattern TEXT] [--minutes OUT.txt] [--ring BYTES]
+//   log_window FILE [--window MINUTES] [--late MINUTES] [--pattern TEXT] [--minutes OUT.txt]
+//              [--ring BYTES]
 //
-// OUT.txt gets one line per minute, in log order:
+// OUT.txt gets one line per minute, in time order:
 //   <dd/Mon/yyyy:hh:mm> <requests> <5xx> <requests in window> <5xx in window>
-// Prints one summary line (with MB/s); exits non-zero on a malformed line or an I/O error.
+// Lines may arrive up to --late minutes out of order (Apache logs in completion order); older
+// ones are counted as too late. A malformed line, or one longer than the ring, is skipped and
+// counted, never the end of the analysis. Prints one summary line (with MB/s and those counts).
+// Exits 2 on a usage error, 1 on an I/O error or when no line at all is in combined format.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <picoring/byte_stream.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -23,11 +28,17 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <limits>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
 
 namespace {
+
+constexpr std::uint64_t kMaxMinutes = 366ULL * 24 * 60;  // a year of minutes
+constexpr std::uint64_t kMaxRing = 1ULL << 30;
 
 constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
@@ -93,7 +104,7 @@ struct Minute {
   std::uint64_t errors = 0;
 };
 
-// Parses "[dd/Mon/yyyy:hh:mm:ss" at `p` into minutes since the epoch; -1 if malformed.
+// Parses "[dd/Mon/yyyy:hh:mm:ss" at the start of `t` into minutes since the epoch; -1 if malformed.
 std::int64_t minute_of(std::string_view t) {
   if (t.size() < 18 || t[0] != '[' || t[3] != '/' || t[7] != '/' || t[12] != ':' || t[15] != ':') return -1;
   auto num = [&](std::size_t at, std::size_t n) {
@@ -108,48 +119,85 @@ std::int64_t minute_of(std::string_view t) {
   for (unsigned m = 0; m < 12; ++m)
     if (t.substr(4, 3) == kMonths[m]) month = m + 1;
   const std::int64_t d = num(1, 2), y = num(8, 4), h = num(13, 2), mi = num(16, 2);
-  if (month == 0 || d < 1 || y < 0 || h < 0 || mi < 0) return -1;
+  if (month == 0 || d < 1 || d > 31 || y < 0 || h < 0 || h > 23 || mi < 0 || mi > 59) return -1;
   return days_from_civil(y, month, static_cast<unsigned>(d)) * 1440 + h * 60 + mi;
 }
 
+struct Request {
+  std::int64_t minute;
+  std::string_view label;  // dd/Mon/yyyy:hh:mm
+  bool server_error;       // a 5xx status
+};
+
+// One line of Apache's combined format:
+//   host ident user [dd/Mon/yyyy:hh:mm:ss zone] "request line" status bytes "referer" "agent"
+// Apache escapes '"' and '\' inside the quoted fields as \" and \\ (and control bytes as \xhh),
+// so the request line ends at the first quote that is not escaped.
+std::optional<Request> parse_combined(std::string_view l) {
+  const std::size_t lb = l.find('[');
+  if (lb == std::string_view::npos) return std::nullopt;
+  const std::int64_t minute = minute_of(l.substr(lb));
+  const std::size_t rb = l.find(']', lb);
+  if (minute < 0 || rb == std::string_view::npos || l.substr(rb, 3) != "] \"") return std::nullopt;
+  std::size_t q2 = rb + 3;
+  while (q2 < l.size() && l[q2] != '"') q2 += l[q2] == '\\' ? 2u : 1u;
+  // After the request line: a space, three digits, then a space or the end of the line.
+  if (q2 + 5 > l.size() || l[q2 + 1] != ' ') return std::nullopt;
+  for (std::size_t i = q2 + 2; i < q2 + 5; ++i)
+    if (l[i] < '0' || l[i] > '9') return std::nullopt;
+  if (l[q2 + 2] < '1' || l[q2 + 2] > '5' || (q2 + 5 < l.size() && l[q2 + 5] != ' ')) return std::nullopt;
+  return Request{minute, l.substr(lb + 1, 17), l[q2 + 2] == '5'};
+}
+
+// Per-minute counts and the sliding window over them. Apache writes a line when the request
+// completes but stamps it with the time it arrived, so a slow request's line comes after lines
+// stamped later. A minute therefore stays open until a line `late` minutes newer arrives;
+// lines for a minute already closed are counted as too late and left out of the figures.
 class Analyzer {
  public:
-  Analyzer(std::size_t window_minutes, FILE* out) : window_(window_minutes), out_(out) {}
+  Analyzer(std::size_t window_minutes, std::size_t late_minutes, FILE* out)
+      : window_(static_cast<std::int64_t>(window_minutes)), late_(static_cast<std::int64_t>(late_minutes)), out_(out) {}
 
-  // One complete line, without its '\n'. Returns false if it is not a combined-format line.
-  bool line(std::string_view l) {
-    const std::size_t lb = l.find('[');
-    const std::size_t q1 = l.find('"');
-    if (lb == std::string_view::npos || q1 == std::string_view::npos) return false;
-    const std::int64_t minute = minute_of(l.substr(lb));
-    const std::size_t q2 = l.find('"', q1 + 1);  // end of the request line
-    if (minute < 0 || q2 == std::string_view::npos || q2 + 5 > l.size()) return false;
-    const char s = l[q2 + 2];  // the status code's first digit
-    if (s < '1' || s > '5') return false;
-    if (minute != current_.index) {
-      if (current_.index >= 0 && minute < current_.index) return false;  // logs are in time order
-      flush();
-      current_ = {minute, std::string(l.substr(lb + 1, 17)), 0, 0};
+  void add(const Request& r) {
+    if (r.minute <= closed_) {
+      ++too_late_;
+      return;
     }
-    ++current_.requests;
-    if (s == '5') ++current_.errors;
-    return true;
+    if (r.minute < newest_) ++out_of_order_;
+    Minute& m = open_[r.minute];
+    if (m.requests == 0) {
+      m.index = r.minute;
+      m.label = std::string(r.label);
+    }
+    ++m.requests;
+    if (r.server_error) ++m.errors;
+    if (r.minute > newest_) {
+      newest_ = r.minute;
+      while (!open_.empty() && open_.begin()->first < newest_ - late_) close_oldest();
+    }
   }
 
-  void finish() { flush(); }
+  void finish() {
+    while (!open_.empty()) close_oldest();
+  }
   std::uint64_t minutes() const { return minutes_; }
+  std::uint64_t out_of_order() const { return out_of_order_; }
+  std::uint64_t too_late() const { return too_late_; }
   double worst_rate() const { return worst_rate_; }
   const std::string& worst_label() const { return worst_label_; }
 
  private:
-  // Closes the current minute: slides the window (minutes older than N are dropped by time,
-  // so a gap in the log empties the window as it should) and writes the minute's line.
-  void flush() {
-    if (current_.index < 0) return;
-    history_.push_back(current_);
-    win_requests_ += current_.requests;
-    win_errors_ += current_.errors;
-    while (history_.front().index <= current_.index - static_cast<std::int64_t>(window_)) {
+  // Closes the oldest open minute: slides the window (minutes older than N are dropped by
+  // time, so a gap in the log empties the window as it should) and writes the minute's line.
+  void close_oldest() {
+    const Minute m = std::move(open_.begin()->second);
+    open_.erase(open_.begin());
+    closed_ = m.index;
+    history_.push_back(m);
+    win_requests_ += m.requests;
+    win_errors_ += m.errors;
+    // The minute just closed is never dropped (window_ >= 1), so history_ is never empty here.
+    while (history_.front().index <= m.index - window_) {
       win_requests_ -= history_.front().requests;
       win_errors_ -= history_.front().errors;
       history_.pop_front();
@@ -157,76 +205,122 @@ class Analyzer {
     const double rate = static_cast<double>(win_errors_) / static_cast<double>(win_requests_);
     if (rate > worst_rate_) {
       worst_rate_ = rate;
-      worst_label_ = current_.label;
+      worst_label_ = m.label;
     }
     if (out_ != nullptr)
-      std::fprintf(out_, "%s %llu %llu %llu %llu\n", current_.label.c_str(),
-                   static_cast<unsigned long long>(current_.requests), static_cast<unsigned long long>(current_.errors),
-                   static_cast<unsigned long long>(win_requests_), static_cast<unsigned long long>(win_errors_));
+      std::fprintf(out_, "%s %llu %llu %llu %llu\n", m.label.c_str(), static_cast<unsigned long long>(m.requests),
+                   static_cast<unsigned long long>(m.errors), static_cast<unsigned long long>(win_requests_),
+                   static_cast<unsigned long long>(win_errors_));
     ++minutes_;
   }
 
-  std::size_t window_;
+  std::int64_t window_, late_;
   FILE* out_;
-  Minute current_;
+  std::map<std::int64_t, Minute> open_;
+  std::int64_t closed_ = std::numeric_limits<std::int64_t>::min();  // the last minute written
+  std::int64_t newest_ = std::numeric_limits<std::int64_t>::min();
   std::deque<Minute> history_;
-  std::uint64_t win_requests_ = 0, win_errors_ = 0, minutes_ = 0;
+  std::uint64_t win_requests_ = 0, win_errors_ = 0, minutes_ = 0, out_of_order_ = 0, too_late_ = 0;
   double worst_rate_ = 0;
   std::string worst_label_;
 };
 
+// A whole decimal number in [lo, hi], nothing else (no sign, no suffix, no overflow).
+bool parse_count(const char* text, std::uint64_t lo, std::uint64_t hi, std::uint64_t& out) {
+  std::uint64_t v = 0;
+  if (*text == '\0') return false;
+  for (const char* p = text; *p != '\0'; ++p) {
+    if (*p < '0' || *p > '9') return false;
+    const auto digit = static_cast<std::uint64_t>(*p - '0');
+    if (v > (hi - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  if (v < lo) return false;
+  out = v;
+  return true;
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: log_window FILE [--window MINUTES] [--late MINUTES] [--pattern TEXT] [--minutes OUT]\n"
+               "                       [--ring BYTES]\n"
+               "       log_window --generate LINES FILE [--seed S]\n"
+               "  --window  1..%llu (default 5)   --late  0..%llu (default 2)   --ring  1..%llu (default 65536)\n",
+               static_cast<unsigned long long>(kMaxMinutes), static_cast<unsigned long long>(kMaxMinutes),
+               static_cast<unsigned long long>(kMaxRing));
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 4 && std::string_view(argv[1]) == "--generate") {
-    const unsigned seed =
-        argc >= 6 && std::string_view(argv[4]) == "--seed" ? static_cast<unsigned>(std::atoi(argv[5])) : 1;
-    return generate(std::strtoull(argv[2], nullptr, 10), argv[3], seed);
+  if (argc >= 2 && std::string_view(argv[1]) == "--generate") {
+    std::uint64_t lines = 0, seed = 1;
+    const bool seeded = argc == 6 && std::string_view(argv[4]) == "--seed" &&
+                        parse_count(argv[5], 0, std::numeric_limits<unsigned>::max(), seed);
+    if ((argc != 4 && !seeded) || !parse_count(argv[2], 0, std::numeric_limits<std::uint64_t>::max(), lines))
+      return usage();
+    return generate(lines, argv[3], static_cast<unsigned>(seed));
   }
-  if (argc < 2) {
-    std::fprintf(stderr,
-                 "usage: log_window FILE [--window MIN] [--pattern TEXT] [--minutes OUT] [--ring BYTES]\n"
-                 "       log_window --generate LINES FILE [--seed S]\n");
-    return 2;
-  }
-  std::size_t window = 5;
-  std::size_t ring_bytes = std::size_t{64} * 1024;
+  if (argc < 2 || argv[1][0] == '-') return usage();
+  std::uint64_t window = 5, late = 2, ring_bytes = 64 * 1024;
   std::string pattern = "POST /api/";
   const char* minutes_path = nullptr;
-  for (int i = 2; i + 1 < argc; i += 2) {
+  for (int i = 2; i < argc; i += 2) {
     const std::string_view a = argv[i];
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "log_window: %s needs a value\n", argv[i]);
+      return usage();
+    }
+    const char* v = argv[i + 1];
+    bool ok = true;
     if (a == "--window") {
-      window = std::strtoull(argv[i + 1], nullptr, 10);
+      ok = parse_count(v, 1, kMaxMinutes, window);
+    } else if (a == "--late") {
+      ok = parse_count(v, 0, kMaxMinutes, late);
     } else if (a == "--pattern") {
-      pattern = argv[i + 1];
+      pattern = v;
+      ok = !pattern.empty();
     } else if (a == "--minutes") {
-      minutes_path = argv[i + 1];
+      minutes_path = v;
     } else if (a == "--ring") {
-      ring_bytes = std::strtoull(argv[i + 1], nullptr, 10);
+      ok = parse_count(v, 1, kMaxRing, ring_bytes);
     } else {
       std::fprintf(stderr, "log_window: unknown argument %s\n", argv[i]);
-      return 2;
+      return usage();
+    }
+    if (!ok) {
+      std::fprintf(stderr, "log_window: bad value for %s: '%s'\n", argv[i], v);
+      return usage();
     }
   }
-  if (window == 0 || pattern.empty()) {
-    std::fprintf(stderr, "log_window: --window must be positive and --pattern non-empty\n");
-    return 2;
+
+  picoring::Error err;
+  picoring::PicoByteStream stream(ring_bytes, err);
+  if (err) {
+    std::fprintf(stderr, "log_window: cannot create a %llu-byte ring: %s\n",
+                 static_cast<unsigned long long>(ring_bytes), err.message().c_str());
+    return 1;
   }
   const int fd = ::open(argv[1], O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    std::perror("log_window: open");
+    std::fprintf(stderr, "log_window: open %s: %s\n", argv[1], std::strerror(errno));
     return 1;
   }
   FILE* out = minutes_path != nullptr ? std::fopen(minutes_path, "w") : nullptr;
   if (minutes_path != nullptr && out == nullptr) {
-    std::perror("log_window: --minutes");
+    std::fprintf(stderr, "log_window: --minutes %s: %s\n", minutes_path, std::strerror(errno));
     return 1;
   }
 
-  picoring::PicoByteStream stream(ring_bytes);
-  Analyzer analyzer(window, out);
+  Analyzer analyzer(window, late, out);
   const std::boyer_moore_horspool_searcher search(pattern.begin(), pattern.end());
-  std::uint64_t bytes = 0, lines = 0, matching_lines = 0;
+  std::uint64_t bytes = 0, lines = 0, matching_lines = 0, skipped = 0;
+  auto skip = [&](const char* why) {
+    if (++skipped <= 5)
+      std::fprintf(stderr, "log_window: line %llu skipped: %s\n", static_cast<unsigned long long>(lines), why);
+  };
+  bool in_long_line = false;  // dropping the rest of a line longer than the ring
   std::mt19937 rng(3);
   const auto t0 = std::chrono::steady_clock::now();
   for (bool eof = false; !eof;) {
@@ -235,7 +329,8 @@ int main(int argc, char** argv) {
     const std::size_t want = std::min<std::size_t>(space.size(), 1 + rng() % stream.capacity());
     const ssize_t n = ::read(fd, space.data(), want);
     if (n < 0) {
-      std::perror("log_window: read");
+      if (errno == EINTR) continue;
+      std::fprintf(stderr, "log_window: read %s: %s\n", argv[1], std::strerror(errno));
       return 1;
     }
     eof = n == 0;
@@ -244,12 +339,26 @@ int main(int argc, char** argv) {
 
     // Every complete line now readable, as one range.
     const std::string_view data = stream.readable_view();
-    const std::size_t end = eof ? data.size() : data.rfind('\n') + 1;  // rfind npos + 1 == 0
-    if (end == 0 && stream.available_to_write() == 0) {
-      std::fprintf(stderr, "log_window: a line is longer than the ring (%zu bytes)\n", stream.capacity());
-      return 1;
+    std::size_t start = 0;
+    if (in_long_line) {
+      const std::size_t nl = data.find('\n');
+      if (nl == std::string_view::npos) {
+        stream.release(data.size());
+        continue;
+      }
+      start = nl + 1;
+      in_long_line = false;
     }
-    const std::string_view complete = data.substr(0, end);
+    const std::size_t end = eof ? data.size() : data.rfind('\n') + 1;  // rfind npos + 1 == 0
+    if (end <= start && stream.available_to_write() == 0) {
+      // A line longer than the ring: skip it, not the analysis.
+      ++lines;
+      skip("longer than the ring (--ring)");
+      in_long_line = true;
+      stream.release(data.size());
+      continue;
+    }
+    const std::string_view complete = data.substr(start, end > start ? end - start : 0);
     // Pattern: one search over all these lines; each hit counts its line once.
     for (auto it = complete.begin();;) {
       it = std::search(it, complete.end(), search);
@@ -263,26 +372,43 @@ int main(int argc, char** argv) {
     for (std::size_t pos = 0; pos < complete.size();) {
       std::size_t eol = complete.find('\n', pos);
       if (eol == std::string_view::npos) eol = complete.size();
-      if (eol > pos && !analyzer.line(complete.substr(pos, eol - pos))) {
-        std::fprintf(stderr, "log_window: line %llu is not in combined format or out of order\n",
-                     static_cast<unsigned long long>(lines) + 1);
-        return 1;
+      ++lines;
+      if (const auto r = parse_combined(complete.substr(pos, eol - pos))) {
+        analyzer.add(*r);
+      } else {
+        skip("not in combined format");
       }
-      if (eol > pos) ++lines;
       pos = eol + 1;
     }
-    stream.release(end);
+    stream.release(std::max(end, start));
   }
   analyzer.finish();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ::close(fd);
-  if (out != nullptr) std::fclose(out);
+  if (out != nullptr && std::fclose(out) != 0) {
+    std::fprintf(stderr, "log_window: --minutes %s: %s\n", minutes_path, std::strerror(errno));
+    return 1;
+  }
+  std::string worst = "no 5xx responses";
+  if (analyzer.worst_rate() > 0) {
+    char text[128];
+    std::snprintf(text, sizeof text, "worst %llu-minute 5xx rate %.1f%% (window ending %s)",
+                  static_cast<unsigned long long>(window), 100 * analyzer.worst_rate(), analyzer.worst_label().c_str());
+    worst = text;
+  }
   std::printf(
-      "logs: %llu lines, %.1f MB in %.3f s = %.0f MB/s; %llu minutes, worst %zu-minute 5xx rate %.1f%% (window "
-      "ending %s); %llu lines contain \"%s\"; ring of %zu bytes wrapped %llu times\n",
+      "logs: %llu lines, %.1f MB in %.3f s = %.0f MB/s; %llu minutes, %s; %llu lines contain \"%s\"; ring of %zu "
+      "bytes wrapped %llu times; %llu lines out of order (counted), %llu too late (over --late %llu), %llu malformed\n",
       static_cast<unsigned long long>(lines), static_cast<double>(bytes) / 1e6, seconds,
-      static_cast<double>(bytes) / 1e6 / seconds, static_cast<unsigned long long>(analyzer.minutes()), window,
-      100 * analyzer.worst_rate(), analyzer.worst_label().c_str(), static_cast<unsigned long long>(matching_lines),
-      pattern.c_str(), stream.capacity(), static_cast<unsigned long long>(bytes / stream.capacity()));
+      static_cast<double>(bytes) / 1e6 / seconds, static_cast<unsigned long long>(analyzer.minutes()), worst.c_str(),
+      static_cast<unsigned long long>(matching_lines), pattern.c_str(), stream.capacity(),
+      static_cast<unsigned long long>(bytes / stream.capacity()),
+      static_cast<unsigned long long>(analyzer.out_of_order()), static_cast<unsigned long long>(analyzer.too_late()),
+      static_cast<unsigned long long>(late), static_cast<unsigned long long>(skipped));
+  // Every line unusable: this is not an access log in the combined format.
+  if (lines > 0 && skipped == lines) {
+    std::fprintf(stderr, "log_window: no line of %s is in combined format\n", argv[1]);
+    return 1;
+  }
   return 0;
 }
