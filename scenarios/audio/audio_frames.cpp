@@ -27,6 +27,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 namespace {
@@ -246,7 +247,8 @@ int main(int argc, char** argv) {
   sf_close(file);
 
   if (!frames_path.empty() && !write_frames(frames_path, out.frames)) {
-    std::fprintf(stderr, "audio_frames: cannot write --frames %s: %s\n", frames_path.c_str(), std::strerror(errno));
+    std::fprintf(stderr, "audio_frames: cannot write --frames %s: %s\n", frames_path.c_str(),
+                 std::system_category().message(errno).c_str());
     return 1;
   }
   if (!filtered_path.empty()) {

@@ -34,6 +34,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 namespace {
 
@@ -263,7 +264,7 @@ int main(int argc, char** argv) {
     return generate(lines, argv[3], static_cast<unsigned>(seed));
   }
   if (argc < 2 || argv[1][0] == '-') return usage();
-  std::uint64_t window = 5, late = 2, ring_bytes = 64 * 1024;
+  std::uint64_t window = 5, late = 2, ring_bytes = std::uint64_t{64} * 1024;
   std::string pattern = "POST /api/";
   const char* minutes_path = nullptr;
   for (int i = 2; i < argc; i += 2) {
@@ -304,12 +305,12 @@ int main(int argc, char** argv) {
   }
   const int fd = ::open(argv[1], O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    std::fprintf(stderr, "log_window: open %s: %s\n", argv[1], std::strerror(errno));
+    std::fprintf(stderr, "log_window: open %s: %s\n", argv[1], std::system_category().message(errno).c_str());
     return 1;
   }
   FILE* out = minutes_path != nullptr ? std::fopen(minutes_path, "w") : nullptr;
   if (minutes_path != nullptr && out == nullptr) {
-    std::fprintf(stderr, "log_window: --minutes %s: %s\n", minutes_path, std::strerror(errno));
+    std::fprintf(stderr, "log_window: --minutes %s: %s\n", minutes_path, std::system_category().message(errno).c_str());
     return 1;
   }
 
@@ -330,7 +331,7 @@ int main(int argc, char** argv) {
     const ssize_t n = ::read(fd, space.data(), want);
     if (n < 0) {
       if (errno == EINTR) continue;
-      std::fprintf(stderr, "log_window: read %s: %s\n", argv[1], std::strerror(errno));
+      std::fprintf(stderr, "log_window: read %s: %s\n", argv[1], std::system_category().message(errno).c_str());
       return 1;
     }
     eof = n == 0;
@@ -386,7 +387,7 @@ int main(int argc, char** argv) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ::close(fd);
   if (out != nullptr && std::fclose(out) != 0) {
-    std::fprintf(stderr, "log_window: --minutes %s: %s\n", minutes_path, std::strerror(errno));
+    std::fprintf(stderr, "log_window: --minutes %s: %s\n", minutes_path, std::system_category().message(errno).c_str());
     return 1;
   }
   std::string worst = "no 5xx responses";
