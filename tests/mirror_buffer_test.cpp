@@ -23,8 +23,11 @@
 #include "test_support.hpp"
 
 #if defined(__linux__)
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #elif defined(_WIN32)
@@ -487,6 +490,70 @@ TEST(Errors, AFileSizeLimitIsReportedNotDiedOf) {
     return 0;
   });
   EXPECT_EQ(rc, 0) << "128 + 25 (SIGXFSZ) means the process was killed";
+}
+
+// Sandboxes (containers, browsers, systemd's SystemCallFilter) deny memfd_create with ENOSYS or
+// EPERM. Automatic creation must move on to the next backend; asking for memfd alone must
+// report the refusal, naming the step.
+TEST(Errors, ADeniedMemfdFallsBackToTheNextBackend) {
+  if (picoring_test::emulator() != nullptr) GTEST_SKIP() << picoring_test::emulator() << " has no seccomp filters";
+  if (picoring_test::kSanitized) GTEST_SKIP() << "sanitizer runtimes make system calls a filter would disturb";
+  for (const int denial : {ENOSYS, EPERM}) {
+    const int rc = in_child([denial] {
+      if (!picoring_test::deny_syscall(SYS_memfd_create, denial)) return 78;
+      const std::size_t fds = count_open_fds();
+      Error err;
+      MirrorBuffer only_memfd = MirrorBuffer::create(4096, 1, MirrorOptions{Backend::memfd}, err);
+      if (!only_memfd.empty() || err.code.value() != denial || std::string(err.step) != "memfd_create") return 1;
+      picoring::PicoRing<std::uint32_t> ring(3000);
+      if (ring.memory().backend() != Backend::posix_shm) return 2;
+      // A full lap and more across the seam, read back through the second view.
+      for (std::uint32_t i = 0; i < 10000; ++i) {
+        if (ring.full()) ring.pop();
+        ring.push(i);
+      }
+      if (ring.front() != 10000 - ring.size() || ring.back() != 9999) return 3;
+      if (count_open_fds() != fds || !shm_names().empty()) return 4;
+      return 0;
+    });
+    if (rc == 78) GTEST_SKIP() << "seccomp filters cannot be installed here";
+    EXPECT_EQ(rc, 0) << "memfd_create denied with " << (denial == ENOSYS ? "ENOSYS" : "EPERM");
+  }
+}
+
+// With memfd denied, the other backends live in /dev/shm, a tmpfs with a size limit (64 MiB by
+// default in Docker). A ring larger than the free space there must fail at creation with
+// ENOSPC, naming the step, and leave no descriptor, mapping or name; not die of SIGBUS at the
+// first write. The test mounts a 256 KiB tmpfs over /dev/shm in a private mount namespace.
+TEST(Errors, AFullDevShmIsReportedAtCreation) {
+  if (picoring_test::emulator() != nullptr) GTEST_SKIP() << picoring_test::emulator() << " has no seccomp filters";
+  if (picoring_test::kSanitized) GTEST_SKIP() << "sanitizer runtimes make system calls a filter would disturb";
+  const int rc = in_child([] {
+    // As root a mount namespace is enough; otherwise an unprivileged user namespace may allow it.
+    if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return 77;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 77;
+    if (::mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=256k") != 0) return 77;
+    if (!picoring_test::deny_syscall(SYS_memfd_create, ENOSYS)) return 78;
+    const std::size_t fds = count_open_fds();
+    const std::size_t maps = count_mappings();
+    Error small_err;
+    MirrorBuffer small = MirrorBuffer::create(64 * 1024, 1, {}, small_err);
+    if (small.empty() || small.backend() != Backend::posix_shm) return 1;  // fits: works
+    for (Backend backend : {Backend::automatic, Backend::posix_shm, Backend::tmpfile}) {
+      Error err;
+      MirrorBuffer big = MirrorBuffer::create(std::size_t{1} << 20, 1, MirrorOptions{backend}, err);
+      if (!big.empty() || err.code != std::errc::no_space_on_device) return 2;
+      if (std::string(err.step) != "posix_fallocate") return 3;
+    }
+    small = MirrorBuffer();
+    if (count_open_fds() != fds || count_mappings() != maps) return 4;
+    std::error_code ec;
+    if (!std::filesystem::is_empty("/dev/shm", ec) || ec) return 5;
+    return 0;
+  });
+  if (rc == 77) GTEST_SKIP() << "cannot mount a private tmpfs over /dev/shm here (needs root or user namespaces)";
+  if (rc == 78) GTEST_SKIP() << "seccomp filters cannot be installed here";
+  EXPECT_EQ(rc, 0);
 }
 
 TEST(ForkPolicy, ShareLetsTheChildWriteTheParentsBytes) {
