@@ -1,8 +1,11 @@
 // The README's quick-start code is the examples/ programs, verbatim; the test suite builds and
-// runs those programs. This test fails when the two drift apart.
+// runs those programs. These tests fail when the two drift apart, when the two commands the
+// README gives stop existing, or when a link in the README or docs/ points at no file.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <string>
 
@@ -28,5 +31,33 @@ TEST_P(ReadmeExample, IsQuotedVerbatimInTheReadme) {
 
 INSTANTIATE_TEST_SUITE_P(QuickStart, ReadmeExample,
                          ::testing::Values("quickstart_ring", "quickstart_queue", "quickstart_stream"));
+
+TEST(Readme, TheTwoCommandsExistAndAreExecutable) {
+  const std::string readme = slurp(std::string(PICORING_SOURCE_DIR) + "/README.md");
+  for (const char* command : {"scripts/main-job.sh", "scripts/test-all.sh"}) {
+    EXPECT_NE(readme.find(std::string("`") + command + "`"), std::string::npos) << "README.md must give " << command;
+    const auto path = std::filesystem::path(PICORING_SOURCE_DIR) / command;
+    ASSERT_TRUE(std::filesystem::exists(path)) << command;
+    EXPECT_NE(std::filesystem::status(path).permissions() & std::filesystem::perms::owner_exec,
+              std::filesystem::perms::none)
+        << command << " is not executable";
+  }
+}
+
+// Every relative link, [text](path) or [text](path#anchor), names a file of the repository.
+TEST(Readme, RelativeLinksNameFilesThatExist) {
+  const std::filesystem::path root(PICORING_SOURCE_DIR);
+  int links = 0;
+  for (const char* doc : {"README.md", "docs/benchmarks.md", "docs/design.md", "scenarios/README.md"}) {
+    const std::string text = slurp((root / doc).string());
+    const std::regex link(R"(\]\(([^)#:\s]+)(#[^)]*)?\))");
+    for (std::sregex_iterator it(text.begin(), text.end(), link), end; it != end; ++it) {
+      const auto target = (root / doc).parent_path() / (*it)[1].str();
+      EXPECT_TRUE(std::filesystem::exists(target)) << doc << " links to " << (*it)[1].str() << ", which does not exist";
+      ++links;
+    }
+  }
+  EXPECT_GT(links, 10);  // the pattern finds the links at all
+}
 
 }  // namespace
