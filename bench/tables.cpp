@@ -451,7 +451,8 @@ int run(int argc, char** argv) {
   print_table(
       all, "window", "1b. Obtain a wrapped window (no use of the data)",
       "Each row: picoring's readable_slice() is O(1) (a pointer and a length); classic must copy the window to\n"
-      "make it contiguous. This is the Rust crate picoring 0.1.1's read table; it measures building a span, not reading data.",
+      "make it contiguous. This is the Rust crate picoring 0.1.1's read table; it measures building a span, not "
+      "reading data.",
       false);
   print_table(all, "cycle", "2. Full cycle: write a packet across the end, checksum it, consume it",
               "Each row: picoring push_slice() + checksum of readable_slice() in place + release(); classic\n"

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, tests and benchmarks need, when any is missing.
-# Usage: setup.sh [--tests | --main-job]
+# Usage: setup.sh [--tests] [--main-job]   (both: everything CI needs)
 # Runs apt-get as root, or through sudo. Safe to run again: it does nothing when all are there.
 set -euo pipefail
 packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmark-dev pkg-config)
 # The scenarios (built and run in every native build) read WAV files, and are checked with sox,
 # curl, ab, wrk and a python3 script of raw-socket clients.
 packages+=(libsndfile1-dev sox curl apache2-utils wrk python3)
-case "${1:-}" in
-  # The main job also builds the benchmarks' peers, and draws a chart.
-  # nginx is the HTTP scenario's peer in the same run.
-  --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib nginx-light) ;;
-  # The test suite also builds with clang and runs clang-tidy, cross-builds for i686 and aarch64 run under qemu-user,
-  # a Windows cross build run under wine, and the libFuzzer harnesses (clang's runtime libraries).
-  --tests) packages+=(clang clang-tidy libclang-rt-14-dev g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
-esac
+for arg in "$@"; do
+  case "$arg" in
+    # The main job also builds the benchmarks' peers, and draws a chart.
+    # nginx is the HTTP scenario's peer in the same run.
+    --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib nginx-light) ;;
+    # The test suite also builds with clang and runs clang-tidy and clang-format, cross-builds for i686 and aarch64
+    # run under qemu-user, a Windows cross build run under wine, and the libFuzzer harnesses (clang's runtime).
+    --tests) packages+=(clang clang-tidy clang-format libclang-rt-14-dev g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
+    *) echo "setup.sh: unknown option $arg (use --tests and/or --main-job)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: Debug with g++ (then clang-tidy) and with clang++ (warnings as errors), AddressSanitizer +
+# The whole test suite: Debug with g++ (then clang-tidy and a clang-format check) and with clang++ (warnings as errors), AddressSanitizer +
 # UBSan, ThreadSanitizer, 32-bit x86 and 64-bit Arm with 4, 16 and 64 KiB pages (static, under
 # qemu-user), 64-bit Windows (mingw-w64, under wine), then the install rules checked by the
 # consumer projects (find_package, add_subdirectory, pkg-config), then every libFuzzer harness
@@ -13,6 +13,8 @@ for preset in dev clang asan tsan i686 aarch64; do
   if [ "$preset" = dev ]; then
     echo "=== clang-tidy (src/, tests/, bench/, examples/, scenarios/)"
     scripts/tidy.sh
+    echo "=== clang-format (every tracked C++ file, .clang-format)"
+    git ls-files -z '*.cpp' '*.hpp' '*.h' | xargs -0 clang-format --dry-run --Werror
   fi
 done
 echo "=== workflow preset: windows"
