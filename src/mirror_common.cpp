@@ -54,7 +54,10 @@ std::size_t allocation_granularity() noexcept {
   return granularity;
 }
 
-std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, Error& err) noexcept {
+namespace {
+
+// mirror_size_for with a given granularity (the page size, or a huge page size).
+std::size_t size_for(std::size_t min_elements, std::size_t element_size, std::size_t granularity, Error& err) noexcept {
   err = {};
   if (min_elements == 0 || element_size == 0) {
     err = {make_error_code(errc::zero_size), "size computation"};
@@ -63,7 +66,6 @@ std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, 
   constexpr std::size_t max_size = std::numeric_limits<std::size_t>::max();
   // Both views must fit in the address space and every byte offset in a std::ptrdiff_t.
   constexpr std::size_t limit = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max()) / 2;
-  const std::size_t granularity = allocation_granularity();
   if (granularity == 0) {  // no platform query returns 0; never divide by it if one did
     err = {std::make_error_code(std::errc::not_supported), "query page size (returned 0)"};
     return 0;
@@ -85,6 +87,14 @@ std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, 
   return units * unit;
 }
 
+}  // namespace
+
+std::size_t huge_page_size(HugePages kind) noexcept { return detail::query_huge_page_size(kind); }
+
+std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, Error& err) noexcept {
+  return size_for(min_elements, element_size, allocation_granularity(), err);
+}
+
 MirrorBuffer::MirrorBuffer(std::size_t min_elements, std::size_t element_size, MirrorOptions options) {
   Error err;
   *this = create(min_elements, element_size, options, err);
@@ -98,10 +108,39 @@ MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_
     err = {std::make_error_code(std::errc::invalid_argument), "select fork policy"};
     return buffer;
   }
-  const std::size_t size = mirror_size_for(min_elements, element_size, err);
+  if (options.residency != Residency::on_demand && options.residency != Residency::populate &&
+      options.residency != Residency::lock && options.residency != Residency::lock_if_allowed) {
+    err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
+    return buffer;
+  }
+  std::size_t granularity = allocation_granularity();
+  switch (options.huge_pages) {
+    case HugePages::none:
+      break;
+    case HugePages::transparent:
+      // A hint: where the system has no transparent huge pages, base pages are what it asked.
+      if (const std::size_t huge = detail::query_huge_page_size(HugePages::transparent); huge > granularity)
+        granularity = huge;
+      break;
+    case HugePages::explicit_2mb:
+    case HugePages::explicit_1gb:
+      if (const std::size_t huge = detail::query_huge_page_size(options.huge_pages); huge != 0) {
+        granularity = huge > granularity ? huge : granularity;
+      } else if (options.huge_pages_fallback) {
+        options.huge_pages = HugePages::none;
+      } else {
+        err = {std::make_error_code(std::errc::not_supported), "huge pages (this system offers none of that size)"};
+        return buffer;
+      }
+      break;
+    default:
+      err = {std::make_error_code(std::errc::invalid_argument), "select huge pages"};
+      return buffer;
+  }
+  const std::size_t size = size_for(min_elements, element_size, granularity, err);
   if (err) return buffer;
-  Backend used = Backend::automatic;
-  std::byte* base = detail::map_mirror(size, options, used, err);
+  const detail::Mapped mapped = detail::map_mirror(size, options, err);
+  std::byte* const base = mapped.base;
   if (base == nullptr) return buffer;
   // Prove the mirror before anyone relies on it: a byte written through one view must be
   // read back through the other, in both directions. Touches only the first page.
@@ -118,8 +157,10 @@ MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_
   }
   buffer.base_ = base;
   buffer.size_ = size;
-  buffer.backend_ = used;
+  buffer.backend_ = mapped.backend;
   buffer.owner_ = options.fork == ForkPolicy::exclude ? detail::process_id() : 0;
+  buffer.page_size_ = mapped.page_size;
+  buffer.locked_ = mapped.locked;
   return buffer;
 }
 
@@ -127,7 +168,9 @@ MirrorBuffer::MirrorBuffer(MirrorBuffer&& other) noexcept
     : base_(std::exchange(other.base_, nullptr)),
       size_(std::exchange(other.size_, 0)),
       backend_(std::exchange(other.backend_, Backend::automatic)),
-      owner_(std::exchange(other.owner_, 0)) {}
+      owner_(std::exchange(other.owner_, 0)),
+      page_size_(std::exchange(other.page_size_, 0)),
+      locked_(std::exchange(other.locked_, false)) {}
 
 MirrorBuffer& MirrorBuffer::operator=(MirrorBuffer&& other) noexcept {
   if (this != &other) {
@@ -136,6 +179,8 @@ MirrorBuffer& MirrorBuffer::operator=(MirrorBuffer&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     backend_ = std::exchange(other.backend_, Backend::automatic);
     owner_ = std::exchange(other.owner_, 0);
+    page_size_ = std::exchange(other.page_size_, 0);
+    locked_ = std::exchange(other.locked_, false);
   }
   return *this;
 }
@@ -152,6 +197,8 @@ void MirrorBuffer::reset() noexcept {
   size_ = 0;
   backend_ = Backend::automatic;
   owner_ = 0;
+  page_size_ = 0;
+  locked_ = false;
 }
 
 const char* to_string(Backend b) noexcept {

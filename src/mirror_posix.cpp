@@ -50,9 +50,31 @@ void close_keeping_errno(int fd) {
 }
 
 #if defined(__linux__)
+// From <linux/memfd.h>, which older C libraries' <sys/mman.h> lacks.
+#if !defined(MFD_HUGETLB)
+#define MFD_HUGETLB 0x0004U
+#endif
+constexpr unsigned kMfdHugeShift = 26;  // MFD_HUGE_SHIFT: log2 of the page size in bits 26-31
+
 int open_memfd(Error& err) {
   const int fd = ::memfd_create("picoring", MFD_CLOEXEC);
   return fd >= 0 ? fd : fail(err, "memfd_create");
+}
+// A memfd of hugetlb pages of `page` bytes (a power of two).
+int open_memfd_huge(std::size_t page, Error& err) {
+  const auto log2 = static_cast<unsigned>(__builtin_ctzll(page));
+  const int fd = ::memfd_create("picoring", MFD_CLOEXEC | MFD_HUGETLB | (log2 << kMfdHugeShift));
+  return fd >= 0 ? fd : fail(err, "memfd_create (MFD_HUGETLB)");
+}
+
+// The first number in a small /sys file, or 0.
+std::size_t read_sys_number(const char* path) {
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[64] = {};
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  return n > 0 ? static_cast<std::size_t>(std::strtoull(text, nullptr, 10)) : 0;
 }
 #endif
 
@@ -179,18 +201,40 @@ int open_backend(Backend backend, Error& err) {
   return fail(err, "select backend", EINVAL);
 }
 
-std::byte* map_views(int fd, std::size_t size, const MirrorOptions& options, Error& err) {
+// A PROT_NONE reservation of 2 * size bytes starting at a multiple of `align` (a power of two;
+// hugetlb views must start on a huge page, and transparent huge pages need aligned views).
+// The slack around the aligned range is our own reservation, so trimming it races with no one.
+std::byte* reserve(std::size_t size, std::size_t align, Error& err) {
+  const std::size_t slack = align > 1 ? align : 0;
+  if (2 * size > std::numeric_limits<std::size_t>::max() - slack) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return nullptr;
+  }
   // MAP_NORESERVE: the reservation only holds addresses; it must not be charged as memory.
-  void* reservation = ::mmap(nullptr, 2 * size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* reservation = ::mmap(nullptr, 2 * size + slack, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (reservation == MAP_FAILED) {
     fail(err, "mmap reservation (PROT_NONE, 2x size)");
     return nullptr;
   }
-  auto* base = static_cast<std::byte*>(reservation);
+  auto* start = static_cast<std::byte*>(reservation);
+  if (slack == 0) return start;
+  const auto address = reinterpret_cast<std::uintptr_t>(start);
+  const std::size_t head = static_cast<std::size_t>((align - address % align) % align);
+  if (head != 0) ::munmap(start, head);
+  if (slack - head != 0) ::munmap(start + head + 2 * size, slack - head);
+  return start + head;
+}
+
+std::byte* map_views(int fd, std::size_t size, std::size_t align, bool hugetlb, const MirrorOptions& options,
+                     Error& err) {
+  std::byte* base = reserve(size, align, err);
+  if (base == nullptr) return nullptr;
   const int prot = PROT_READ | PROT_WRITE;
   const char* step = nullptr;
   if (::mmap(base, size, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
-    step = "mmap first view (MAP_FIXED)";
+    // hugetlb pages are reserved when the first view is mapped: ENOMEM means too few are free.
+    step = hugetlb ? "mmap first view (hugetlb: too few free huge pages? see /proc/sys/vm/nr_hugepages)"
+                   : "mmap first view (MAP_FIXED)";
   } else if (::mmap(base + size, size, prot, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED) {
     step = "mmap second view (MAP_FIXED)";
   }
@@ -216,10 +260,72 @@ std::byte* map_with(Backend backend, std::size_t size, const MirrorOptions& opti
   const int fd = open_backend(backend, err);
   if (fd < 0) return nullptr;
   std::byte* base = nullptr;
-  if (size_object(fd, size, backend, err)) base = map_views(fd, size, options, err);
+  const std::size_t align =
+      options.huge_pages == HugePages::transparent ? query_huge_page_size(HugePages::transparent) : 0;
+  if (size_object(fd, size, backend, err)) base = map_views(fd, size, align, false, options, err);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // Advice only: kernels without shmem THP refuse it, and base pages are then what we have.
+  if (base != nullptr && align != 0) ::madvise(base, 2 * size, MADV_HUGEPAGE);
+#endif
   // The mappings keep the object alive; a live ring holds no descriptor.
   close_keeping_errno(fd);
   return base;
+}
+
+#if defined(__linux__)
+std::byte* map_hugetlb(std::size_t size, std::size_t page, const MirrorOptions& options, Error& err) {
+  const int fd = open_memfd_huge(page, err);
+  if (fd < 0) return nullptr;
+  std::byte* base = nullptr;
+  if (size_object(fd, size, Backend::memfd, err)) base = map_views(fd, size, page, true, options, err);
+  close_keeping_errno(fd);
+  return base;
+}
+#endif
+
+#if !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older C libraries lack the name
+#endif
+
+// Faults in every page of one view for writing. MADV_POPULATE_WRITE does it in one call (and
+// reports ENOMEM instead of killing the process); kernels before 5.14 answer EINVAL, and a touch
+// loop does the same work there: each page read and written back (the memory is fresh, so the
+// write changes nothing but the page-table entry).
+bool populate_view(std::byte* view, std::size_t size, Error& err) {
+#if defined(__linux__)
+  if (::madvise(view, size, MADV_POPULATE_WRITE) == 0) return true;
+  if (errno != EINVAL) {
+    fail(err, "madvise(MADV_POPULATE_WRITE)");
+    return false;
+  }
+#else
+  (void)err;
+#endif
+  const std::size_t page = query_granularity();
+  for (std::size_t at = 0; at < size; at += page) {
+    volatile std::byte* p = view + at;
+    *p = *p;
+  }
+  return true;
+}
+
+// Applies options.residency to a fresh mapping. False, with err set, when a required lock is
+// refused or population fails; the caller unmaps.
+bool make_resident(std::byte* base, std::size_t size, Residency residency, bool& locked, Error& err) {
+  locked = false;
+  if (residency == Residency::on_demand) return true;
+  if (residency == Residency::lock || residency == Residency::lock_if_allowed) {
+    // mlock faults every page in, through both views, and keeps them.
+    if (::mlock(base, 2 * size) == 0) {
+      locked = true;
+      return true;
+    }
+    if (residency == Residency::lock) {
+      fail(err, "mlock (both views count against RLIMIT_MEMLOCK, ulimit -l)");
+      return false;
+    }
+  }
+  return populate_view(base, size, err) && populate_view(base + size, size, err);
 }
 
 }  // namespace
@@ -232,27 +338,74 @@ std::size_t query_granularity() noexcept {
   return page > 0 ? static_cast<std::size_t>(page) : std::size_t{65536};
 }
 
-std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& used, Error& err) noexcept {
-  if (size > std::numeric_limits<std::size_t>::max() / 2) {
-    err = {make_error_code(errc::size_overflow), "size computation"};
-    return nullptr;
+std::size_t query_huge_page_size(HugePages kind) noexcept {
+#if defined(__linux__)
+  switch (kind) {
+    case HugePages::transparent:
+      return read_sys_number("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
+    case HugePages::explicit_2mb:
+      return ::access("/sys/kernel/mm/hugepages/hugepages-2048kB", F_OK) == 0 ? std::size_t{2} << 20 : 0;
+    case HugePages::explicit_1gb:
+      return ::access("/sys/kernel/mm/hugepages/hugepages-1048576kB", F_OK) == 0 ? std::size_t{1} << 30 : 0;
+    case HugePages::none:
+      break;
   }
+#else
+  (void)kind;
+#endif
+  return 0;
+}
+
+namespace {
+
+// The views, by the backend options ask for (or each in turn for automatic).
+Mapped map_base_pages(std::size_t size, const MirrorOptions& options, Error& err) {
   if (options.backend != Backend::automatic) {
     std::byte* base = map_with(options.backend, size, options, err);
-    if (base != nullptr) used = options.backend;
-    return base;
+    return {base, options.backend, query_granularity(), false};
   }
   for (Backend backend : {Backend::memfd, Backend::posix_shm, Backend::tmpfile}) {
     err = {};
     std::byte* base = map_with(backend, size, options, err);
-    if (base != nullptr) {
-      used = backend;
-      return base;
-    }
+    if (base != nullptr) return {base, backend, query_granularity(), false};
     // Only a refusal of the mechanism itself justifies trying the next one.
-    if (err.code.category() != std::system_category() || !is_refusal(err.code.value())) return nullptr;
+    if (err.code.category() != std::system_category() || !is_refusal(err.code.value())) break;
   }
-  return nullptr;
+  return {};
+}
+
+Mapped map_pages(std::size_t size, const MirrorOptions& options, Error& err) {
+  if (options.huge_pages != HugePages::explicit_2mb && options.huge_pages != HugePages::explicit_1gb)
+    return map_base_pages(size, options, err);
+#if defined(__linux__)
+  if (options.backend == Backend::automatic || options.backend == Backend::memfd) {
+    const std::size_t page = query_huge_page_size(options.huge_pages);
+    if (std::byte* base = map_hugetlb(size, page, options, err)) return {base, Backend::memfd, page, false};
+  } else {
+    err = {os_error(EINVAL), "select backend (explicit huge pages need memfd)"};
+  }
+#else
+  err = {os_error(ENOTSUP), "huge pages (hugetlb is Linux only)"};
+#endif
+  if (!options.huge_pages_fallback) return {};
+  err = {};
+  return map_base_pages(size, options, err);
+}
+
+}  // namespace
+
+Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) noexcept {
+  if (size > std::numeric_limits<std::size_t>::max() / 2) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return {};
+  }
+  Mapped mapped = map_pages(size, options, err);
+  if (mapped.base == nullptr) return {};
+  if (!make_resident(mapped.base, size, options.residency, mapped.locked, err)) {
+    ::munmap(mapped.base, 2 * size);
+    return {};
+  }
+  return mapped;
 }
 
 std::uint64_t process_id() noexcept { return static_cast<std::uint64_t>(::getpid()); }

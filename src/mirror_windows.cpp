@@ -162,11 +162,12 @@ std::size_t query_granularity() noexcept {
   return info.dwAllocationGranularity > 0 ? info.dwAllocationGranularity : 65536;
 }
 
-std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& used, Error& err) noexcept {
-  if (size > std::numeric_limits<std::size_t>::max() / 2) {
-    err = {make_error_code(errc::size_overflow), "size computation"};
-    return nullptr;
-  }
+// Windows large pages need SeLockMemoryPrivilege and non-section memory; not offered here.
+std::size_t query_huge_page_size(HugePages) noexcept { return 0; }
+
+namespace {
+
+std::byte* map_views(std::size_t size, const MirrorOptions& options, Backend& used, Error& err) noexcept {
   const Backend wanted = options.backend;
   if (wanted != Backend::automatic && wanted != Backend::windows_placeholder && wanted != Backend::windows_legacy) {
     fail(err, "select backend (not available on Windows)", ERROR_NOT_SUPPORTED);
@@ -191,6 +192,37 @@ std::byte* map_mirror(std::size_t size, const MirrorOptions& options, Backend& u
   // The views keep the section alive; a live ring holds no handle.
   ::CloseHandle(section);
   return base;
+}
+
+}  // namespace
+
+Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) noexcept {
+  if (size > std::numeric_limits<std::size_t>::max() / 2) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return {};
+  }
+  // Locking would need VirtualLock on both views plus a larger working set
+  // (SetProcessWorkingSetSize); not implemented: refused, never silently skipped.
+  if (options.residency == Residency::lock) {
+    fail(err, "VirtualLock (Residency::lock is not supported on Windows)", ERROR_NOT_SUPPORTED);
+    return {};
+  }
+  Mapped mapped;
+  mapped.page_size = query_granularity();
+  mapped.base = map_views(size, options, mapped.backend, err);
+  if (mapped.base == nullptr) return {};
+  // populate and lock_if_allowed: the section is committed already (SEC_COMMIT); touching each
+  // page through both views maps it, so the first lap takes no fault.
+  if (options.residency != Residency::on_demand) {
+    SYSTEM_INFO info{};
+    ::GetSystemInfo(&info);
+    const std::size_t page = info.dwPageSize > 0 ? info.dwPageSize : 4096;
+    for (std::size_t at = 0; at < 2 * size; at += page) {
+      volatile std::byte* p = mapped.base + at;
+      *p = *p;
+    }
+  }
+  return mapped;
 }
 
 std::uint64_t process_id() noexcept { return 0; }  // no fork(): views never reach another process

@@ -281,29 +281,9 @@ TEST(MirrorBuffer, ConcurrentCreationNeverSharesMemoryBetweenRings) {
 
 #if defined(__linux__)
 
-std::size_t count_open_fds() {
-  std::size_t n = 0;
-  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
-  return n;
-}
-// Lines of /proc/self/maps. Unsanitized builds (dev, release) count every line, which also
-// catches a leaked PROT_NONE reservation. Sanitizer runtimes map memory of their own as the
-// test runs, so sanitized builds count only the views of ring objects, found by name.
-std::size_t count_mappings() {
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  std::size_t n = 0;
-  while (std::getline(maps, line)) {
-    if (!picoring_test::kSanitized) {
-      ++n;
-      continue;
-    }
-    const bool ours = line.find("memfd:picoring") != std::string::npos ||
-                      line.find("/dev/shm/pr.") != std::string::npos || line.find("picoring-") != std::string::npos;
-    if (ours) ++n;
-  }
-  return n;
-}
+using picoring_test::count_mappings;
+using picoring_test::count_open_fds;
+
 // The names in /dev/shm that this process made: both backends put the pid in their names
 // ("pr.<pid hex>.", "picoring-<pid>-"). Other test processes run at the same time and have
 // names of their own there for a moment; those must not count.

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -210,6 +212,31 @@ State* state_starting_at(std::size_t min_capacity, Position start) {
 }
 
 #if defined(__linux__)
+// Open descriptors of this process.
+inline std::size_t count_open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+// Lines of /proc/self/maps. Unsanitized builds (dev, release) count every line, which also
+// catches a leaked PROT_NONE reservation. Sanitizer runtimes map memory of their own as the
+// test runs, so sanitized builds count only the views of ring objects, found by name.
+inline std::size_t count_mappings() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::size_t n = 0;
+  while (std::getline(maps, line)) {
+    if (!kSanitized) {
+      ++n;
+      continue;
+    }
+    const bool ours = line.find("memfd:picoring") != std::string::npos ||
+                      line.find("/dev/shm/pr.") != std::string::npos || line.find("picoring-") != std::string::npos;
+    if (ours) ++n;
+  }
+  return n;
+}
+
 // Runs `body` in a forked child and returns its exit status (body returns the exit code), or
 // 128 + the signal that killed it, so that resource limits, seccomp filters and crashes of a
 // test stay out of the test process.

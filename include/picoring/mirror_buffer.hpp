@@ -90,12 +90,48 @@ std::size_t allocation_granularity() noexcept;
 // pages that is a multiple of 12 KiB, i.e. 512 elements). Sets `err` on zero or overflow.
 std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, Error& err) noexcept;
 
+// Whether the pages stay in memory. Ring memory is shared memory (shmem): the kernel allocates
+// a page at its first touch and may take it away again when the ring goes cold (proactive
+// reclaim, memory-cgroup pressure), so a later lap pays page faults. Real-time code (an audio
+// callback) and latency-critical paths cannot take them.
+//   on_demand (default): pages come at first touch, as for any fresh memory.
+//   populate: both views are pre-faulted at creation (MADV_POPULATE_WRITE, or a touch loop on
+//     kernels before 5.14), so the first lap pays no fault. The kernel may still reclaim them.
+//   lock: populated and mlock()ed, so they stay: creation fails ("mlock ...", ENOMEM or EPERM)
+//     when RLIMIT_MEMLOCK (ulimit -l) is too low; both views count against it, i.e. twice the
+//     ring, unless the process has CAP_IPC_LOCK. Unlocked when the buffer is destroyed.
+//   lock_if_allowed: lock when the limit allows, else populate only; locked() says which.
+// Windows: populate is a touch loop; lock is refused (ERROR_NOT_SUPPORTED), lock_if_allowed
+// populates only.
+enum class Residency { on_demand, populate, lock, lock_if_allowed };
+
+// Page size of the backing memory. Huge pages cut TLB misses for rings of many megabytes.
+//   none (default): the system's base page (allocation_granularity()).
+//   transparent: asks the kernel for transparent huge pages (MADV_HUGEPAGE on the shmem views,
+//     which honours it when /sys/kernel/mm/transparent_hugepage/shmem_enabled is "advise" or
+//     "always"). A hint: the size is rounded to the PMD size (2 MiB on x86-64) and the views
+//     aligned to it; page_size() stays the base page, /proc/self/smaps shows what was granted.
+//   explicit_2mb, explicit_1gb: hugetlb pages (memfd_create with MFD_HUGETLB, Linux only); the
+//     size is rounded to the huge page; the pages must be reserved beforehand
+//     (/proc/sys/vm/nr_hugepages or hugepages-*/nr_hugepages). Without enough free pages,
+//     creation fails (ENOMEM, the step names hugetlb), or with `huge_pages_fallback` the buffer
+//     uses base pages instead: page_size() says which.
+enum class HugePages { none, transparent, explicit_2mb, explicit_1gb };
+
 struct MirrorOptions {
   Backend backend = Backend::automatic;
   ForkPolicy fork = ForkPolicy::exclude;
-  // Room for what comes next without breaking callers: huge-page backing, mapping a shared
-  // memory object received from another process. Not implemented yet.
+  Residency residency = Residency::on_demand;
+  HugePages huge_pages = HugePages::none;
+  // Explicit huge pages unavailable (none reserved, no such size, not Linux, a backend other
+  // than memfd forced): use base pages instead of failing. page_size() tells what was used.
+  bool huge_pages_fallback = false;
 };
+
+// The page size a HugePages choice gives on this system: the PMD size for transparent (2 MiB
+// on x86-64), 2 MiB or 1 GiB for explicit_*; 0 when the system offers none of that kind (and
+// for none). Explicit pages must still be reserved to be available.
+std::size_t huge_page_size(HugePages kind) noexcept;
 
 // Owns one mirrored mapping. Move-only; the destructor releases both views and the range they
 // occupy (POSIX: one munmap; Windows: two UnmapViewOfFile). The file descriptor or section
@@ -138,6 +174,11 @@ class MirrorBuffer {
   explicit operator bool() const noexcept { return base_ != nullptr; }
   // The backend that created this buffer (automatic when empty).
   Backend backend() const noexcept { return backend_; }
+  // Bytes per page of the memory behind it: allocation_granularity()'s page, or the hugetlb
+  // page size with HugePages::explicit_*. Zero when empty.
+  std::size_t page_size() const noexcept { return page_size_; }
+  // True when the pages are mlock()ed (Residency::lock, or lock_if_allowed where allowed).
+  bool locked() const noexcept { return locked_; }
   // True in a child of fork() when the buffer was created with ForkPolicy::exclude: the memory
   // is not mapped in this process. Destruction and reset() then release nothing. Costs a
   // getpid() call when the policy is exclude (not a hot-path query). Always false on Windows.
@@ -151,6 +192,8 @@ class MirrorBuffer {
   std::size_t size_ = 0;
   Backend backend_ = Backend::automatic;
   std::uint64_t owner_ = 0;  // creator's process id with ForkPolicy::exclude, else 0
+  std::size_t page_size_ = 0;
+  bool locked_ = false;
 };
 
 const char* to_string(Backend b) noexcept;
