@@ -517,7 +517,7 @@ TEST(Errors, AFullDevShmIsReportedAtCreation) {
     const std::size_t fds = count_open_fds();
     const std::size_t maps = count_mappings();
     Error small_err;
-    MirrorBuffer small = MirrorBuffer::create(64 * 1024, 1, {}, small_err);
+    MirrorBuffer small = MirrorBuffer::create(std::size_t{64} * 1024, 1, {}, small_err);
     if (small.empty() || small.backend() != Backend::posix_shm) return 1;  // fits: works
     for (Backend backend : {Backend::automatic, Backend::posix_shm, Backend::tmpfile}) {
       Error err;

@@ -153,7 +153,7 @@ TEST(Residency, ARefusedLockIsAnErrorOrFallsBackWhenAllowed) {
     if (!drop_ipc_lock_capability()) return 77;
     rlimit lim{};
     ::getrlimit(RLIMIT_MEMLOCK, &lim);
-    lim.rlim_cur = 64 * 1024;
+    lim.rlim_cur = rlim_t{64} * 1024;
     if (::setrlimit(RLIMIT_MEMLOCK, &lim) != 0) return 77;
     const std::size_t fds = picoring_test::count_open_fds();
     const std::size_t maps = picoring_test::count_mappings();
@@ -295,7 +295,7 @@ TEST(HugePages, ExplicitTwoMiBPagesBackTheRingWhenReserved) {
 TEST(HugePages, TransparentRoundsAndAlignsTheViews) {
   const std::size_t pmd = picoring::huge_page_size(HugePages::transparent);
   if (pmd == 0) GTEST_SKIP() << "this kernel has no transparent huge pages";
-  MirrorBuffer m(100 * 1024, with(Residency::populate, HugePages::transparent));
+  MirrorBuffer m(std::size_t{100} * 1024, with(Residency::populate, HugePages::transparent));
   EXPECT_EQ(m.size() % pmd, 0u);
   EXPECT_EQ(reinterpret_cast<std::uintptr_t>(m.data()) % pmd, 0u);
   EXPECT_EQ(m.page_size(), picoring::allocation_granularity());  // a hint, not a promise
