@@ -298,6 +298,33 @@ void BM_CreateAndTouch_Plain(benchmark::State& state) {
   set_bytes(state, size_of(state));
 }
 
+// The same, with the ring made resident at creation (arg 1: 0 populate, 1 lock_if_allowed,
+// 2 explicit 2 MiB pages + populate, falling back to base pages when none are reserved; the
+// label says what was used).
+void BM_CreateAndTouch_Resident(benchmark::State& state) {
+  picoring::MirrorOptions o;
+  o.residency = state.range(1) == 1 ? picoring::Residency::lock_if_allowed : picoring::Residency::populate;
+  if (state.range(1) == 2) {
+    o.huge_pages = picoring::HugePages::explicit_2mb;
+    o.huge_pages_fallback = true;
+  }
+  std::size_t page = 0;
+  bool locked = false;
+  for (auto _ : state) {
+    picoring::MirrorBuffer m(size_of(state), o);
+    std::memset(m.data(), 1, m.size());
+    benchmark::ClobberMemory();
+    page = m.page_size();
+    locked = m.locked();
+  }
+  state.SetLabel(std::string(locked ? "locked, " : "") + std::to_string(page >> 10) + " KiB pages");
+  set_bytes(state, size_of(state));
+}
+void resident_args(benchmark::internal::Benchmark* b) {
+  for (std::int64_t s : {std::int64_t{1} << 20, std::int64_t{64} << 20})
+    for (std::int64_t how : {0, 1, 2}) b->Args({s, how});
+}
+
 BENCHMARK(BM_Write_Picoring)->Apply(sizes);
 BENCHMARK(BM_Write_Classic)->Apply(sizes);
 BENCHMARK(BM_Write_Memcpy)->Apply(sizes);
@@ -310,6 +337,7 @@ BENCHMARK(BM_Create_Mirrored)->Apply(create_sizes);
 BENCHMARK(BM_Create_Plain)->Apply(create_sizes);
 BENCHMARK(BM_CreateAndTouch_Mirrored)->Apply(create_sizes);
 BENCHMARK(BM_CreateAndTouch_Plain)->Apply(create_sizes);
+BENCHMARK(BM_CreateAndTouch_Resident)->Apply(resident_args);
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 // results feed a checksum or a compiler barrier so no work is optimised away; the thread is
 // pinned to one CPU.
 #include <sched.h>
+#include <sys/resource.h>
 #include <sys/utsname.h>
 
 #include <algorithm>
@@ -44,6 +45,8 @@ struct Options {
   std::string out_dir = ".";
   double seconds_per_cell = 0.4;
   std::size_t max_size = std::size_t{500} << 20;
+  bool rings = true;      // tables 1-4
+  bool residency = true;  // tables 5-6
 };
 
 std::string human(std::size_t bytes) {
@@ -67,6 +70,12 @@ std::size_t mem_available() {
     if (key == "MemAvailable:") return kb * 1024;
   }
   return 0;
+}
+
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return u.ru_minflt;
 }
 
 // Runs `op` in batches and returns the median nanoseconds per operation. Each variant of a
@@ -258,6 +267,114 @@ class Bench {
     keep(sink);
   }
 
+  // 5. Residency: the same seam write (table 3) into rings made each way, none touched before
+  // timing, beside the classic ring (anonymous memory, touched by its construction); minor
+  // faults per write measured after timing; and 6. the first lap: create, write every byte
+  // once, destroy.
+  void run_residency(std::size_t size, bool& locked, std::size_t& huge_page) {
+    struct Variant {
+      const char* name;
+      picoring::MirrorOptions options;
+    };
+    auto opts = [](picoring::Residency r, picoring::HugePages h) {
+      picoring::MirrorOptions o;
+      o.residency = r;
+      o.huge_pages = h;
+      o.huge_pages_fallback = true;
+      return o;
+    };
+    const Variant variants[] = {
+        {"default", opts(picoring::Residency::on_demand, picoring::HugePages::none)},
+        {"populate", opts(picoring::Residency::populate, picoring::HugePages::none)},
+        {"lock", opts(picoring::Residency::lock_if_allowed, picoring::HugePages::none)},
+        {"huge", opts(picoring::Residency::populate, picoring::HugePages::explicit_2mb)},
+    };
+    std::vector<picoring::PicoRing<std::byte>> rings;
+    for (const auto& v : variants) rings.emplace_back(2 * size, v.options);
+    locked = rings[2].memory().locked();
+    huge_page = rings[3].memory().page_size();
+    ClassicRing classic(rings[0].capacity());
+    std::vector<std::byte> src(size);
+    for (std::size_t i = 0; i < size; ++i) src[i] = static_cast<std::byte>(i * 131 + 7);
+    std::vector<std::byte> plain(size);
+    std::memset(plain.data(), 1, size);
+    std::vector<std::function<void()>> ops;
+    for (auto& ring : rings) {
+      const std::size_t start = ring.capacity() - (size + 1) / 2;
+      ops.emplace_back([&ring, &src, start] {
+        ring.clear();
+        ring.commit(start);
+        ring.release(start);
+        ring.push_slice(src);
+        clobber();
+      });
+    }
+    const std::size_t start = classic.capacity() - (size + 1) / 2;
+    ops.emplace_back([&classic, &src, start] {
+      classic.clear();
+      classic.commit(start);
+      classic.release(start);
+      classic.write(src);
+      clobber();
+    });
+    ops.emplace_back([&plain, &src, size] {
+      std::memcpy(plain.data(), src.data(), size);
+      clobber();
+    });
+    auto all_ops = ops;
+    const auto m = measure(std::move(all_ops), opt_.seconds_per_cell);
+    std::vector<std::pair<std::string, double>> row;
+    for (std::size_t i = 0; i < rings.size(); ++i) row.emplace_back(variants[i].name, m[i]);
+    row.emplace_back("classic", m[rings.size()]);
+    row.emplace_back("memcpy", m[rings.size() + 1]);
+    // Faults per write, each variant alone, after the timed rounds (what a steady lap pays).
+    for (std::size_t i = 0; i < rings.size() + 1; ++i) {
+      const long before = minor_faults();
+      for (int k = 0; k < 8; ++k) ops[i]();
+      row.emplace_back(std::string("faults ") + (i < rings.size() ? variants[i].name : "classic"),
+                       static_cast<double>(minor_faults() - before) / 8);
+    }
+    row.emplace_back("huge page bytes", static_cast<double>(huge_page));
+    add("residency", size, std::move(row));
+
+    // 6. First lap: create the ring, write every byte once, destroy it. The populate cost
+    // moves into creation; the question is what the whole costs. "touch loop" is populate
+    // done by hand (on_demand, then a write per page through each view), against the
+    // library's MADV_POPULATE_WRITE.
+    std::vector<std::function<void()>> laps;
+    const std::size_t cap = rings[0].capacity();
+    rings.clear();
+    for (const auto& v : variants) {
+      laps.emplace_back([&v, size] {
+        picoring::PicoRing<std::byte> ring(2 * size, v.options);
+        auto w = ring.writable_slice();
+        std::memset(w.data(), 2, w.size());
+        clobber();
+      });
+    }
+    laps.emplace_back([size] {
+      picoring::PicoRing<std::byte> ring(2 * size);
+      const std::size_t page = picoring::allocation_granularity();
+      std::byte* base = ring.memory().data();
+      for (std::size_t at = 0; at < 2 * ring.memory().size(); at += page)
+        static_cast<volatile std::byte*>(base)[at] = {};
+      auto w = ring.writable_slice();
+      std::memset(w.data(), 2, w.size());
+      clobber();
+    });
+    laps.emplace_back([cap] {
+      std::vector<std::byte> v(cap);  // value-initialised: zeroed, so touched once already
+      std::memset(v.data(), 2, cap);
+      clobber();
+    });
+    const auto f = measure(std::move(laps), opt_.seconds_per_cell);
+    std::vector<std::pair<std::string, double>> first;
+    for (std::size_t i = 0; i < 4; ++i) first.emplace_back(variants[i].name, f[i]);
+    first.emplace_back("touch loop", f[4]);
+    first.emplace_back("classic", f[5]);
+    add("firstlap", size, std::move(first));
+  }
+
   const std::vector<Result>& results() const { return results_; }
 
  private:
@@ -308,6 +425,45 @@ void print_collections(const std::vector<Result>& all) {
       "classic: two-memcpy write + two-memcpy read. The packet crosses the end.\n");
 }
 
+void print_residency(const std::vector<Result>& all, bool locked) {
+  std::printf("\n### 5. Residency: push_slice across the end into rings never touched before timing\n\n");
+  std::printf(
+      "| size | default ns | populate ns | lock ns | huge ns | classic ns | memcpy ns | "
+      "populate+lock / classic | lock / memcpy | faults per write: default / populate / lock / huge / "
+      "classic | huge pages |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+  for (const auto& r : all) {
+    if (r.table != "residency") continue;
+    std::printf(
+        "| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.1f / %.1f / %.1f / %.1f / %.1f | %s |\n",
+        human(r.size).c_str(), get(r, "default"), get(r, "populate"), get(r, "lock"), get(r, "huge"), get(r, "classic"),
+        get(r, "memcpy"), get(r, "classic") / get(r, "lock"), get(r, "memcpy") / get(r, "lock"),
+        get(r, "faults default"), get(r, "faults populate"), get(r, "faults lock"), get(r, "faults huge"),
+        get(r, "faults classic"),
+        get(r, "huge page bytes") > static_cast<double>(picoring::allocation_granularity())
+            ? "2 MiB"
+            : "none reserved (base pages)");
+  }
+  std::printf(
+      "\nRings made with MirrorOptions::residency on_demand (default), populate, lock_if_allowed (%s here) and\n"
+      "huge_pages explicit_2mb + populate, with fallback to base pages (last column); the classic ring is a\n"
+      "std::vector (anonymous memory, zeroed at construction). Same write as table 3; faults counted over 8\n"
+      "writes of each, after the timed rounds.\n",
+      locked ? "locked" : "not locked: RLIMIT_MEMLOCK too low, populated only");
+  std::printf("\n### 6. First lap: create the ring, write every byte once, destroy it (ms)\n\n");
+  std::printf(
+      "| size | default | populate | lock | huge | on_demand + touch loop | classic (vector + memset) |\n"
+      "|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : all) {
+    if (r.table != "firstlap") continue;
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", human(r.size).c_str(), get(r, "default") / 1e6,
+                get(r, "populate") / 1e6, get(r, "lock") / 1e6, get(r, "huge") / 1e6, get(r, "touch loop") / 1e6,
+                get(r, "classic") / 1e6);
+  }
+  std::printf(
+      "\nThe ring's capacity is twice the size. populate pays the faults at creation "
+      "(MADV_POPULATE_WRITE);\nthe touch-loop column does the same by hand, for comparison.\n");
+}
+
 // The targets, checked against this run's figures (printed, never asserted in a test).
 void print_targets(const std::vector<Result>& all) {
   struct Check {
@@ -326,6 +482,8 @@ void print_targets(const std::vector<Result>& all) {
       {"byte stream write+read >= 1.0x classic", "collections", "stream", "classic", 1.0},
       {"queue write+read >= 1.0x classic", "collections", "queue", "classic", 1.0},
       {"wrapped window obtained in < 5 ns", "window", "picoring", "", 0, 0, 5.0},
+      {"seam write, populate+lock >= 0.95x classic", "residency", "lock", "classic", 0.95},
+      {"seam write, populate+lock >= 0.9x memcpy from 64 KiB", "residency", "lock", "memcpy", 0.9, 65536},
   };
   std::printf("\n### Targets (this run)\n\n| target | holds | misses (size: figure) |\n|---|---|---|\n");
   for (const auto& c : checks) {
@@ -389,6 +547,14 @@ int run(int argc, char** argv) {
     } else if (a == "--quick") {
       opt.seconds_per_cell = 0.05;
       opt.max_size = std::size_t{10} << 20;
+    } else if (a == "--only" && i + 1 < argc) {
+      const std::string which = argv[++i];
+      if (which != "rings" && which != "residency") {
+        std::fprintf(stderr, "--only wants rings (tables 1-4) or residency (tables 5-6), not '%s'\n", which.c_str());
+        return 2;
+      }
+      opt.rings = which == "rings";
+      opt.residency = which == "residency";
     } else if (a == "--max-mib" && i + 1 < argc) {
       char* end = nullptr;
       const unsigned long mib = std::strtoul(argv[++i], &end, 10);
@@ -398,7 +564,7 @@ int run(int argc, char** argv) {
       }
       opt.max_size = static_cast<std::size_t>(mib) << 20;
     } else {
-      std::fprintf(stderr, "usage: %s [--out DIR] [--quick] [--max-mib N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--out DIR] [--quick] [--max-mib N] [--only rings|residency]\n", argv[0]);
       return 2;
     }
   }
@@ -429,6 +595,7 @@ int run(int argc, char** argv) {
   Bench bench(opt);
   std::vector<std::string> skipped;
   for (std::size_t size : sizes) {
+    if (!opt.rings) break;
     if (size > opt.max_size) {
       skipped.push_back(human(size) + " (above --max-mib / --quick)");
       continue;
@@ -442,6 +609,21 @@ int run(int argc, char** argv) {
     }
     std::fprintf(stderr, "measuring %s...\n", human(size).c_str());
     bench.run_size(size);
+  }
+  // Residency tables: 1 MiB and up (where reclaim and TLB reach matter).
+  bool residency_locked = false;
+  for (std::size_t size : sizes) {
+    if (!opt.residency || size < (std::size_t{1} << 20) || size > opt.max_size) continue;
+    const std::size_t needed = 12 * size + (std::size_t{256} << 20);
+    if (mem_available() < needed) {
+      skipped.push_back("residency at " + human(size) + " (needs " + std::to_string(needed >> 20) + " MiB)");
+      continue;
+    }
+    std::fprintf(stderr, "measuring residency at %s...\n", human(size).c_str());
+    bool locked = false;
+    std::size_t huge = 0;
+    bench.run_residency(size, locked, huge);
+    residency_locked = locked;
   }
   const auto& all = bench.results();
   print_table(all, "read", "1. Read: checksum a wrapped window",
@@ -464,6 +646,7 @@ int run(int argc, char** argv) {
               "(within noise) is the expected result. memcpy: the same bytes into plain memory (the floor).",
               true);
   print_collections(all);
+  print_residency(all, residency_locked);
   print_targets(all);
   for (const auto& s : skipped) std::printf("\nSkipped %s.\n", s.c_str());
   write_files(all, opt.out_dir);
