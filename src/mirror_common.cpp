@@ -113,6 +113,10 @@ MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_
     err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
     return buffer;
   }
+  if (options.numa_node < -1) {
+    err = {std::make_error_code(std::errc::invalid_argument), "select NUMA node"};
+    return buffer;
+  }
   std::size_t granularity = allocation_granularity();
   switch (options.huge_pages) {
     case HugePages::none:

@@ -10,6 +10,10 @@
 #endif
 
 #include <fcntl.h>
+#if defined(__linux__)
+#include <linux/mempolicy.h>
+#include <sys/syscall.h>
+#endif
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -309,6 +313,32 @@ bool populate_view(std::byte* view, std::size_t size, Error& err) {
   return true;
 }
 
+// Binds the object's pages to one NUMA node. On a shared mapping the policy is the object's,
+// so it holds for both views; set before any page is touched (the mirror check comes later).
+bool bind_to_node(std::byte* base, std::size_t size, int node, Error& err) {
+  if (node < 0) return true;
+#if defined(__linux__)
+  constexpr int kBits = 8 * static_cast<int>(sizeof(unsigned long));
+  constexpr int kWords = 16;  // nodes 0..1023
+  if (node >= kBits * kWords) {
+    fail(err, "mbind (node number too large)", EINVAL);
+    return false;
+  }
+  unsigned long mask[kWords] = {};
+  mask[node / kBits] = 1UL << (node % kBits);
+  if (::syscall(SYS_mbind, base, 2 * size, MPOL_BIND, mask, static_cast<unsigned long>(kBits) * kWords, 0UL) != 0) {
+    fail(err, "mbind (MPOL_BIND to the requested NUMA node)");
+    return false;
+  }
+  return true;
+#else
+  (void)base;
+  (void)size;
+  fail(err, "NUMA binding (Linux only)", ENOTSUP);
+  return false;
+#endif
+}
+
 // Applies options.residency to a fresh mapping. False, with err set, when a required lock is
 // refused or population fails; the caller unmaps.
 bool make_resident(std::byte* base, std::size_t size, Residency residency, bool& locked, Error& err) {
@@ -401,7 +431,8 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
   }
   Mapped mapped = map_pages(size, options, err);
   if (mapped.base == nullptr) return {};
-  if (!make_resident(mapped.base, size, options.residency, mapped.locked, err)) {
+  if (!bind_to_node(mapped.base, size, options.numa_node, err) ||
+      !make_resident(mapped.base, size, options.residency, mapped.locked, err)) {
     ::munmap(mapped.base, 2 * size);
     return {};
   }

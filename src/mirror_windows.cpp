@@ -203,6 +203,10 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
   }
   // Locking would need VirtualLock on both views plus a larger working set
   // (SetProcessWorkingSetSize); not implemented: refused, never silently skipped.
+  if (options.numa_node >= 0) {
+    fail(err, "NUMA binding (not supported on Windows)", ERROR_NOT_SUPPORTED);
+    return {};
+  }
   if (options.residency == Residency::lock) {
     fail(err, "VirtualLock (Residency::lock is not supported on Windows)", ERROR_NOT_SUPPORTED);
     return {};

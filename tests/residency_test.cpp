@@ -15,6 +15,7 @@
 
 #if defined(__linux__)
 #include <linux/capability.h>
+#include <linux/mempolicy.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -303,6 +304,59 @@ TEST(HugePages, TransparentRoundsAndAlignsTheViews) {
   std::string modes((std::istreambuf_iterator<char>(mode)), std::istreambuf_iterator<char>());
   // Whether the kernel granted huge pages is its choice (shmem_enabled, memory); not asserted.
   std::printf("shmem_enabled: %s", modes.c_str());
+}
+
+// The policy the kernel holds for `address` (MPOL_F_ADDR) and the node of the page there
+// (MPOL_F_NODE | MPOL_F_ADDR).
+struct Policy {
+  int mode = -1;
+  unsigned long nodes = 0;  // nodes 0..63
+  int page_node = -1;
+};
+Policy policy_at(const void* address) {
+  Policy p;
+  unsigned long mask[16] = {};
+  if (::syscall(SYS_get_mempolicy, &p.mode, mask, 8 * sizeof mask, address, MPOL_F_ADDR) != 0) return {};
+  p.nodes = mask[0];
+  ::syscall(SYS_get_mempolicy, &p.page_node, nullptr, 0UL, address, MPOL_F_NODE | MPOL_F_ADDR);
+  return p;
+}
+
+TEST(Numa, TheRingsPagesComeFromTheRequestedNode) {
+  if (picoring_test::emulator() != nullptr) GTEST_SKIP() << picoring_test::emulator() << " does not pass mbind through";
+  MirrorOptions on_node0;
+  on_node0.numa_node = 0;  // every Linux machine has node 0
+  on_node0.residency = Residency::populate;
+  picoring::PicoRing<std::uint64_t> ring(100000, on_node0);
+  for (const std::byte* at : {ring.memory().data(), ring.memory().data() + ring.memory().size()}) {
+    const Policy p = policy_at(at);
+    EXPECT_EQ(p.mode, MPOL_BIND);
+    EXPECT_EQ(p.nodes, 1UL);
+    EXPECT_EQ(p.page_node, 0);
+  }
+  // Without the option: the default policy.
+  picoring::PicoRing<std::uint64_t> plain(1000);
+  EXPECT_EQ(policy_at(plain.memory().data()).mode, MPOL_DEFAULT);
+}
+
+TEST(Numa, ANodeTheSystemLacksIsAnErrorAndLeavesNothing) {
+  if (picoring_test::emulator() != nullptr) GTEST_SKIP() << picoring_test::emulator() << " does not pass mbind through";
+  if (std::ifstream("/sys/devices/system/node/node1000").good()) GTEST_SKIP() << "this machine has node 1000";
+  const std::size_t fds = picoring_test::count_open_fds();
+  const std::size_t maps = picoring_test::count_mappings();
+  MirrorOptions far;
+  far.numa_node = 1000;
+  Error err;
+  EXPECT_TRUE(MirrorBuffer::create(4096, 1, far, err).empty());
+  EXPECT_EQ(err.code, std::errc::invalid_argument) << err.message();
+  EXPECT_NE(std::string(err.step).find("mbind"), std::string::npos);
+  far.numa_node = 5000;  // beyond any node mask
+  EXPECT_TRUE(MirrorBuffer::create(4096, 1, far, err).empty());
+  far.numa_node = -2;
+  EXPECT_TRUE(MirrorBuffer::create(4096, 1, far, err).empty());
+  EXPECT_STREQ(err.step, "select NUMA node");
+  EXPECT_EQ(picoring_test::count_open_fds(), fds);
+  EXPECT_EQ(picoring_test::count_mappings(), maps);
 }
 
 #endif  // __linux__

@@ -126,6 +126,11 @@ struct MirrorOptions {
   // Explicit huge pages unavailable (none reserved, no such size, not Linux, a backend other
   // than memfd forced): use base pages instead of failing. page_size() tells what was used.
   bool huge_pages_fallback = false;
+  // NUMA node to take the pages from (mbind(MPOL_BIND) on the memory object, before any page
+  // is touched, so populate and lock allocate there too); -1 (default): the kernel's policy.
+  // A node the system does not have fails at creation (EINVAL, step "mbind"). Linux only:
+  // elsewhere any other value than -1 is refused (not supported).
+  int numa_node = -1;
 };
 
 // The page size a HugePages choice gives on this system: the PMD size for transparent (2 MiB
