@@ -203,7 +203,7 @@ class MirrorBuffer {
 
 const char* to_string(Backend b) noexcept;
 
-// Rollback blocks in the header-only containers. Without exceptions (-fno-exceptions) nothing
+// Rollback blocks in the containers' headers. Without exceptions (-fno-exceptions) nothing
 // can throw, so the rollback is dead code and these expand to plain statements.
 #if defined(__cpp_exceptions) || defined(__EXCEPTIONS) || defined(_CPPUNWIND)
 #define PICORING_TRY try
@@ -216,7 +216,7 @@ const char* to_string(Backend b) noexcept;
 #endif
 
 namespace detail {
-// Out of line so that the header-only containers compile with -fno-exceptions; there a
+// Out of line (in libpicoring) so that the containers' headers compile with -fno-exceptions; there a
 // rejected call terminates (use the non-throwing forms instead).
 [[noreturn]] void throw_out_of_range(const char* what);
 [[noreturn]] void throw_length_error(const char* what);

@@ -293,8 +293,8 @@ class RingCore {
     if (n == 0) return true;
     if constexpr (mirror_safe<T>) {
       // Split at the physical end instead of writing through the seam: a store that straddles
-      // a page boundary costs several times an ordinary one on x86 (measured: 6-8 ns against
-      // 0.25 ns), and the split costs one compare. Readers still see one contiguous window.
+      // a page boundary costs several times an ordinary one on x86, and the split costs one
+      // compare (docs/benchmarks.md, table 3). Readers still see one contiguous window.
       const size_type tail = wrap(head_ + len_);
       const size_type first = n < cap_ - tail ? n : cap_ - tail;
       T* const s = slots();

@@ -22,7 +22,8 @@
 //   lines, because adjacent-line prefetchers pull pairs).
 // - Counters are free-running std::size_t; their difference is the size, exact under unsigned
 //   wrap-around. Each side keeps its own slot index in [0, capacity) and wraps it with a compare
-//   and a subtraction: no division or modulo anywhere.
+//   and a subtraction: no division or modulo on any push or pop (only when a handle is made or
+//   the queue is torn down).
 // - Sleeping: a side that finds nothing to do spins briefly, then sets its `sleeping` flag,
 //   executes a heavy fence, re-checks, and parks on a futex word. The other side, after each
 //   publish, executes a light fence and reads that flag; only when it is set does it bump the
@@ -167,7 +168,7 @@ struct SpscState {
   // Read on every push and pop, written only on close and when a side parks: stays shared in
   // both caches. The sleeping flags must not sit next to `tail` or `head`: a side that loads a
   // flag right after storing its counter would find that line taken by the other side (which
-  // just read the counter) and stall on the load; measured here, that halved throughput.
+  // just read the counter) and stall on the load (docs/design.md, The SPSC queue).
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
   std::atomic<std::uint32_t> consumer_sleeping{0};  // written by the consumer only when it parks
   std::atomic<std::uint32_t> producer_sleeping{0};  // written by the producer only when it parks
