@@ -163,7 +163,9 @@ TEST(Residency, ARefusedLockIsAnErrorOrFallsBackWhenAllowed) {
     if (!refused.empty()) return 1;
     if (err.code != std::errc::not_enough_memory && err.code != std::errc::operation_not_permitted) return 2;
     if (std::string(err.step).find("RLIMIT_MEMLOCK") == std::string::npos) return 3;
-    if (picoring_test::count_open_fds() != fds || picoring_test::count_mappings() != maps) return 4;
+    // qemu-user keeps descriptors and mappings of its own, which change as the guest runs.
+    const bool emulated = picoring_test::emulator() != nullptr;
+    if (!emulated && (picoring_test::count_open_fds() != fds || picoring_test::count_mappings() != maps)) return 4;
     try {
       picoring::PicoRing<int> ring(std::size_t{1} << 18, with(Residency::lock));  // 1 MiB: over the limit
       return 5;
