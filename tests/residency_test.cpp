@@ -90,7 +90,7 @@ std::size_t locked_bytes() {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmLck:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    if (line.rfind("VmLck:", 0) == 0) return static_cast<std::size_t>(std::stoull(line.substr(6))) * 1024;
   }
   return 0;
 }
@@ -210,7 +210,7 @@ std::size_t kernel_page_size_at(const void* address) {
     if (std::sscanf(line.c_str(), "%llx-%llx ", &lo, &hi) == 2) {
       inside = a >= lo && a < hi;
     } else if (inside && line.rfind("KernelPageSize:", 0) == 0) {
-      return std::stoull(line.substr(15)) * 1024;
+      return static_cast<std::size_t>(std::stoull(line.substr(15))) * 1024;
     }
   }
   return 0;
