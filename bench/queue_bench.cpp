@@ -670,8 +670,8 @@ int main(int argc, char** argv) {
       "## blocking handshake: %s\n",
       std::thread::hardware_concurrency(), g_producer_cpu, g_consumer_cpu, kCapacity,
       static_cast<unsigned long long>(items),
-      picoring::detail::asymmetric_fences.load() ? "membarrier (no fence on the hot path)"
-                                                 : "no membarrier here: a full fence on every push and pop");
+      picoring::fences_use_membarrier() ? "membarrier (no fence on the hot path)"
+                                        : "no membarrier here: a full fence on every push and pop");
   if (want("single")) {
     struct Queue {
       const char* name;

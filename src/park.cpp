@@ -19,7 +19,15 @@
 #include <windows.h>
 #endif
 
+namespace picoring {
+
+bool fences_use_membarrier() noexcept { return detail::asymmetric_fences.load(std::memory_order_acquire); }
+
+}  // namespace picoring
+
 namespace picoring::detail {
+
+std::atomic<bool> asymmetric_fences{false};
 
 void init_fences() noexcept {
   static const bool done = [] {

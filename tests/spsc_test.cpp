@@ -803,7 +803,7 @@ TEST(Spsc, AFailedMembarrierFallsBackToFencesForGood) {
     auto queue = make_spsc<int>(16);
     auto& p = queue.first;
     auto& c = queue.second;
-    if (!picoring::detail::asymmetric_fences.load()) return 77;  // membarrier unavailable here
+    if (!picoring::fences_use_membarrier()) return 77;  // membarrier unavailable here
     if (!picoring_test::deny_membarrier()) return 78;
     std::thread late([&p] {
       std::this_thread::sleep_for(50ms);
@@ -813,7 +813,7 @@ TEST(Spsc, AFailedMembarrierFallsBackToFencesForGood) {
     const QueueStatus st = c.pop_wait(out, 20s);
     late.join();
     if (st != QueueStatus::ok || out != 1) return 1;
-    if (picoring::detail::asymmetric_fences.load()) return 2;  // still relying on membarrier
+    if (picoring::fences_use_membarrier()) return 2;  // still relying on membarrier
     // And it keeps working with ordinary fences.
     std::thread again([&p] {
       std::this_thread::sleep_for(50ms);

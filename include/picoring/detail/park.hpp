@@ -12,6 +12,12 @@ namespace picoring {
 // The outcome of a blocking queue call.
 enum class QueueStatus { ok, timed_out, closed };
 
+// Whether the queues' wake-up handshake uses membarrier() (Linux, registered at the first queue's
+// creation), so that the publishing side executes no fence instruction; false before any queue
+// exists, on other systems, and for good after a membarrier call has failed. For diagnostics and
+// benchmark reports.
+bool fences_use_membarrier() noexcept;
+
 }  // namespace picoring
 
 namespace picoring::detail {
@@ -20,8 +26,9 @@ namespace picoring::detail {
 // working. It goes from false to true once, inside init_fences(), which every queue's creation
 // calls before handing out its handles; it goes back to false, for good, if a membarrier call
 // ever fails later (a seccomp filter installed after registration, ENOMEM): from then on both
-// sides use ordinary fences.
-inline std::atomic<bool> asymmetric_fences{false};
+// sides use ordinary fences. Defined once, in libpicoring (src/park.cpp), not as an inline
+// variable: every module that links the library shares the one switch.
+extern std::atomic<bool> asymmetric_fences;
 void init_fences() noexcept;
 
 // The two halves of a Dekker-style handshake between a fast side (publishes data, then checks
