@@ -273,7 +273,7 @@ class Bench {
   // once, destroy.
   void run_residency(std::size_t size, bool& locked, std::size_t& huge_page) {
     struct Variant {
-      const char* name;
+      const char* name = nullptr;
       picoring::MirrorOptions options;
     };
     auto opts = [](picoring::Residency r, picoring::HugePages h) {
