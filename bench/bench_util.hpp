@@ -1,9 +1,15 @@
-// Shared by the benchmark programs.
+// Shared by the benchmark programs (Linux: they pin threads with the GNU affinity calls).
 #pragma once
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <thread>
+#include <vector>
 
 namespace picoring_bench {
 
@@ -19,6 +25,22 @@ inline std::uint64_t checksum(std::span<const std::byte> s) {
   }
   for (; i < s.size(); ++i) a += static_cast<std::uint64_t>(s[i]);
   return a;
+}
+
+// The median of samples (the upper one of an even count); samples must not be empty.
+inline double median(std::vector<double> samples) {
+  std::sort(samples.begin(), samples.end());
+  return samples[samples.size() / 2];
+}
+
+// Pins the calling thread to one CPU (taken modulo the CPUs there are, so that a harness written
+// for CPUs 0 and 1 still runs on a one-CPU machine). Returns false when the system refuses.
+inline bool pin_this_thread(int cpu) {
+  const unsigned n = std::thread::hardware_concurrency();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<unsigned>(cpu) % (n == 0 ? 1 : n), &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
 }
 
 }  // namespace picoring_bench

@@ -78,13 +78,7 @@ std::uint64_t expected_fold(std::uint64_t items, int work) {
   return acc;
 }
 
-void pin(int cpu) {
-  const unsigned n = std::thread::hardware_concurrency();
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(static_cast<unsigned>(cpu) % (n == 0 ? 1 : n), &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
-}
+void pin(int cpu) { picoring_bench::pin_this_thread(cpu); }
 
 // --- adapters: the same two calls for every queue -------------------------------------------------
 
@@ -549,10 +543,7 @@ double atomic_mpsc(int producers, std::uint64_t per_producer) {
 }
 #endif
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using picoring_bench::median;
 
 struct Row {
   std::string name;

@@ -101,10 +101,7 @@ struct Timer {
     const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count();
     return ns / static_cast<double>(batch);
   }
-  double median() {
-    std::sort(samples.begin(), samples.end());
-    return samples[samples.size() / 2];
-  }
+  double median() const { return picoring_bench::median(samples); }
 };
 
 // Times every variant of one row with interleaved samples; returns medians in ns per op.
@@ -568,10 +565,7 @@ int run(int argc, char** argv) {
       return 2;
     }
   }
-  cpu_set_t one;
-  CPU_ZERO(&one);
-  CPU_SET(0, &one);
-  const bool pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+  const bool pinned = picoring_bench::pin_this_thread(0);
 
   std::printf("## picoring benchmark tables\n\n");
   utsname os{};

@@ -134,7 +134,8 @@ void run_spsc(FuzzedDataProvider& in) {
   State* s = picoring::detail::new_queue_state<State>(requested, {}, err);
   FUZZ_CHECK(s != nullptr);
   s->start_at(static_cast<std::size_t>(start_from(in)));
-  auto handles = picoring::make_spsc_pair<T>(s);  // not a structured binding: clang 14 cannot capture one
+  // Not a structured binding: clang 14 cannot capture one.
+  auto handles = picoring::detail::QueueAccess::handles<picoring::SpscProducer<T>, picoring::SpscConsumer<T>>(s);
   auto& p = handles.first;
   auto& c = handles.second;
   Model model;
@@ -233,7 +234,7 @@ void run_mpsc(FuzzedDataProvider& in) {
   State* s = picoring::detail::new_queue_state<State>(in.ConsumeIntegralInRange<std::size_t>(1, 3000), {}, err);
   FUZZ_CHECK(s != nullptr);
   s->start_at(start_from(in));
-  auto handles = picoring::make_mpsc_pair<T>(s);
+  auto handles = picoring::detail::QueueAccess::handles<picoring::MpscProducer<T>, picoring::MpscConsumer<T>>(s);
   auto& c = handles.second;
   std::vector<picoring::MpscProducer<T>> producers;
   producers.push_back(std::move(handles.first));

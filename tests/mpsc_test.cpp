@@ -140,7 +140,7 @@ TEST(Mpsc, RunsStayTogetherAndTheWindowWraps) {
 template <class T>
 std::pair<picoring::MpscProducer<T>, picoring::MpscConsumer<T>> make_mpsc_at(std::size_t min_capacity,
                                                                              std::uint64_t start) {
-  return picoring::make_mpsc_pair<T>(
+  return picoring::detail::QueueAccess::handles<picoring::MpscProducer<T>, picoring::MpscConsumer<T>>(
       picoring_test::state_starting_at<picoring::detail::MpscState<T>>(min_capacity, start));
 }
 

@@ -59,7 +59,7 @@ TEST(Spsc, SingleThreadedOrderCapacityAndWrap) {
 template <class T>
 std::pair<picoring::SpscProducer<T>, picoring::SpscConsumer<T>> make_spsc_at(std::size_t min_capacity,
                                                                              std::size_t start) {
-  return picoring::make_spsc_pair<T>(
+  return picoring::detail::QueueAccess::handles<picoring::SpscProducer<T>, picoring::SpscConsumer<T>>(
       picoring_test::state_starting_at<picoring::detail::SpscState<T>>(min_capacity, start));
 }
 
@@ -629,8 +629,10 @@ TEST(SpscLifetimes, ElementsLeftAfterTheCountersWrapAreDestroyedOnceEach) {
     Tracked::reset_counters();
     {
       auto* s = picoring_test::state_starting_at<State>(requested, ~std::size_t{0} - 700);
-      ASSERT_NE(s->cap & (s->cap - 1), 0u) << "the test needs a capacity that is not a power of two";
-      auto [p, c] = picoring::make_spsc_pair<Tracked>(s);
+      const std::size_t cap = s->slots.capacity();
+      ASSERT_NE(cap & (cap - 1), 0u) << "the test needs a capacity that is not a power of two";
+      auto [p, c] =
+          picoring::detail::QueueAccess::handles<picoring::SpscProducer<Tracked>, picoring::SpscConsumer<Tracked>>(s);
       for (std::uint64_t i = 0; i < 2000; ++i) {  // across the wrap-around of the counters
         ASSERT_TRUE(p.try_emplace(i));
         ASSERT_EQ(c.try_pop().value().value(), i);

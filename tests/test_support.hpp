@@ -201,7 +201,7 @@ void expect_empty_consumer(Consumer& c) {
 
 // A queue's shared state whose counters start at `start` rather than 0 (the start_at hook of
 // detail::SpscState and detail::MpscState), so that a test crosses their wrap-around within a
-// few thousand elements. Hand it to make_spsc_pair / make_mpsc_pair.
+// few thousand elements. Make the handles from it with picoring::detail::QueueAccess::handles.
 template <class State, class Position>
 State* state_starting_at(std::size_t min_capacity, Position start) {
   picoring::Error err;

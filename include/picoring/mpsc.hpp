@@ -39,15 +39,20 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <span>
+#include <utility>
 
-#include "picoring/spsc.hpp"
+#include "picoring/detail/queue.hpp"
+#include "picoring/detail/slots.hpp"
+#include "picoring/mirror_buffer.hpp"
+#include "picoring/queue_status.hpp"
 
 namespace picoring {
 
 namespace detail {
 
 template <class T>
-struct MpscState {
+struct MpscState : QueueShared<T> {
   static_assert(std::is_nothrow_move_constructible_v<T>,
                 "a producer fills its claimed slot after claiming it, so that step must not throw");
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -64,17 +69,15 @@ struct MpscState {
       return;
     }
     const std::size_t capacity = want == 0 ? 0 : std::bit_ceil(want);
-    mem = MirrorBuffer::create(capacity, sizeof(T), options, err);
+    MirrorBuffer m = MirrorBuffer::create(capacity, sizeof(T), options, err);
     if (err) return;
-    ends.reset(new (std::nothrow) std::atomic<std::uint64_t>[mem.size() / sizeof(T)]);
+    ends.reset(new (std::nothrow) std::atomic<std::uint64_t>[m.size() / sizeof(T)]);
     if (!ends) {
       err = {std::make_error_code(std::errc::not_enough_memory), "allocate publication array"};
-      mem.reset();
       return;
     }
-    base = reinterpret_cast<T*>(mem.data());
-    cap = mem.size() / sizeof(T);
-    mask = cap - 1;
+    this->attach(std::move(m));
+    mask = this->slots.capacity() - 1;
     start_at(0);
     init_fences();
   }
@@ -86,23 +89,13 @@ struct MpscState {
   void start_at(std::uint64_t start) noexcept {
     claimed.store(start, std::memory_order_relaxed);
     head.store(start, std::memory_order_relaxed);
-    consumer_index = static_cast<std::size_t>(start & mask);
-    for (std::size_t i = 0; i < cap; ++i) ends[i].store(start - 1, std::memory_order_relaxed);
+    this->consumer_index = static_cast<std::size_t>(start & mask);
+    for (std::size_t i = 0; i < this->slots.capacity(); ++i) ends[i].store(start - 1, std::memory_order_relaxed);
   }
-  MpscState(const MpscState&) = delete;
-  MpscState& operator=(const MpscState&) = delete;
+  // Every producer is gone: everything claimed is published. At most the capacity remains.
   ~MpscState() {
-    if constexpr (!std::is_trivially_destructible_v<T>) {
-      if (mem.inherited()) return;  // a fork child's copy: the elements are the parent's
-      // Every producer is gone: everything claimed is published. Destroy what was not consumed,
-      // from the consumer's slot index, as SpscState does.
-      const std::uint64_t n = claimed.load(std::memory_order_acquire) - head.load(std::memory_order_acquire);
-      std::size_t i = consumer_index;
-      for (std::uint64_t k = 0; k < n; ++k) {
-        std::destroy_at(base + i);
-        i = (i + 1) & mask;
-      }
-    }
+    this->destroy_remaining(
+        static_cast<std::size_t>(claimed.load(std::memory_order_acquire) - head.load(std::memory_order_acquire)));
   }
 
   // The last producer copy going away closes the queue, as does the consumer.
@@ -110,25 +103,13 @@ struct MpscState {
     return !producer || producers.fetch_sub(1, std::memory_order_acq_rel) == 1;
   }
 
-  MirrorBuffer mem;
-  T* base = nullptr;
-  std::size_t cap = 0;
   std::size_t mask = 0;
-  std::size_t consumer_index = 0;                      // as in SpscState: the consumer's slot index when it left
   std::unique_ptr<std::atomic<std::uint64_t>[]> ends;  // ends[p & mask]: end of the run starting at p
   // Producers' line: claimed by CAS.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> claimed{0};
   // Consumer's line.
   alignas(kFalseSharingRange) std::atomic<std::uint64_t> head{0};
-  // Read-mostly, as in SpscState (the same reason keeps the sleeping flags off the two lines
-  // above).
-  alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
-  std::atomic<std::uint32_t> consumer_sleeping{0};
-  std::atomic<std::uint32_t> producer_sleeping{0};  // number of producers parked
-  std::atomic<int> handles{2};
-  std::atomic<int> producers{1};
-  alignas(kFalseSharingRange) std::atomic<std::uint32_t> data_word{0};
-  std::atomic<std::uint32_t> space_word{0};
+  std::atomic<int> producers{1};  // producer copies alive (changes only when one is made or goes)
 };
 
 }  // namespace detail
@@ -186,15 +167,8 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
     if (items.empty()) return true;
     std::uint64_t at = 0;
     if (!claim(items.size(), at)) return false;
-    T* const s = this->slots();
-    const auto i = static_cast<std::size_t>(at & this->s_->mask);
-    const std::size_t first = items.size() < this->cap_ - i ? items.size() : this->cap_ - i;
-    if constexpr (mirror_safe<T>) {
-      std::memcpy(s + i, items.data(), first * sizeof(T));
-      if (first != items.size()) std::memcpy(s, items.data() + first, (items.size() - first) * sizeof(T));
-    } else {
-      for (std::size_t k = 0; k < items.size(); ++k) std::construct_at(s + this->wrap(i + k), items[k]);
-    }
+    // Cannot throw (the requires clause), so the claimed run is always filled.
+    this->slots_.construct_copies(static_cast<std::size_t>(at & this->s_->mask), items);
     publish(at, items.size());
     return true;
   }
@@ -217,8 +191,7 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
   }
 
  private:
-  template <class U>
-  friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
+  friend struct detail::QueueAccess;
   explicit MpscProducer(detail::MpscState<T>* s) noexcept : Base(s, true), head_cache_(consumer_position(s)) {}
 
   // A fresh look at the consumer's position, to start a producer's cache: claim() relies on the
@@ -238,7 +211,7 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
 
   bool has_room(std::size_t n) noexcept {
     head_cache_ = this->s_->head.load(std::memory_order_acquire);
-    return used(this->s_->claimed.load(std::memory_order_relaxed)) + n <= this->cap_;
+    return used(this->s_->claimed.load(std::memory_order_relaxed)) + n <= this->capacity();
   }
 
   // Positions claimed and not yet released, as this producer knows it (never fewer than the
@@ -250,13 +223,14 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
   // Claims n consecutive positions; false when fewer are free or the queue is closed.
   bool claim(std::size_t n, std::uint64_t& at) noexcept {
     auto* s = this->s_;
-    if (s == nullptr || n > this->cap_ || s->closed.load(std::memory_order_relaxed) != 0) return false;
+    const std::size_t cap = this->capacity();
+    if (s == nullptr || n > cap || s->closed.load(std::memory_order_relaxed) != 0) return false;
     std::uint64_t t = s->claimed.load(std::memory_order_relaxed);
     for (;;) {
-      if (used(t) + n > this->cap_) {
+      if (used(t) + n > cap) {
         head_cache_ = s->head.load(std::memory_order_acquire);
         t = s->claimed.load(std::memory_order_relaxed);
-        if (used(t) + n > this->cap_) return false;
+        if (used(t) + n > cap) return false;
       }
       // Relaxed is enough: the slots' previous contents were released to us through `head`
       // (acquire above), and our elements reach the consumer through ends[] (release).
@@ -270,7 +244,7 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
   bool push_one(U&& value) noexcept {
     std::uint64_t at = 0;
     if (!claim(1, at)) return false;
-    std::construct_at(this->slots() + static_cast<std::size_t>(at & this->s_->mask), std::forward<U>(value));
+    std::construct_at(this->slots_.base() + static_cast<std::size_t>(at & this->s_->mask), std::forward<U>(value));
     publish(at, 1);
     return true;
   }
@@ -283,8 +257,8 @@ class MpscProducer : public detail::QueueHandle<T, detail::MpscState<T>> {
   std::uint64_t head_cache_ = 0;  // a value once read from s_->head
 };
 
-// The consuming end: the members of detail::QueueConsumer (peek, release, try_pop, pop_slice,
-// drain, wait, pop_wait, size, close).
+// The consuming end: the members of detail::QueueConsumer (detail/queue.hpp): peek, release,
+// try_pop, pop_slice, drain, wait, pop_wait, size, close.
 template <class T>
 class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscConsumer<T>> {
   using Base = detail::QueueConsumer<T, detail::MpscState<T>, MpscConsumer<T>>;
@@ -303,22 +277,22 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
   ~MpscConsumer() = default;
 
  private:
-  template <class U>
-  friend std::pair<MpscProducer<U>, MpscConsumer<U>> make_mpsc_pair(detail::MpscState<U>*);
+  friend struct detail::QueueAccess;
   // Starts where the state's counters are: 0, unless a test moved them (start_at).
   explicit MpscConsumer(detail::MpscState<T>* s) noexcept
       : Base(s), ready_(s != nullptr ? s->claimed.load(std::memory_order_relaxed) : 0) {}
 
   // Walks published runs from the end of what is known to be readable. An empty handle
   // (capacity and counters 0) never enters the loop, so it returns 0 without touching state.
-  // `taking` is unused: MPSC has no batching.
-  std::size_t readable(std::size_t want, bool /*taking*/) noexcept {
-    while (known() < want && known() < this->cap_) {
+  // `may_wait` is unused: MPSC has no batching.
+  std::size_t readable(std::size_t want, bool /*may_wait*/) noexcept {
+    const std::size_t cap = this->capacity();
+    while (known() < want && known() < cap) {
       const auto& s = *this->s_;
       const std::uint64_t end = s.ends[static_cast<std::size_t>(ready_ & s.mask)].load(std::memory_order_acquire);
       // A published run ends in (ready_, ready_ + cap]; an entry left from an earlier lap, or
       // from creation, does not. Compared by difference: exact across the 64-bit wrap-around.
-      if (end - ready_ - 1 >= this->cap_) break;
+      if (end - ready_ - 1 >= cap) break;
       ready_ = end;
     }
     return known();
@@ -329,11 +303,6 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
   std::uint64_t ready_ = 0;  // end of the published prefix known so far (a run boundary)
 };
 
-template <class T>
-std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc_pair(detail::MpscState<T>* s) {
-  return {MpscProducer<T>(s), MpscConsumer<T>(s)};
-}
-
 // Creates a queue of at least min_capacity elements (a power of two) and returns a producer
 // (copy it for more producers) and the consumer. Errors as PicoRing's constructors.
 template <class T>
@@ -341,7 +310,7 @@ std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, 
   Error err;
   auto* s = detail::new_queue_state<detail::MpscState<T>>(min_capacity, options, err);
   if (s == nullptr) throw_error(err);
-  return make_mpsc_pair<T>(s);
+  return detail::QueueAccess::handles<MpscProducer<T>, MpscConsumer<T>>(s);
 }
 
 // Non-throwing creation: on failure `err` is set and both handles are empty.
@@ -350,7 +319,7 @@ std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, 
                                                       MirrorOptions options = {}) noexcept {
   auto* s = detail::new_queue_state<detail::MpscState<T>>(min_capacity, options, err);
   if (s == nullptr) return {};
-  return make_mpsc_pair<T>(s);
+  return detail::QueueAccess::handles<MpscProducer<T>, MpscConsumer<T>>(s);
 }
 
 }  // namespace picoring

@@ -4,11 +4,13 @@
 //   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
 //   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
 //   picoring/mpsc.hpp           make_mpsc: thread-safe multi-producer single-consumer queue
+//   picoring/queue_status.hpp   QueueStatus, what the queues' blocking calls report
 #pragma once
 
 #include "picoring/byte_stream.hpp"
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/mpsc.hpp"
+#include "picoring/queue_status.hpp"
 #include "picoring/ring.hpp"
 #include "picoring/spsc.hpp"
 

@@ -41,52 +41,12 @@
 #include <type_traits>
 #include <utility>
 
+#include "picoring/detail/slots.hpp"
 #include "picoring/mirror_buffer.hpp"
 
 namespace picoring {
 
-// Types whose objects may be seen through either view of the mirror and created by writing
-// bytes into raw ring memory: the trivially copyable ones (implicit-lifetime, no identity).
-template <class T>
-inline constexpr bool mirror_safe = std::is_trivially_copyable_v<T>;
-
 namespace detail {
-
-// The mirror joins the end of the ring to its start in hardware, but the compiler does not
-// know that two addresses a ring size apart are the same byte: from `p + i` and `p + i + cap`
-// it could conclude that the two never alias and reorder a store through one with a load
-// through the other. Every access to ring memory therefore starts from a base pointer passed
-// through an empty volatile asm statement: the optimiser cannot relate two such pointers, so it
-// must assume that any two accesses made through them may alias. This costs no instruction,
-// unlike a compiler memory barrier, which would also force the indices out to memory.
-template <class T>
-inline T* launder_mirror(T* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  asm volatile("" : "+r"(p));
-#else
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-#endif
-  return p;
-}
-
-// Runs a non-throwing action when the scope is left normally, not when an exception leaves it.
-// pop() uses it to destroy and release the slot *after* its return value was constructed from
-// the element: if that construction throws, the element stays where it was (strong guarantee),
-// and no named local has to be moved out afterwards (a move that could throw too).
-template <class F>
-class OnSuccess {
- public:
-  explicit OnSuccess(F f) noexcept : f_(f) {}
-  OnSuccess(const OnSuccess&) = delete;
-  OnSuccess& operator=(const OnSuccess&) = delete;
-  ~OnSuccess() {
-    if (std::uncaught_exceptions() == entered_) f_();
-  }
-
- private:
-  F f_;
-  int entered_ = std::uncaught_exceptions();
-};
 
 // Random-access iterator for element types that must be touched only at their own address:
 // it keeps a logical position in [0, 2 * capacity) and folds it back on dereference.
@@ -152,15 +112,10 @@ class WrapIterator {
 };
 
 // Storage and index logic shared by PicoRing, PicoQueue and PicoByteStream. The ring is
-// [head_, head_ + len_) in logical positions; a logical position p < 2 * cap_ is element
-// p - cap_ when p >= cap_, and with the mirror also the address base_ + p directly.
+// [head_, head_ + len_) in logical positions; a logical position p < 2 * capacity() is slot
+// slots_.wrap(p), and with the mirror also the address slots_.base() + p directly.
 template <class T>
 class RingCore {
-  static_assert(std::is_object_v<T> && !std::is_const_v<T> && !std::is_volatile_v<T>,
-                "elements must be non-const, non-volatile object types");
-  static_assert(std::is_nothrow_destructible_v<T>, "a throwing destructor cannot be run safely on pop or teardown");
-  static_assert(alignof(T) <= 4096, "the mirror is page aligned; larger alignments are not supported");
-
  public:
   using value_type = T;
   using size_type = std::size_t;
@@ -174,11 +129,11 @@ class RingCore {
   using const_iterator = std::conditional_t<mirror_safe<T>, const T*, WrapIterator<const T>>;
 
   // O(1).
-  size_type capacity() const noexcept { return cap_; }
+  size_type capacity() const noexcept { return slots_.capacity(); }
   size_type size() const noexcept { return len_; }
-  size_type available_space() const noexcept { return cap_ - len_; }
+  size_type available_space() const noexcept { return capacity() - len_; }
   bool empty() const noexcept { return len_ == 0; }
-  bool full() const noexcept { return len_ == cap_; }
+  bool full() const noexcept { return len_ == capacity(); }
   // The mapping behind the ring (size, backend used).
   const MirrorBuffer& memory() const noexcept { return mem_; }
 
@@ -186,11 +141,11 @@ class RingCore {
   // (checked by assert only); at() checks and throws std::out_of_range. O(1).
   reference operator[](size_type i) noexcept {
     assert(i < len_);
-    return slots()[wrap(head_ + i)];
+    return slots_.base()[slots_.wrap(head_ + i)];
   }
   const_reference operator[](size_type i) const noexcept {
     assert(i < len_);
-    return slots()[wrap(head_ + i)];
+    return slots_.base()[slots_.wrap(head_ + i)];
   }
   reference at(size_type i) {
     if (i >= len_) throw_out_of_range("picoring: at(): index >= size()");
@@ -207,39 +162,35 @@ class RingCore {
   const_reference back() const noexcept { return (*this)[len_ - 1]; }
 
   // Iteration from oldest to newest. O(1) to obtain.
-  iterator begin() noexcept { return make_iterator<iterator>(slots(), head_); }
-  iterator end() noexcept { return make_iterator<iterator>(slots(), head_ + len_); }
-  const_iterator begin() const noexcept { return make_iterator<const_iterator>(slots(), head_); }
-  const_iterator end() const noexcept { return make_iterator<const_iterator>(slots(), head_ + len_); }
+  iterator begin() noexcept { return make_iterator<iterator>(head_); }
+  iterator end() noexcept { return make_iterator<iterator>(head_ + len_); }
+  const_iterator begin() const noexcept { return make_iterator<const_iterator>(head_); }
+  const_iterator end() const noexcept { return make_iterator<const_iterator>(head_ + len_); }
   const_iterator cbegin() const noexcept { return begin(); }
   const_iterator cend() const noexcept { return end(); }
 
   // Destroys every element; the ring becomes empty. O(size()) for non-trivial T, else O(1).
   void clear() noexcept {
-    destroy_front(len_);
+    slots_.destroy(head_, len_);
     head_ = 0;
     len_ = 0;
   }
 
  protected:
   RingCore() noexcept = default;
-  RingCore(size_type min_capacity, MirrorOptions options) : mem_(min_capacity, sizeof(T), options) { attach(); }
+  RingCore(size_type min_capacity, MirrorOptions options) : mem_(min_capacity, sizeof(T), options), slots_(mem_) {}
   RingCore(size_type min_capacity, Error& err, MirrorOptions options) noexcept
-      : mem_(MirrorBuffer::create(min_capacity, sizeof(T), options, err)) {
-    attach();
-  }
+      : mem_(MirrorBuffer::create(min_capacity, sizeof(T), options, err)), slots_(mem_) {}
   RingCore(RingCore&& other) noexcept
       : mem_(std::move(other.mem_)),
-        base_(std::exchange(other.base_, nullptr)),
-        cap_(std::exchange(other.cap_, 0)),
+        slots_(std::exchange(other.slots_, {})),
         head_(std::exchange(other.head_, 0)),
         len_(std::exchange(other.len_, 0)) {}
   RingCore& operator=(RingCore&& other) noexcept {
     if (this != &other) {
       clear();
       mem_ = std::move(other.mem_);
-      base_ = std::exchange(other.base_, nullptr);
-      cap_ = std::exchange(other.cap_, 0);
+      slots_ = std::exchange(other.slots_, {});
       head_ = std::exchange(other.head_, 0);
       len_ = std::exchange(other.len_, 0);
     }
@@ -259,8 +210,8 @@ class RingCore {
   // when full. Strong guarantee: if the constructor throws, the ring is unchanged. O(1).
   template <class... Args>
   T* emplace_back(Args&&... args) {
-    if (len_ == cap_) return nullptr;
-    T* slot = slots() + wrap(head_ + len_);
+    if (len_ == capacity()) return nullptr;
+    T* slot = slots_.base() + slots_.wrap(head_ + len_);
     std::construct_at(slot, std::forward<Args>(args)...);
     ++len_;
     return slot;
@@ -272,46 +223,26 @@ class RingCore {
   // partially, as its own guarantee says). O(1).
   bool pop_into(T& out) {
     if (len_ == 0) return false;
-    T* slot = slots() + head_;
+    T* slot = slots_.base() + head_;
     out = std::move(*slot);
     drop_front_one(slot);
     return true;
   }
   std::optional<T> pop_front() {
     if (len_ == 0) return std::nullopt;
-    T* slot = slots() + head_;
+    T* slot = slots_.base() + head_;
     const OnSuccess drop([this, slot]() noexcept { drop_front_one(slot); });
     return std::optional<T>(std::move(*slot));
   }
 
   // Appends all of `items` or nothing: returns false (and changes nothing) when fewer than
-  // items.size() slots are free. One memcpy for mirror_safe T, wrapped or not. Strong
+  // items.size() slots are free. Copied as bytes for mirror_safe T, wrapped or not. Strong
   // guarantee: if copying an element throws, the copies made so far are destroyed. O(n).
   bool append(std::span<const T> items) {
     const size_type n = items.size();
-    if (n > cap_ - len_) return false;
+    if (n > available_space()) return false;
     if (n == 0) return true;
-    if constexpr (mirror_safe<T>) {
-      // Split at the physical end instead of writing through the seam: a store that straddles
-      // a page boundary costs several times an ordinary one on x86, and the split costs one
-      // compare (docs/benchmarks.md, table 3). Readers still see one contiguous window.
-      const size_type tail = wrap(head_ + len_);
-      const size_type first = n < cap_ - tail ? n : cap_ - tail;
-      T* const s = slots();
-      std::memcpy(s + tail, items.data(), first * sizeof(T));
-      if (first != n) std::memcpy(s, items.data() + first, (n - first) * sizeof(T));
-    } else {
-      const size_type tail = wrap(head_ + len_);
-      T* const s = slots();
-      size_type done = 0;
-      PICORING_TRY {
-        for (; done < n; ++done) std::construct_at(s + wrap(tail + done), items[done]);
-      }
-      PICORING_CATCH_ALL {
-        for (size_type i = 0; i < done; ++i) std::destroy_at(s + wrap(tail + i));
-        PICORING_RETHROW;
-      }
-    }
+    slots_.construct_copies(slots_.wrap(head_ + len_), items);
     len_ += n;
     return true;
   }
@@ -323,56 +254,57 @@ class RingCore {
   // element is gone and the new one was not added. O(1).
   template <class U>
   bool append_overwrite(U&& value) {
-    if (len_ < cap_) {
+    if (len_ < capacity()) {
       emplace_back(std::forward<U>(value));
       return false;
     }
-    if (cap_ == 0) return false;  // an empty (moved-from) ring stores nothing
+    if (capacity() == 0) return false;  // an empty (moved-from) ring stores nothing
     // Full: the oldest slot is also the next free one.
+    T* const slot = slots_.base() + head_;
     if constexpr (std::is_assignable_v<T&, U&&>) {
-      slots()[head_] = std::forward<U>(value);
+      *slot = std::forward<U>(value);
     } else {
       T fresh(std::forward<U>(value));
-      std::destroy_at(slots() + head_);
-      PICORING_TRY { std::construct_at(slots() + head_, std::move(fresh)); }
+      std::destroy_at(slot);
+      PICORING_TRY { std::construct_at(slot, std::move(fresh)); }
       PICORING_CATCH_ALL {
         // The oldest slot is empty now: it must stop counting as an element.
-        head_ = wrap(head_ + 1);
+        head_ = slots_.wrap(head_ + 1);
         --len_;
         PICORING_RETHROW;
       }
     }
-    head_ = wrap(head_ + 1);
+    head_ = slots_.wrap(head_ + 1);
     return true;
   }
 
   // Destroys the n oldest elements. Throws std::out_of_range (changing nothing) if n > size().
   void discard_front(size_type n, const char* what) {
     if (n > len_) throw_out_of_range(what);
-    destroy_front(n);
-    head_ = wrap(head_ + n);
+    slots_.destroy(head_, n);
+    head_ = slots_.wrap(head_ + n);
     len_ -= n;
   }
 
   // --- window operations (mirror_safe T) --------------------------------------------------
 
   // Every element, oldest first, as one contiguous span (wrapped data included). O(1).
-  std::span<T> readable_window() noexcept requires mirror_safe<T> { return {slots() + head_, len_}; }
-  std::span<const T> readable_window() const noexcept requires mirror_safe<T> { return {slots() + head_, len_}; }
+  std::span<T> readable_window() noexcept requires mirror_safe<T> { return {slots_.base() + head_, len_}; }
+  std::span<const T> readable_window() const noexcept requires mirror_safe<T> { return {slots_.base() + head_, len_}; }
   // Every free slot, in order, as one contiguous span. Its contents are unspecified. O(1).
   std::span<T> writable_window() noexcept requires mirror_safe<T> {
-    return {slots() + wrap(head_ + len_), cap_ - len_};
+    return {slots_.base() + slots_.wrap(head_ + len_), available_space()};
   }
   // Publishes the first n elements of the writable window. Throws std::out_of_range
   // (changing nothing) if n > available_space(). O(1).
   void publish(size_type n, const char* what) requires mirror_safe<T> {
-    if (n > cap_ - len_) throw_out_of_range(what);
+    if (n > available_space()) throw_out_of_range(what);
     len_ += n;
   }
   // Takes back the n elements released last, which must still be intact: the caller tracks that
   // (only the byte stream does, for putback). Trivially destructible T only. O(1).
   void unrelease(size_type n) noexcept requires std::is_trivially_destructible_v<T> {
-    head_ = head_ >= n ? head_ - n : head_ + cap_ - n;
+    head_ = head_ >= n ? head_ - n : head_ + capacity() - n;
     len_ += n;
   }
 
@@ -380,19 +312,14 @@ class RingCore {
   // if that range is not within size(). O(1).
   std::span<T> window(size_type offset, size_type count) requires mirror_safe<T> {
     if (offset > len_ || count > len_ - offset) throw_out_of_range("picoring: view(): range beyond size()");
-    return {slots() + head_ + offset, count};
+    return {slots_.base() + head_ + offset, count};
   }
 
   // Removes up to out.size() oldest elements into `out`; returns how many. O(n).
   size_type copy_out(std::span<T> out) noexcept requires mirror_safe<T> {
     const size_type n = out.size() < len_ ? out.size() : len_;
-    // Two copies split at the physical end, like append(): the same bytes, no access across
-    // the seam, so a copy-out costs what a classic ring's does.
-    const size_type first = n < cap_ - head_ ? n : cap_ - head_;
-    T* const s = slots();
-    if (first != 0) std::memcpy(out.data(), s + head_, first * sizeof(T));
-    if (first != n) std::memcpy(out.data() + first, s, (n - first) * sizeof(T));
-    head_ = wrap(head_ + n);
+    slots_.copy_out(head_, out.data(), n);
+    head_ = slots_.wrap(head_ + n);
     len_ -= n;
     return n;
   }
@@ -400,41 +327,23 @@ class RingCore {
  private:
   static void throw_out_of_range(const char* what) { detail::throw_out_of_range(what); }
 
-  // p < 2 * cap_ always holds where this is called.
-  size_type wrap(size_type p) const noexcept { return p >= cap_ ? p - cap_ : p; }
-  // The base of ring memory, as every access must obtain it (see launder_mirror).
-  T* slots() const noexcept { return launder_mirror(base_); }
-
   template <class It>
-  It make_iterator(auto* base, size_type pos) const noexcept {
+  It make_iterator(size_type pos) const noexcept {
     if constexpr (std::is_pointer_v<It>) {
-      return base + pos;  // null + 0 only for an empty (moved-from) ring
+      return slots_.base() + pos;  // null + 0 only for an empty (moved-from) ring
     } else {
-      return It(base, cap_, pos);
+      return It(slots_.base(), capacity(), pos);
     }
-  }
-
-  void attach() noexcept {
-    base_ = reinterpret_cast<T*>(mem_.data());
-    cap_ = mem_.size() / sizeof(T);
   }
 
   void drop_front_one(T* slot) noexcept {
     std::destroy_at(slot);
-    head_ = wrap(head_ + 1);
+    head_ = slots_.wrap(head_ + 1);
     --len_;
   }
 
-  void destroy_front(size_type n) noexcept {
-    if constexpr (!std::is_trivially_destructible_v<T>) {
-      T* const s = slots();
-      for (size_type i = 0; i < n; ++i) std::destroy_at(s + wrap(head_ + i));
-    }
-  }
-
   MirrorBuffer mem_;
-  T* base_ = nullptr;
-  size_type cap_ = 0;
+  Slots<T> slots_;
   size_type head_ = 0;  // index of the oldest element, in [0, cap_)
   size_type len_ = 0;   // number of elements, in [0, cap_]
 };

@@ -1,4 +1,4 @@
-// Internal: blocking support for the thread-safe queues (implemented in src/park.cpp).
+// Internal: parking and the wake-up fences of the thread-safe queues (implemented in src/park.cpp).
 #pragma once
 
 #include <atomic>
@@ -7,18 +7,7 @@
 #include <cstdint>
 #include <ratio>
 
-namespace picoring {
-
-// The outcome of a blocking queue call.
-enum class QueueStatus { ok, timed_out, closed };
-
-// Whether the queues' wake-up handshake uses membarrier() (Linux, registered at the first queue's
-// creation), so that the publishing side executes no fence instruction; false before any queue
-// exists, on other systems, and for good after a membarrier call has failed. For diagnostics and
-// benchmark reports.
-bool fences_use_membarrier() noexcept;
-
-}  // namespace picoring
+#include "picoring/queue_status.hpp"
 
 namespace picoring::detail {
 
