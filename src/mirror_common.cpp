@@ -48,6 +48,7 @@ void throw_error(const Error& err) {
 void detail::throw_out_of_range(const char* what) { throw std::out_of_range(what); }
 void detail::throw_length_error(const char* what) { throw std::length_error(what); }
 void detail::throw_invalid_argument(const char* what) { throw std::invalid_argument(what); }
+void detail::throw_logic_error(const char* what) { throw std::logic_error(what); }
 
 std::size_t allocation_granularity() noexcept {
   static const std::size_t granularity = detail::query_granularity();

@@ -221,6 +221,7 @@ namespace detail {
 [[noreturn]] void throw_out_of_range(const char* what);
 [[noreturn]] void throw_length_error(const char* what);
 [[noreturn]] void throw_invalid_argument(const char* what);
+[[noreturn]] void throw_logic_error(const char* what);
 }  // namespace detail
 
 }  // namespace picoring

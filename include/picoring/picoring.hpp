@@ -4,6 +4,7 @@
 //   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
 //   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
 //   picoring/mpsc.hpp           make_mpsc: thread-safe multi-producer single-consumer queue
+//   picoring/record_ring.hpp    RecordRing, make_record_spsc: variable-size records, each one span
 //   picoring/queue_status.hpp   QueueStatus, what the queues' blocking calls report
 #pragma once
 
@@ -11,6 +12,7 @@
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/mpsc.hpp"
 #include "picoring/queue_status.hpp"
+#include "picoring/record_ring.hpp"
 #include "picoring/ring.hpp"
 #include "picoring/spsc.hpp"
 

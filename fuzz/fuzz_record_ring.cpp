@@ -1,0 +1,235 @@
+// Differential fuzzing of RecordRing and the SPSC record queue (driven from one thread, counters
+// started anywhere) against a std::deque<std::string>. Lengths run past the limits on purpose:
+// every rejected call must throw the documented error and change nothing; every record must
+// come back whole, in order, whatever the wrap.
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <span>
+#include <stdexcept>
+#include <string>
+
+#include "fuzz_support.hpp"
+#include "picoring/record_ring.hpp"
+
+namespace {
+
+using Model = std::deque<std::string>;
+
+std::string text_for(std::uint64_t seq, std::size_t len) {
+  std::string s(len, '\0');
+  for (std::size_t i = 0; i < len; ++i) s[i] = static_cast<char>((seq * 0x9E3779B97F4A7C15ull + i * 131u) >> 29);
+  return s;
+}
+std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+bool same(std::span<const std::byte> b, const std::string& s) {
+  return b.size() == s.size() && std::equal(b.begin(), b.end(), bytes_of(s).begin());
+}
+
+// Returns which exception f threw: 0 none, 1 invalid_argument, 2 length_error, 3 out_of_range,
+// 4 another logic_error.
+template <class F>
+int thrown_by(F&& f) {
+  try {
+    f();
+    return 0;
+  } catch (const std::invalid_argument&) {
+    return 1;
+  } catch (const std::length_error&) {
+    return 2;
+  } catch (const std::out_of_range&) {
+    return 3;
+  } catch (const std::logic_error&) {
+    return 4;
+  }
+}
+
+// The length of a record the input asks for: sometimes 0 or past the limit, to test rejection.
+std::size_t pick_length(FuzzedDataProvider& in, std::size_t max) {
+  switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+    case 0:
+      return 0;
+    case 1:
+      return max + in.ConsumeIntegralInRange<std::size_t>(1, 16);
+    case 2:
+      return max - in.ConsumeIntegralInRange<std::size_t>(0, max > 16 ? 16 : max - 1);
+    default:
+      return in.ConsumeIntegralInRange<std::size_t>(1, max < 300 ? max : 300);
+  }
+}
+int expected_error(std::size_t len, std::size_t max) { return len == 0 ? 1 : len > max ? 2 : 0; }
+
+void run_ring(FuzzedDataProvider& in) {
+  picoring::RecordRing ring(in.ConsumeIntegralInRange<std::size_t>(1, 20000));
+  const std::size_t max = ring.max_record_size();
+  FUZZ_CHECK(max == ring.capacity() - 8);
+  Model model;
+  std::size_t used = 0;
+  std::uint64_t seq = 0;
+  std::size_t open = 0;   // length of the open reservation
+  std::string open_text;  // what was written into it
+  while (in.remaining_bytes() > 0) {
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+      case 0: {  // push
+        const std::size_t len = pick_length(in, max);
+        const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');
+        bool ok = false;
+        const int err = thrown_by([&] { ok = ring.push(bytes_of(text)); });
+        FUZZ_CHECK(err == (open != 0 ? 4 : expected_error(len, max)));
+        if (err != 0) break;
+        FUZZ_CHECK(ok == (picoring::record_footprint(len) <= ring.capacity() - used));
+        if (ok) {
+          model.push_back(text);
+          used += picoring::record_footprint(len);
+        }
+        break;
+      }
+      case 1: {  // reserve
+        const std::size_t len = pick_length(in, max);
+        std::span<std::byte> out;
+        const int err = thrown_by([&] { out = ring.reserve(len); });
+        FUZZ_CHECK(err == (open != 0 ? 4 : expected_error(len, max)));
+        if (err != 0) break;
+        const bool fits = picoring::record_footprint(len) <= ring.capacity() - used;
+        FUZZ_CHECK(out.size() == (fits ? len : 0));
+        if (fits) {
+          const std::string text = text_for(seq++, len);
+          std::memcpy(out.data(), text.data(), len);
+          open = len;
+          open_text = text;
+        }
+        break;
+      }
+      case 2: {  // commit, whole or shorter, or with a bad length
+        const std::size_t len = in.ConsumeIntegralInRange<std::size_t>(0, open + 2);
+        const bool whole = in.ConsumeBool();
+        const int err = thrown_by([&] { whole ? ring.commit() : ring.commit(len); });
+        const bool valid = open != 0 && (whole || (len != 0 && len <= open));
+        FUZZ_CHECK(err == (valid ? 0 : 4));
+        if (!valid) break;
+        const std::size_t n = whole ? open : len;
+        model.push_back(open_text.substr(0, n));
+        used += picoring::record_footprint(n);
+        open = 0;
+        break;
+      }
+      case 3: {  // discard
+        const int err = thrown_by([&] { ring.discard(); });
+        FUZZ_CHECK(err == (open != 0 ? 0 : 4));
+        open = 0;
+        break;
+      }
+      case 4:
+      case 5: {  // front + pop
+        if (model.empty()) {
+          FUZZ_CHECK(ring.front().empty());
+          FUZZ_CHECK(thrown_by([&] { ring.pop(); }) == 3);
+          break;
+        }
+        FUZZ_CHECK(same(ring.front(), model.front()));
+        ring.pop();
+        used -= picoring::record_footprint(model.front().size());
+        model.pop_front();
+        break;
+      }
+      case 6: {  // drain
+        const std::size_t limit = in.ConsumeIntegralInRange<std::size_t>(0, 8);
+        std::size_t k = 0;
+        const std::size_t n = ring.drain([&](std::span<std::byte> rec) { FUZZ_CHECK(same(rec, model[k++])); }, limit);
+        FUZZ_CHECK(n == std::min(limit, model.size()));
+        for (std::size_t i = 0; i < n; ++i) {
+          used -= picoring::record_footprint(model.front().size());
+          model.pop_front();
+        }
+        break;
+      }
+      default: {  // clear (an open reservation stays open)
+        ring.clear();
+        model.clear();
+        used = 0;
+        break;
+      }
+    }
+    FUZZ_CHECK(ring.size() == model.size());
+    FUZZ_CHECK(ring.bytes_used() == used);
+    FUZZ_CHECK(ring.reserved() == (open != 0));
+    FUZZ_CHECK(ring.bytes_free() == ring.capacity() - used - (open != 0 ? picoring::record_footprint(open) : 0));
+  }
+  for (const auto& s : model) {
+    FUZZ_CHECK(same(ring.front(), s));
+    ring.pop();
+  }
+  FUZZ_CHECK(ring.empty());
+}
+
+void run_spsc(FuzzedDataProvider& in) {
+  picoring::Error err;
+  using State = picoring::detail::RecordSpscState;
+  State* s = picoring::detail::new_queue_state<State>(in.ConsumeIntegralInRange<std::size_t>(1, 20000), {}, err);
+  FUZZ_CHECK(s != nullptr);
+  s->start_at(in.ConsumeIntegral<std::size_t>() & ~std::size_t{7});
+  auto handles = picoring::detail::QueueAccess::handles<picoring::RecordProducer, picoring::RecordConsumer>(s);
+  auto& p = handles.first;
+  auto& c = handles.second;
+  const std::size_t max = p.max_record_size();
+  Model model;
+  std::size_t used = 0;
+  std::uint64_t seq = 0;
+  while (in.remaining_bytes() > 0) {
+    const int op = in.ConsumeIntegralInRange<int>(0, 3);
+    if (op == 0 || op == 1) {
+      const std::size_t len = pick_length(in, max);
+      const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');
+      const bool fits = picoring::record_footprint(len) <= p.capacity() - used;
+      bool ok = false;
+      int e = 0;
+      if (op == 0) {
+        e = thrown_by([&] { ok = p.push(bytes_of(text)); });
+      } else {
+        std::span<std::byte> out;
+        e = thrown_by([&] { out = p.reserve(len != 0 && len + 1 <= max ? len + 1 : len); });
+        if (e == 0 && !out.empty()) {
+          std::memcpy(out.data(), text.data(), len);
+          p.commit(len);
+          ok = true;
+        }
+      }
+      FUZZ_CHECK(e == expected_error(len, max));
+      if (e != 0) continue;
+      if (op == 0) FUZZ_CHECK(ok == fits);
+      if (ok) {
+        model.push_back(text);
+        used += picoring::record_footprint(len);
+      }
+    } else if (op == 2) {
+      if (model.empty()) {
+        FUZZ_CHECK(c.front().empty());
+        FUZZ_CHECK(thrown_by([&] { c.pop(); }) == 3);
+        continue;
+      }
+      FUZZ_CHECK(same(c.front(), model.front()));
+      c.pop();
+      used -= picoring::record_footprint(model.front().size());
+      model.pop_front();
+    } else {
+      std::size_t k = 0;
+      const std::size_t n = c.drain([&](std::span<std::byte> rec) { FUZZ_CHECK(same(rec, model[k++])); });
+      FUZZ_CHECK(n == model.size());
+      model.clear();
+      used = 0;
+    }
+    FUZZ_CHECK(p.bytes_free() == p.capacity() - used);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  FuzzedDataProvider in(data, size);
+  if (in.ConsumeBool()) {
+    run_ring(in);
+  } else {
+    run_spsc(in);
+  }
+  return 0;
+}

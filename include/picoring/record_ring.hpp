@@ -1,0 +1,500 @@
+// picoring: rings of variable-size records, each one contiguous span whatever the wrap.
+//
+//   picoring::RecordRing ring(1 << 20);                 // single-threaded
+//   auto out = ring.reserve(line.size());               // exactly line.size() contiguous bytes
+//   std::memcpy(out.data(), line.data(), line.size());
+//   ring.commit();
+//   for (auto rec = ring.front(); !rec.empty(); rec = ring.front()) { parse(rec); ring.pop(); }
+//
+//   auto [producer, consumer] = picoring::make_record_spsc(1 << 20);   // two threads
+//
+// Layout. A record is an 8-byte header (its length and flags, little or big endian as the
+// machine is) followed by its bytes, padded to a multiple of 8 so that every header is 8-byte
+// aligned. A record that runs past the end of the ring continues in the mirror, so it is never
+// split and no padding record is ever written at the end (classic designs, such as the Linux BPF
+// ring buffer, must either do one or the other). A record of n bytes takes
+// record_footprint(n) = 8 + n rounded up to 8 bytes of the capacity.
+//
+// Rules shared by every member below:
+// - capacity() is in bytes: at least the requested minimum, rounded up to whole pages.
+// - A record's length is 1 .. max_record_size() = capacity() - 8 (and at most 2^32 - 1).
+//   A zero-length record cannot be reserved: an empty span means "no record" everywhere.
+// - Spans handed out (reserve, front) stay valid until the call that ends them (commit or
+//   discard for a reservation, pop for a record) or the ring's destruction.
+// - Bad input throws and changes nothing: len 0 (std::invalid_argument), len above
+//   max_record_size() (std::length_error), commit/discard without a reservation, a second
+//   reserve while one is open, commit(n) with n = 0 or above the reserved length
+//   (std::logic_error), pop on an empty ring (std::out_of_range). Without exceptions these
+//   terminate.
+// - Not enough free space now is not an error: reserve returns an empty span, push false.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <utility>
+
+#include "picoring/detail/queue.hpp"
+#include "picoring/detail/slots.hpp"
+#include "picoring/mirror_buffer.hpp"
+#include "picoring/queue_status.hpp"
+
+namespace picoring {
+
+// Bytes of the ring a record of `length` bytes takes: its header and its bytes rounded up to 8.
+constexpr std::size_t record_footprint(std::size_t length) noexcept { return 8 + ((length + 7) & ~std::size_t{7}); }
+
+namespace detail {
+
+// The framing shared by every record container: where a header is, what it holds, how far the
+// next one is. Headers sit at 8-byte aligned slot indices below the capacity (a multiple of 8),
+// so a header never crosses the physical end; a record's bytes may, and continue in the mirror.
+struct RecordFraming {
+  static constexpr std::size_t kHeader = 8;
+  static constexpr std::size_t kMaxLength = std::numeric_limits<std::uint32_t>::max();
+
+  static std::size_t max_length(std::size_t capacity) noexcept {
+    const std::size_t room = capacity < kHeader ? 0 : capacity - kHeader;
+    return room < kMaxLength ? room : kMaxLength;
+  }
+  // The checks of reserve(), shared by every form: throw for input that can never be valid.
+  static void check_length(std::size_t length, std::size_t capacity) {
+    if (length == 0) throw_invalid_argument("picoring: reserve(len): len == 0 (an empty record cannot be stored)");
+    if (length > max_length(capacity)) throw_length_error("picoring: reserve(len): len > max_record_size()");
+  }
+  static void write_header(const Slots<std::byte>& slots, std::size_t at, std::size_t length) noexcept {
+    const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), 0};  // length, flags (none yet)
+    std::memcpy(slots.base() + at, words, kHeader);
+  }
+  static std::size_t read_length(const Slots<std::byte>& slots, std::size_t at) noexcept {
+    std::uint32_t length = 0;
+    std::memcpy(&length, slots.base() + at, sizeof length);
+    return length;
+  }
+};
+
+}  // namespace detail
+
+// A single-threaded ring of variable-size records. Thread safety like std::vector: one thread
+// at a time may call non-const members. For two threads, use make_record_spsc. Every member is
+// O(1) except push (O(n) copy) and clear (O(1) too: records have no destructors).
+class RecordRing {
+  using Framing = detail::RecordFraming;
+
+ public:
+  // An empty ring of capacity 0 (every reserve fails). Use it as a placeholder to move into.
+  RecordRing() noexcept = default;
+  // A ring of at least min_capacity bytes. Throws std::invalid_argument for 0,
+  // std::length_error when the size does not fit the address space, std::system_error (naming
+  // the failed step, with the OS error code) when the system refuses.
+  explicit RecordRing(std::size_t min_capacity, MirrorOptions options = {})
+      : mem_(min_capacity, 1, options), slots_(mem_) {}
+  // Non-throwing creation: on failure `err` is set and the ring has capacity 0.
+  RecordRing(std::size_t min_capacity, Error& err, MirrorOptions options = {}) noexcept
+      : mem_(MirrorBuffer::create(min_capacity, 1, options, err)), slots_(mem_) {}
+  RecordRing(RecordRing&& o) noexcept
+      : mem_(std::move(o.mem_)),
+        slots_(std::exchange(o.slots_, {})),
+        head_(std::exchange(o.head_, 0)),
+        used_(std::exchange(o.used_, 0)),
+        count_(std::exchange(o.count_, 0)),
+        reserved_(std::exchange(o.reserved_, 0)) {}
+  RecordRing& operator=(RecordRing&& o) noexcept {
+    if (this != &o) {
+      mem_ = std::move(o.mem_);
+      slots_ = std::exchange(o.slots_, {});
+      head_ = std::exchange(o.head_, 0);
+      used_ = std::exchange(o.used_, 0);
+      count_ = std::exchange(o.count_, 0);
+      reserved_ = std::exchange(o.reserved_, 0);
+    }
+    return *this;
+  }
+  RecordRing(const RecordRing&) = delete;
+  RecordRing& operator=(const RecordRing&) = delete;
+  ~RecordRing() = default;
+
+  // Capacity in bytes, headers and padding included.
+  std::size_t capacity() const noexcept { return slots_.capacity(); }
+  // The longest record reserve() accepts: capacity() - 8, at most 2^32 - 1.
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  // Records committed and not popped.
+  std::size_t size() const noexcept { return count_; }
+  bool empty() const noexcept { return count_ == 0; }
+  // Bytes those records take (record_footprint of each), and the bytes left for new ones (an
+  // open reservation's footprint is counted as taken).
+  std::size_t bytes_used() const noexcept { return used_; }
+  std::size_t bytes_free() const noexcept { return capacity() - used_ - reserved_footprint(); }
+  // True between a successful reserve() and its commit() or discard().
+  bool reserved() const noexcept { return reserved_ != 0; }
+  // The mapping behind the ring (size, backend used).
+  const MirrorBuffer& memory() const noexcept { return mem_; }
+
+  // --- writing ------------------------------------------------------------------------------
+
+  // Exactly len writable contiguous bytes for the next record (wrapping included), or an empty
+  // span when bytes_free() < record_footprint(len). The record exists only after commit().
+  // Throws (changing nothing) for len 0, len > max_record_size(), or a reservation already open.
+  std::span<std::byte> reserve(std::size_t len) {
+    if (reserved_ != 0) detail::throw_logic_error("picoring: reserve(): a reservation is already open");
+    Framing::check_length(len, capacity());
+    if (record_footprint(len) > capacity() - used_) return {};
+    reserved_ = len;
+    return {slots_.base() + slots_.wrap(tail() + Framing::kHeader), len};
+  }
+  // Publishes the whole reservation as the newest record. Throws std::logic_error, changing
+  // nothing, without an open reservation (after a commit or discard, or none made).
+  void commit() { commit(checked_reservation("commit")); }
+  // Publishes the first len bytes of the reservation (a record reserved at its largest size and
+  // filled with fewer). Throws std::logic_error, changing nothing, without an open reservation or
+  // when len is 0 or more than was reserved.
+  void commit(std::size_t len) {
+    const std::size_t max = checked_reservation("commit");
+    if (len == 0 || len > max) detail::throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
+    Framing::write_header(slots_, tail(), len);
+    used_ += record_footprint(len);
+    ++count_;
+    reserved_ = 0;
+  }
+  // Abandons the open reservation: nothing is published. Throws std::logic_error without one.
+  void discard() {
+    checked_reservation("discard");
+    reserved_ = 0;
+  }
+  // Copies `record` in as the newest record: false (nothing changes) when there is not room
+  // for it now. Throws as reserve() for an empty or over-long record or an open reservation.
+  bool push(std::span<const std::byte> record) {
+    if (reserved_ != 0) detail::throw_logic_error("picoring: push(): a reservation is open");
+    Framing::check_length(record.size(), capacity());
+    if (record_footprint(record.size()) > capacity() - used_) return false;
+    const std::size_t at = tail();
+    slots_.copy_in(slots_.wrap(at + Framing::kHeader), record.data(), record.size());
+    Framing::write_header(slots_, at, record.size());
+    used_ += record_footprint(record.size());
+    ++count_;
+    return true;
+  }
+
+  // --- reading ------------------------------------------------------------------------------
+
+  // The oldest record as one contiguous span (wrapped or not); an empty span when there is none.
+  std::span<std::byte> front() noexcept {
+    if (count_ == 0) return {};
+    return {slots_.base() + head_ + Framing::kHeader, Framing::read_length(slots_, head_)};
+  }
+  std::span<const std::byte> front() const noexcept { return const_cast<RecordRing*>(this)->front(); }
+  // Removes the oldest record. Throws std::out_of_range, changing nothing, when empty.
+  void pop() {
+    if (count_ == 0) detail::throw_out_of_range("picoring: pop(): no record");
+    const std::size_t footprint = record_footprint(Framing::read_length(slots_, head_));
+    head_ = slots_.wrap(head_ + footprint);
+    used_ -= footprint;
+    --count_;
+  }
+  // Calls f(std::span<std::byte>) on up to max records, oldest first, removing each after f
+  // returns. Returns how many were visited. If f throws, the record it was given stays.
+  template <class F>
+  std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+    std::size_t n = 0;
+    for (; n < max && count_ != 0; ++n) {
+      f(front());
+      pop();
+    }
+    return n;
+  }
+  // Removes every record. An open reservation stays open where it is.
+  void clear() noexcept {
+    head_ = tail();
+    used_ = 0;
+    count_ = 0;
+  }
+
+ private:
+  std::size_t tail() const noexcept { return slots_.wrap(head_ + used_); }
+  std::size_t reserved_footprint() const noexcept { return reserved_ == 0 ? 0 : record_footprint(reserved_); }
+  std::size_t checked_reservation(const char* call) const {
+    if (reserved_ == 0) {
+      detail::throw_logic_error(call[0] == 'c' ? "picoring: commit(): no reservation is open"
+                                               : "picoring: discard(): no reservation is open");
+    }
+    return reserved_;
+  }
+
+  MirrorBuffer mem_;
+  detail::Slots<std::byte> slots_;
+  std::size_t head_ = 0;      // slot index of the oldest record's header, a multiple of 8
+  std::size_t used_ = 0;      // bytes of committed records, headers and padding included
+  std::size_t count_ = 0;     // committed records
+  std::size_t reserved_ = 0;  // length of the open reservation, 0 when none
+};
+
+// --- the SPSC form --------------------------------------------------------------------------
+
+namespace detail {
+
+struct RecordSpscState : QueueShared<std::byte> {
+  RecordSpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
+    attach(MirrorBuffer::create(min_capacity, 1, options, err));
+    init_fences();
+  }
+  // Sets both counters to `start`, a multiple of 8 (0 at creation; tests start near the
+  // wrap-around). Only before the handles exist.
+  void start_at(std::size_t start) noexcept {
+    tail.store(start, std::memory_order_relaxed);
+    head.store(start, std::memory_order_relaxed);
+    const std::size_t cap = slots.capacity();
+    consumer_index = cap == 0 ? 0 : start % cap;  // test set-up, not a hot path
+  }
+  using Position = std::size_t;
+  // Bytes ever published (headers and padding included), written by the producer.
+  alignas(kFalseSharingRange) std::atomic<std::size_t> tail{0};
+  // Bytes ever released, written by the consumer.
+  alignas(kFalseSharingRange) std::atomic<std::size_t> head{0};
+  bool closes_when_leaving(bool /*producer*/) noexcept { return true; }
+};
+
+}  // namespace detail
+
+// The writing end of an SPSC record queue. Thread rules as SpscProducer's: move-only, one
+// thread at a time; it runs concurrently with the consumer. Members wait-free except push_wait.
+// Errors and the reservation rules as RecordRing's.
+class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscState> {
+  using Base = detail::QueueHandle<std::byte, detail::RecordSpscState>;
+  using Framing = detail::RecordFraming;
+
+ public:
+  RecordProducer() noexcept = default;
+  RecordProducer(RecordProducer&& o) noexcept
+      : Base(std::move(o)),
+        tail_(std::exchange(o.tail_, 0)),
+        index_(std::exchange(o.index_, 0)),
+        head_cache_(std::exchange(o.head_cache_, 0)),
+        reserved_(std::exchange(o.reserved_, 0)) {}
+  RecordProducer& operator=(RecordProducer&& o) noexcept {
+    if (this != &o) {
+      tail_ = std::exchange(o.tail_, 0);
+      index_ = std::exchange(o.index_, 0);
+      head_cache_ = std::exchange(o.head_cache_, 0);
+      reserved_ = std::exchange(o.reserved_, 0);
+      this->take(std::move(o));
+    }
+    return *this;
+  }
+  ~RecordProducer() = default;  // closes the queue
+
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  // Free bytes as this side knows them after a fresh look (the consumer may free more).
+  std::size_t bytes_free() noexcept { return free_bytes(capacity() + 1); }
+  bool reserved() const noexcept { return reserved_ != 0; }
+
+  // Exactly len contiguous writable bytes for the next record, or an empty span when there is
+  // not room now or the queue is closed. Nothing is visible to the consumer before commit().
+  std::span<std::byte> reserve(std::size_t len) {
+    if (reserved_ != 0) detail::throw_logic_error("picoring: reserve(): a reservation is already open");
+    if (s_ == nullptr) return {};
+    Framing::check_length(len, capacity());
+    if (record_footprint(len) > free_bytes(record_footprint(len)) || is_closed()) return {};
+    reserved_ = len;
+    return {slots_.base() + slots_.wrap(index_ + Framing::kHeader), len};
+  }
+  // Publishes the reservation (all of it, or its first len bytes) as one record.
+  void commit() { commit(checked_reservation("commit")); }
+  void commit(std::size_t len) {
+    const std::size_t max = checked_reservation("commit");
+    if (len == 0 || len > max) detail::throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
+    reserved_ = 0;
+    publish(len);
+  }
+  void discard() {
+    checked_reservation("discard");
+    reserved_ = 0;
+  }
+  // Copies record in as one record; false when there is not room now or the queue is closed.
+  bool push(std::span<const std::byte> record) {
+    if (reserved_ != 0) detail::throw_logic_error("picoring: push(): a reservation is open");
+    if (s_ == nullptr) return false;
+    Framing::check_length(record.size(), capacity());
+    const std::size_t need = record_footprint(record.size());
+    if (need > free_bytes(need) || is_closed()) return false;
+    slots_.copy_in(slots_.wrap(index_ + Framing::kHeader), record.data(), record.size());
+    publish(record.size());
+    return true;
+  }
+  // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
+  // passes, or the queue is closed.
+  template <class Rep, class Period>
+  QueueStatus push_wait(std::span<const std::byte> record, std::chrono::duration<Rep, Period> timeout) {
+    if (reserved_ != 0) detail::throw_logic_error("picoring: push_wait(): a reservation is open");
+    if (s_ == nullptr) return QueueStatus::closed;
+    Framing::check_length(record.size(), capacity());
+    if (is_closed()) return QueueStatus::closed;
+    const std::size_t need = record_footprint(record.size());
+    if (free_bytes(need) < need) {
+      auto& s = *s_;
+      const QueueStatus st = detail::wait_until([this, need] { return free_bytes(need) >= need; }, s.closed,
+                                                s.producer_sleeping, s.space_word, detail::deadline_after(timeout));
+      if (st != QueueStatus::ok) return st;
+    }
+    return push(record) ? QueueStatus::ok : QueueStatus::closed;
+  }
+
+ private:
+  friend struct detail::QueueAccess;
+  explicit RecordProducer(detail::RecordSpscState* s) noexcept
+      : Base(s, true),
+        tail_(s != nullptr ? s->tail.load(std::memory_order_relaxed) : 0),
+        index_(s != nullptr ? s->consumer_index : 0),
+        head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
+
+  bool is_closed() const noexcept { return s_->closed.load(std::memory_order_relaxed) != 0; }
+  // Free bytes, reloading the consumer's counter only if the cached one shows fewer than want.
+  std::size_t free_bytes(std::size_t want) noexcept {
+    const std::size_t free = capacity() - (tail_ - head_cache_);
+    if (free >= want) return free;
+    if (s_ == nullptr) return 0;  // an empty handle: capacity and counters 0
+    head_cache_ = s_->head.load(std::memory_order_acquire);
+    return capacity() - (tail_ - head_cache_);
+  }
+  std::size_t checked_reservation(const char* call) const {
+    if (reserved_ == 0) {
+      detail::throw_logic_error(call[0] == 'c' ? "picoring: commit(): no reservation is open"
+                                               : "picoring: discard(): no reservation is open");
+    }
+    return reserved_;
+  }
+  // The header goes in last, then the counter (release): the consumer sees whole records only.
+  void publish(std::size_t len) noexcept {
+    Framing::write_header(slots_, index_, len);
+    const std::size_t footprint = record_footprint(len);
+    tail_ += footprint;
+    index_ = slots_.wrap(index_ + footprint);
+    s_->tail.store(tail_, std::memory_order_release);
+    detail::wake(s_->consumer_sleeping, s_->data_word);
+  }
+
+  std::size_t tail_ = 0;        // bytes published (mirror of s_->tail, owned here)
+  std::size_t index_ = 0;       // slot index of the next header, a multiple of 8
+  std::size_t head_cache_ = 0;  // last value read of s_->head
+  std::size_t reserved_ = 0;    // length of the open reservation, 0 when none
+};
+
+// The reading end of an SPSC record queue. Thread rules as SpscConsumer's.
+class RecordConsumer : public detail::QueueHandle<std::byte, detail::RecordSpscState> {
+  using Base = detail::QueueHandle<std::byte, detail::RecordSpscState>;
+  using Framing = detail::RecordFraming;
+
+ public:
+  RecordConsumer() noexcept = default;
+  RecordConsumer(RecordConsumer&& o) noexcept
+      : Base(std::move(o)),
+        head_(std::exchange(o.head_, 0)),
+        index_(std::exchange(o.index_, 0)),
+        tail_cache_(std::exchange(o.tail_cache_, 0)) {}
+  RecordConsumer& operator=(RecordConsumer&& o) noexcept {
+    if (this != &o) {
+      head_ = std::exchange(o.head_, 0);
+      index_ = std::exchange(o.index_, 0);
+      tail_cache_ = std::exchange(o.tail_cache_, 0);
+      this->take(std::move(o));
+    }
+    return *this;
+  }
+  ~RecordConsumer() = default;  // closes the queue
+
+  // The oldest record as one contiguous span; empty when none is published. The span stays
+  // valid until pop(): the producer never writes over it.
+  std::span<std::byte> front() noexcept {
+    if (readable(1) == 0) return {};
+    return {slots_.base() + index_ + Framing::kHeader, Framing::read_length(slots_, index_)};
+  }
+  // Removes the oldest record. Throws std::out_of_range, changing nothing, when there is none.
+  void pop() {
+    if (readable(1) == 0) detail::throw_out_of_range("picoring: pop(): no record");
+    release(record_footprint(Framing::read_length(slots_, index_)));
+  }
+  // Calls f(std::span<std::byte>) on up to max published records, oldest first, then frees them
+  // all with one publication. Returns how many were visited. If f throws, the records visited
+  // before are freed and the one it was given stays.
+  template <class F>
+  std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+    const std::size_t have = readable(capacity() + 1);  // a fresh look: everything published now
+    std::size_t n = 0;
+    std::size_t bytes = 0;
+    PICORING_TRY {
+      while (n < max && bytes < have) {
+        const std::size_t at = slots_.wrap(index_ + bytes);
+        const std::size_t len = Framing::read_length(slots_, at);
+        f(std::span<std::byte>(slots_.base() + at + Framing::kHeader, len));
+        bytes += record_footprint(len);
+        ++n;
+      }
+    }
+    PICORING_CATCH_ALL {
+      if (bytes != 0) release(bytes);
+      PICORING_RETHROW;
+    }
+    if (bytes != 0) release(bytes);
+    return n;
+  }
+  // Blocks until a record is published (ok), the timeout passes (timed_out), or the queue is
+  // closed and empty (closed).
+  template <class Rep, class Period>
+  QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
+    if (s_ == nullptr) return QueueStatus::closed;
+    if (readable(1) != 0) return QueueStatus::ok;
+    auto& s = *s_;
+    return detail::wait_until([this] { return readable(1) != 0; }, s.closed, s.consumer_sleeping, s.data_word,
+                              detail::deadline_after(timeout));
+  }
+
+ private:
+  friend struct detail::QueueAccess;
+  explicit RecordConsumer(detail::RecordSpscState* s) noexcept
+      : Base(s, false),
+        head_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0),
+        index_(s != nullptr ? s->consumer_index : 0),
+        tail_cache_(head_) {}
+
+  // Published bytes not yet released, reloading the producer's counter only if the cached one
+  // shows fewer than want.
+  std::size_t readable(std::size_t want) noexcept {
+    const std::size_t have = tail_cache_ - head_;
+    if (have >= want) return have;
+    if (s_ == nullptr) return 0;  // an empty handle: counters 0
+    tail_cache_ = s_->tail.load(std::memory_order_acquire);
+    return tail_cache_ - head_;
+  }
+  void release(std::size_t bytes) noexcept {
+    head_ += bytes;
+    index_ = slots_.wrap(index_ + bytes);
+    s_->head.store(head_, std::memory_order_release);
+    detail::wake(s_->producer_sleeping, s_->space_word);
+  }
+
+  std::size_t head_ = 0;        // bytes released (mirror of s_->head, owned here)
+  std::size_t index_ = 0;       // slot index of the oldest record's header
+  std::size_t tail_cache_ = 0;  // last value read of s_->tail
+};
+
+// Creates an SPSC record queue of at least min_capacity bytes and returns its two ends. Errors
+// as RecordRing's constructors.
+inline std::pair<RecordProducer, RecordConsumer> make_record_spsc(std::size_t min_capacity,
+                                                                  MirrorOptions options = {}) {
+  Error err;
+  auto* s = detail::new_queue_state<detail::RecordSpscState>(min_capacity, options, err);
+  if (s == nullptr) throw_error(err);
+  return detail::QueueAccess::handles<RecordProducer, RecordConsumer>(s);
+}
+// Non-throwing creation: on failure `err` is set and both handles are empty.
+inline std::pair<RecordProducer, RecordConsumer> make_record_spsc(std::size_t min_capacity, Error& err,
+                                                                  MirrorOptions options = {}) noexcept {
+  auto* s = detail::new_queue_state<detail::RecordSpscState>(min_capacity, options, err);
+  if (s == nullptr) return {};
+  return detail::QueueAccess::handles<RecordProducer, RecordConsumer>(s);
+}
+
+}  // namespace picoring
