@@ -5,7 +5,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 
@@ -50,10 +49,16 @@ TEST(Readme, RelativeLinksNameFilesThatExist) {
   int links = 0;
   for (const char* doc : {"README.md", "docs/benchmarks.md", "docs/design.md", "scenarios/README.md"}) {
     const std::string text = slurp((root / doc).string());
-    const std::regex link(R"(\]\(([^)#:\s]+)(#[^)]*)?\))");
-    for (std::sregex_iterator it(text.begin(), text.end(), link), end; it != end; ++it) {
-      const auto target = (root / doc).parent_path() / (*it)[1].str();
-      EXPECT_TRUE(std::filesystem::exists(target)) << doc << " links to " << (*it)[1].str() << ", which does not exist";
+    // Markdown links "](target)" or "](target#anchor)"; a target with ':' (a URL) or a space is
+    // not a file. (No std::regex: GCC 12 warns inside <regex> at -O2 with sanitizers.)
+    for (std::size_t at = text.find("]("); at != std::string::npos; at = text.find("](", at + 2)) {
+      const std::size_t close = text.find(')', at + 2);
+      if (close == std::string::npos) break;
+      const std::string target = text.substr(at + 2, close - at - 2);
+      const std::string file = target.substr(0, target.find('#'));
+      if (file.empty() || file.find_first_of(": \t\n") != std::string::npos) continue;
+      EXPECT_TRUE(std::filesystem::exists((root / doc).parent_path() / file))
+          << doc << " links to " << file << ", which does not exist";
       ++links;
     }
   }
