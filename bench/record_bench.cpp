@@ -1,0 +1,371 @@
+// Variable-size records between two pinned threads: picoring's SPSC record queue against three
+// baselines written or chosen to be honest, in the same run, interleaved (A B C D A B C D ...),
+// medians over the runs:
+//   padding ring - the classic design (Agrona's ring buffers, BPF-style framing): the same
+//                  8-byte headers and cached counters as picoring, one copy of the memory, and a
+//                  padding record at the physical end whenever a record would not fit before it;
+//   mutex deque  - std::mutex + std::deque<std::vector<std::byte>>, one allocation per record,
+//                  the consumer swaps the whole deque out under the lock (its best use);
+//   fixed slots  - picoring's SPSC queue of fixed slots as large as the largest record of the
+//                  row, written in place (reserve/commit) and read in place (peek/release).
+// Every contender holds the same bytes of records (the ring size; the slots' count is that
+// divided by the slot size), the producer copies each record from the same source, and the
+// consumer checksums each record with the same function; the sum is checked against one computed
+// beforehand on one thread.
+//
+//   picoring_record_bench [--runs R] [--mib N] [--quick]
+#include <pthread.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <span>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "bench_util.hpp"
+#include "picoring/record_ring.hpp"
+#include "picoring/spsc.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Bytes = std::span<const std::byte>;
+constexpr std::size_t kRingBytes = std::size_t{1} << 20;
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// --- contenders ---------------------------------------------------------------------------------
+
+struct PicoRecords {
+  std::pair<picoring::RecordProducer, picoring::RecordConsumer> q;
+  PicoRecords() : q(picoring::make_record_spsc(kRingBytes, resident())) {}
+  static picoring::MirrorOptions resident() {
+    picoring::MirrorOptions o;
+    o.residency = picoring::Residency::lock_if_allowed;  // resident like the baselines, and kept so
+    return o;
+  }
+  bool write(Bytes rec) { return q.first.push(rec); }
+  template <class F>
+  std::size_t read(F&& f) {
+    return q.second.drain(f);
+  }
+};
+
+// The classic ring: one copy of the memory, records never split, a padding record at the end.
+class PaddingRing {
+ public:
+  PaddingRing() : buf_(new (std::align_val_t{4096}) std::byte[kRingBytes]) { std::memset(buf_.get(), 0, kRingBytes); }
+  bool write(Bytes rec) {
+    const std::size_t fp = picoring::record_footprint(rec.size());
+    const std::size_t pad = p_.index + fp > kRingBytes ? kRingBytes - p_.index : 0;
+    const std::size_t need = pad + fp;
+    if (kRingBytes - (p_.tail - p_.head_cache) < need) {
+      p_.head_cache = head_.load(std::memory_order_acquire);
+      if (kRingBytes - (p_.tail - p_.head_cache) < need) return false;
+    }
+    if (pad != 0) {
+      header(p_.index, 0, kPad);
+      p_.index = 0;
+    }
+    std::memcpy(buf_.get() + p_.index + 8, rec.data(), rec.size());
+    header(p_.index, static_cast<std::uint32_t>(rec.size()), 0);
+    p_.index += fp;
+    if (p_.index == kRingBytes) p_.index = 0;
+    p_.tail += need;
+    tail_.store(p_.tail, std::memory_order_release);
+    return true;
+  }
+  template <class F>
+  std::size_t read(F&& f) {
+    const std::size_t have = tail_.load(std::memory_order_acquire) - c_.head;
+    std::size_t bytes = 0;
+    std::size_t n = 0;
+    while (bytes < have) {
+      std::uint32_t h[2];
+      std::memcpy(h, buf_.get() + c_.index, 8);
+      if (h[1] == kPad) {
+        bytes += kRingBytes - c_.index;
+        c_.index = 0;
+        continue;
+      }
+      f(std::span<std::byte>(buf_.get() + c_.index + 8, h[0]));
+      const std::size_t fp = picoring::record_footprint(h[0]);
+      bytes += fp;
+      c_.index += fp;
+      if (c_.index == kRingBytes) c_.index = 0;
+      ++n;
+    }
+    c_.head += bytes;
+    head_.store(c_.head, std::memory_order_release);
+    return n;
+  }
+
+ private:
+  static constexpr std::uint32_t kPad = 1;
+  struct Deleter {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{4096}); }
+  };
+  void header(std::size_t at, std::uint32_t len, std::uint32_t flags) {
+    const std::uint32_t h[2] = {len, flags};
+    std::memcpy(buf_.get() + at, h, 8);
+  }
+  std::unique_ptr<std::byte[], Deleter> buf_;
+  // Laid out as picoring's queue is: each shared counter on its own line, each side's private
+  // copies on another.
+  alignas(128) std::atomic<std::size_t> tail_{0};
+  alignas(128) std::atomic<std::size_t> head_{0};
+  struct alignas(128) {
+    std::size_t tail = 0, index = 0, head_cache = 0;
+  } p_;
+  struct alignas(128) {
+    std::size_t head = 0, index = 0;
+  } c_;
+};
+
+class MutexDeque {
+ public:
+  bool write(Bytes rec) {
+    if (pending_.empty()) pending_.assign(rec.begin(), rec.end());
+    const std::lock_guard<std::mutex> lock(m_);
+    if (bytes_ + rec.size() > kRingBytes) return false;
+    bytes_ += rec.size();
+    q_.push_back(std::move(pending_));
+    pending_ = {};
+    return true;
+  }
+  template <class F>
+  std::size_t read(F&& f) {
+    std::deque<std::vector<std::byte>> mine;
+    {
+      const std::lock_guard<std::mutex> lock(m_);
+      mine.swap(q_);
+      bytes_ = 0;
+    }
+    for (auto& v : mine) f(std::span<std::byte>(v));
+    return mine.size();
+  }
+
+ private:
+  std::mutex m_;
+  std::deque<std::vector<std::byte>> q_;
+  std::size_t bytes_ = 0;
+  std::vector<std::byte> pending_;
+};
+
+template <std::size_t S>
+struct Slot {
+  std::uint32_t len;
+  std::array<std::byte, S> data;
+  // The slots' count rounds up to whole pages of slots: large slots hold more bytes in flight.
+  static std::size_t capacity_bytes() {
+    picoring::Error err;
+    return picoring::mirror_size_for(kRingBytes / sizeof(Slot), sizeof(Slot), err);
+  }
+};
+template <std::size_t S>
+struct FixedSlots {
+  std::pair<picoring::SpscProducer<Slot<S>>, picoring::SpscConsumer<Slot<S>>> q;
+  FixedSlots() : q(picoring::make_spsc<Slot<S>>(kRingBytes / sizeof(Slot<S>), PicoRecords::resident())) {}
+  bool write(Bytes rec) {
+    auto s = q.first.reserve(1);
+    if (s.empty()) return false;
+    s[0].len = static_cast<std::uint32_t>(rec.size());
+    std::memcpy(s[0].data.data(), rec.data(), rec.size());
+    q.first.commit(1);
+    return true;
+  }
+  template <class F>
+  std::size_t read(F&& f) {
+    auto w = q.second.peek();
+    for (auto& s : w) f(std::span<std::byte>(s.data.data(), s.len));
+    q.second.release(w.size());
+    return w.size();
+  }
+};
+
+// --- the run --------------------------------------------------------------------------------------
+
+struct Workload {
+  std::string name;
+  std::vector<std::uint32_t> lengths;  // cycled
+  std::size_t records = 0;
+  std::uint64_t expected = 0;
+};
+
+// What every producer copies records from (made once, read-only afterwards).
+const std::vector<std::byte>& source() {
+  static const std::vector<std::byte> bytes = [] {
+    std::vector<std::byte> v(65536 + 512);
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = static_cast<std::byte>(i * 131 + (i >> 8));
+    return v;
+  }();
+  return bytes;
+}
+
+Bytes record_at(const Workload& w, std::size_t i) {
+  return {source().data() + (i % 64) * 8, w.lengths[i % w.lengths.size()]};
+}
+
+template <class Q>
+double run_one(const Workload& w) {
+  auto q = std::make_unique<Q>();
+  std::atomic<int> ready{0};
+  std::thread producer([&] {
+    picoring_bench::pin_this_thread(0);
+    ready.fetch_add(1);
+    while (ready.load() < 2) {
+    }
+    for (std::size_t i = 0; i < w.records; ++i) {
+      const Bytes rec = record_at(w, i);
+      while (!q->write(rec)) cpu_relax();
+    }
+  });
+  picoring_bench::pin_this_thread(1);
+  ready.fetch_add(1);
+  while (ready.load() < 2) {
+  }
+  const auto t0 = Clock::now();
+  std::uint64_t sum = 0;
+  std::size_t got = 0;
+  while (got < w.records) {
+    const std::size_t n = q->read([&](std::span<std::byte> r) { sum += picoring_bench::checksum(r); });
+    if (n == 0) cpu_relax();
+    got += n;
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  producer.join();
+  if (sum != w.expected) {
+    std::fprintf(stderr, "%s: checksum mismatch\n", w.name.c_str());
+    std::exit(1);
+  }
+  return s;
+}
+
+struct Contenders {
+  std::vector<double (*)(const Workload&)> runs;
+  std::size_t fixed_slot_bytes;
+};
+template <std::size_t S>
+Contenders contenders() {
+  return {{&run_one<PicoRecords>, &run_one<PaddingRing>, &run_one<MutexDeque>, &run_one<FixedSlots<S>>},
+          Slot<S>::capacity_bytes()};
+}
+
+Workload make_workload(std::string name, std::vector<std::uint32_t> lengths, std::size_t payload_bytes) {
+  Workload w{std::move(name), std::move(lengths), 0, 0};
+  std::size_t total = 0;
+  for (auto l : w.lengths) total += l;
+  const double mean = static_cast<double>(total) / static_cast<double>(w.lengths.size());
+  w.records = static_cast<std::size_t>(static_cast<double>(payload_bytes) / mean);
+  if (w.records < 1000) w.records = 1000;
+  if (w.records > 4'000'000) w.records = 4'000'000;
+  for (std::size_t i = 0; i < w.records; ++i) w.expected += picoring_bench::checksum(record_at(w, i));
+  return w;
+}
+
+// Log-like: most lines 40-300 bytes, some stack traces of 1-4 KiB.
+std::vector<std::uint32_t> log_like_lengths() {
+  std::mt19937 rng(42);
+  std::vector<std::uint32_t> v(4096);
+  for (auto& l : v) l = static_cast<std::uint32_t>(rng() % 100 < 95 ? 40 + rng() % 260 : 1024 + rng() % 3072);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 9;
+  std::size_t mib = 16;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) {
+      runs = std::atoi(argv[++i]);
+    } else if (a == "--mib" && i + 1 < argc) {
+      mib = static_cast<std::size_t>(std::atol(argv[++i]));
+    } else if (a == "--quick") {
+      runs = 1;
+      mib = 2;
+    } else {
+      std::fprintf(stderr, "usage: %s [--runs R] [--mib N] [--quick]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (runs < 1 || mib < 1) {
+    std::fprintf(stderr, "--runs and --mib want positive whole numbers\n");
+    return 2;
+  }
+
+  std::printf(
+      "\n### Variable-size records between two threads (%zu KiB of records in flight, %zu MiB per run, median of "
+      "%d)\n\n",
+      kRingBytes >> 10, mib, runs);
+  std::printf(
+      "| records | picoring M rec/s | GB/s | padding ring | mutex deque | fixed slots (KiB held) | picoring / padding "
+      "| picoring / mutex deque | picoring / fixed slots |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  struct Row {
+    Workload w;
+    Contenders c;
+  };
+  std::vector<Row> rows;
+  const std::size_t payload = mib << 20;
+  const auto uniform = [&](std::uint32_t n) { return make_workload(std::to_string(n) + " B", {n}, payload); };
+  rows.push_back({uniform(16), contenders<16>()});
+  rows.push_back({uniform(64), contenders<64>()});
+  rows.push_back({uniform(256), contenders<256>()});
+  rows.push_back({uniform(1024), contenders<1024>()});
+  rows.push_back({uniform(4096), contenders<4096>()});
+  rows.push_back({uniform(16384), contenders<16384>()});
+  rows.push_back({uniform(65536), contenders<65536>()});
+  rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), payload), contenders<4096>()});
+  for (auto& row : rows) {
+    // Round r runs the contenders in the order r, r + 1, ... (rotated), so that none always runs
+    // first or after the same neighbour. Ratios are taken within each round (the machine's
+    // regime changes between rounds far more than within one) and their median is reported.
+    const auto& fns = row.c.runs;
+    std::vector<std::vector<double>> secs(fns.size());
+    std::vector<std::vector<double>> ratio(fns.size());
+    for (int r = 0; r < runs; ++r) {
+      std::vector<double> t(fns.size());
+      for (std::size_t i = 0; i < fns.size(); ++i) {
+        const std::size_t k = (static_cast<std::size_t>(r) + i) % fns.size();
+        t[k] = fns[k](row.w);
+        secs[k].push_back(t[k]);
+      }
+      for (std::size_t k = 1; k < fns.size(); ++k) ratio[k].push_back(t[k] / t[0]);
+    }
+    std::vector<double> rate;  // records per second, median
+    rate.reserve(secs.size());
+    for (auto& s : secs) rate.push_back(static_cast<double>(row.w.records) / picoring_bench::median(s));
+    double total = 0;
+    for (auto l : row.w.lengths) total += l;
+    const double mean_len = total / static_cast<double>(row.w.lengths.size());
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f (%zu) | %.2fx | %.2fx | %.2fx |\n", row.w.name.c_str(),
+                rate[0] / 1e6, rate[0] * mean_len / 1e9, rate[1] / 1e6, rate[2] / 1e6, rate[3] / 1e6,
+                row.c.fixed_slot_bytes >> 10, picoring_bench::median(ratio[1]), picoring_bench::median(ratio[2]),
+                picoring_bench::median(ratio[3]));
+    std::fflush(stdout);
+  }
+  std::printf(
+      "\nM rec/s: millions of records per second, median over runs; GB/s: picoring's payload bytes per second.\n"
+      "Ratios: the other's time over picoring's in the same round, median over rounds; above 1, picoring is faster.\n"
+      "Threads pinned to CPUs 0 and 1. Every contender but the fixed slots\n"
+      "holds %zu KiB of records; fixed slots hold what the column says (whole pages of slots).\n",
+      kRingBytes >> 10);
+  return 0;
+}
