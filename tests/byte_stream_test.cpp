@@ -319,3 +319,20 @@ TEST(PicoByteStream, UnreleaseTakesBackIntactBytesOnly) {
 }
 
 }  // namespace
+
+// uncommit(n) hands the newest bytes back to the free space: the next commit publishes them
+// again unchanged; more than is readable is refused and changes nothing.
+TEST(PicoByteStream, UncommitTakesBackTheNewestBytes) {
+  picoring::PicoByteStream s(4096);
+  s.write_all(std::string_view("hello, world"));
+  const std::size_t free_before = s.available_to_write();
+  s.uncommit(7);
+  EXPECT_EQ(s.readable_view(), "hello");
+  EXPECT_EQ(s.available_to_write(), free_before + 7);
+  EXPECT_THROW(s.uncommit(6), std::out_of_range);
+  EXPECT_EQ(s.readable_view(), "hello");
+  s.commit(7);
+  EXPECT_EQ(s.readable_view(), "hello, world");
+  s.readable_bytes()[0] = std::byte{'j'};
+  EXPECT_EQ(s.readable_view(), "jello, world");
+}

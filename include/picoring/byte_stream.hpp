@@ -98,6 +98,13 @@ class PicoByteStream : private detail::RingCore<std::byte> {
     this->publish(n, "picoring: commit(n): n > available_to_write()");
     after_write();
   }
+  // Takes back the n newest readable bytes: they become the start of writable() again, their
+  // contents unchanged (a read that filled less than it reserved, an adapter's shrink). Throws
+  // std::out_of_range, changing nothing, if n > available_to_read().
+  void uncommit(size_type n) { this->unpublish(n, "picoring: uncommit(n): n > available_to_read()"); }
+  // The readable bytes, writable in place (a parser that decodes in place, a buffer adapter).
+  std::span<std::byte> readable_bytes() noexcept { return this->readable_window(); }
+
   [[deprecated("renamed release(n): one vocabulary in every container")]] void consume(size_type n) { release(n); }
   [[deprecated("renamed commit(n): one vocabulary in every container")]] void produce(size_type n) { commit(n); }
 

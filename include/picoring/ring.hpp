@@ -301,6 +301,12 @@ class RingCore {
     if (n > available_space()) throw_out_of_range(what);
     len_ += n;
   }
+  // Takes back the n newest elements: they become the first free slots again, contents
+  // unchanged. Throws std::out_of_range (changing nothing) if n > size(). O(1).
+  void unpublish(size_type n, const char* what) requires mirror_safe<T> && std::is_trivially_destructible_v<T> {
+    if (n > len_) throw_out_of_range(what);
+    len_ -= n;
+  }
   // Takes back the n elements released last, which must still be intact: the caller tracks that
   // (only the byte stream does, for putback). Trivially destructible T only. O(1).
   void unrelease(size_type n) noexcept requires std::is_trivially_destructible_v<T> {
