@@ -46,17 +46,21 @@ Snapshot snap(const picoring::RecordRing& r) {
   return {r.size(), r.bytes_used(), r.bytes_free(), r.reserved(), string_of(r.front())};
 }
 
+// A number in [0, n): the engine's 64-bit result reduced, then narrowed (std::size_t is 32 bits on
+// i686).
+std::size_t below(std::mt19937_64& rng, std::size_t n) { return static_cast<std::size_t>(rng() % n); }
+
 // Record lengths as a log would make them: mostly short, sometimes long, now and then as long
 // as the ring allows.
 std::size_t random_length(std::mt19937_64& rng, std::size_t max) {
   const auto pick = rng() % 100;
   std::size_t len = 0;
   if (pick < 60) {
-    len = 1 + rng() % 200;
+    len = 1 + below(rng, 200);
   } else if (pick < 95) {
-    len = 1 + rng() % (max / 4 + 1);
+    len = 1 + below(rng, max / 4 + 1);
   } else {
-    len = max - rng() % 16;
+    len = max - below(rng, 16);
   }
   return std::clamp<std::size_t>(len, 1, max);
 }
@@ -112,7 +116,7 @@ TEST(RecordRing, MatchesADequeModelOverManyLaps) {
         if (how == 0) {
           ring.discard();
         } else if (how == 1 && len > 1) {
-          const std::size_t shorter = 1 + rng() % (len - 1);
+          const std::size_t shorter = 1 + below(rng, len - 1);
           ring.commit(shorter);
           model.push_back(text.substr(0, shorter));
           model_used += picoring::record_footprint(shorter);
@@ -134,7 +138,7 @@ TEST(RecordRing, MatchesADequeModelOverManyLaps) {
         model.pop_front();
         ring.pop();
       } else {
-        const std::size_t max = rng() % 4;
+        const std::size_t max = below(rng, 4);
         std::size_t k = 0;
         const std::size_t n = ring.drain(
             [&](std::span<std::byte> rec) {
@@ -352,7 +356,7 @@ TEST(RecordSpsc, TwoThreadsPassEveryRecordInOrderAndIntact) {
   std::thread producer([&p = p, records] {
     std::mt19937_64 rng(11);
     for (std::uint64_t seq = 0; seq < records; ++seq) {
-      const std::size_t len = 8 + rng() % 600;
+      const std::size_t len = 8 + below(rng, 600);
       std::string text = record_text(seq, len);
       std::memcpy(text.data(), &seq, sizeof seq);
       if (seq % 3 == 0) {
@@ -370,7 +374,7 @@ TEST(RecordSpsc, TwoThreadsPassEveryRecordInOrderAndIntact) {
   while (next < records) {
     ASSERT_EQ(c.wait(std::chrono::seconds(30)), picoring::QueueStatus::ok);
     c.drain([&](std::span<std::byte> rec) {
-      const std::size_t len = 8 + rng() % 600;
+      const std::size_t len = 8 + below(rng, 600);
       std::uint64_t seq = 0;
       ASSERT_EQ(rec.size(), len);
       std::memcpy(&seq, rec.data(), sizeof seq);
