@@ -625,7 +625,12 @@ TEST(Spsc, NonThrowingCreation) {
 // counters have wrapped around: popped slots were destroyed twice and queued ones leaked.
 TEST(SpscLifetimes, ElementsLeftAfterTheCountersWrapAreDestroyedOnceEach) {
   using State = picoring::detail::SpscState<Tracked>;
-  for (const std::size_t requested : {std::size_t{1500}, std::size_t{3000}}) {
+  // Capacities of 3 and 5 allocation units of elements: never a power of two, whatever the page
+  // size (1536 and 2560 with 4 KiB pages; 64 KiB on Windows gives other numbers, still not powers).
+  picoring::Error err;
+  const std::size_t unit = picoring::mirror_size_for(1, sizeof(Tracked), err) / sizeof(Tracked);
+  ASSERT_FALSE(err);
+  for (const std::size_t requested : {3 * unit, 5 * unit}) {
     Tracked::reset_counters();
     {
       auto* s = picoring_test::state_starting_at<State>(requested, ~std::size_t{0} - 700);
