@@ -37,9 +37,11 @@ TEST(Readme, TheTwoCommandsExistAndAreExecutable) {
     EXPECT_NE(readme.find(std::string("`") + command + "`"), std::string::npos) << "README.md must give " << command;
     const auto path = std::filesystem::path(PICORING_SOURCE_DIR) / command;
     ASSERT_TRUE(std::filesystem::exists(path)) << command;
+#if !defined(_WIN32)  // Windows (the test's wine run included) has no execute bit to check
     EXPECT_NE(std::filesystem::status(path).permissions() & std::filesystem::perms::owner_exec,
               std::filesystem::perms::none)
         << command << " is not executable";
+#endif
   }
 }
 
