@@ -56,6 +56,7 @@ namespace detail {
 struct RecordFraming {
   static constexpr std::size_t kHeader = 8;
   static constexpr std::size_t kMaxLength = std::numeric_limits<std::uint32_t>::max();
+  static constexpr const char* kNoReservationToCommit = "picoring: commit(): no reservation is open";
 
   static std::size_t max_length(std::size_t capacity) noexcept {
     const std::size_t room = capacity < kHeader ? 0 : capacity - kHeader;
@@ -65,6 +66,18 @@ struct RecordFraming {
   static void check_length(std::size_t length, std::size_t capacity) {
     if (length == 0) throw_invalid_argument("picoring: reserve(len): len == 0 (an empty record cannot be stored)");
     if (length > max_length(capacity)) throw_length_error("picoring: reserve(len): len > max_record_size()");
+  }
+  // The reservation rules, shared by every form. `open` is the open reservation's length (0:
+  // none). A reservation or push needs none open; commit and discard need one.
+  static void check_none_open(std::size_t open, const char* what) {
+    if (open != 0) throw_logic_error(what);
+  }
+  static std::size_t check_open(std::size_t open, const char* what) {
+    if (open == 0) throw_logic_error(what);
+    return open;
+  }
+  static void check_commit_length(std::size_t length, std::size_t open) {
+    if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
   static void write_header(const Slots<std::byte>& slots, std::size_t at, std::size_t length) noexcept {
     const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), 0};  // length, flags (none yet)
@@ -140,7 +153,7 @@ class RecordRing {
   // span when bytes_free() < record_footprint(len). The record exists only after commit().
   // Throws (changing nothing) for len 0, len > max_record_size(), or a reservation already open.
   std::span<std::byte> reserve(std::size_t len) {
-    if (reserved_ != 0) detail::throw_logic_error("picoring: reserve(): a reservation is already open");
+    Framing::check_none_open(reserved_, "picoring: reserve(): a reservation is already open");
     Framing::check_length(len, capacity());
     if (record_footprint(len) > capacity() - used_) return {};
     reserved_ = len;
@@ -148,13 +161,12 @@ class RecordRing {
   }
   // Publishes the whole reservation as the newest record. Throws std::logic_error, changing
   // nothing, without an open reservation (after a commit or discard, or none made).
-  void commit() { commit(checked_reservation("commit")); }
+  void commit() { commit(Framing::check_open(reserved_, Framing::kNoReservationToCommit)); }
   // Publishes the first len bytes of the reservation (a record reserved at its largest size and
   // filled with fewer). Throws std::logic_error, changing nothing, without an open reservation or
   // when len is 0 or more than was reserved.
   void commit(std::size_t len) {
-    const std::size_t max = checked_reservation("commit");
-    if (len == 0 || len > max) detail::throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
+    Framing::check_commit_length(len, Framing::check_open(reserved_, Framing::kNoReservationToCommit));
     Framing::write_header(slots_, tail(), len);
     used_ += record_footprint(len);
     ++count_;
@@ -162,13 +174,13 @@ class RecordRing {
   }
   // Abandons the open reservation: nothing is published. Throws std::logic_error without one.
   void discard() {
-    checked_reservation("discard");
+    Framing::check_open(reserved_, "picoring: discard(): no reservation is open");
     reserved_ = 0;
   }
   // Copies `record` in as the newest record: false (nothing changes) when there is not room
   // for it now. Throws as reserve() for an empty or over-long record or an open reservation.
   bool push(std::span<const std::byte> record) {
-    if (reserved_ != 0) detail::throw_logic_error("picoring: push(): a reservation is open");
+    Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
     Framing::check_length(record.size(), capacity());
     if (record_footprint(record.size()) > capacity() - used_) return false;
     const std::size_t at = tail();
@@ -216,13 +228,6 @@ class RecordRing {
  private:
   std::size_t tail() const noexcept { return slots_.wrap(head_ + used_); }
   std::size_t reserved_footprint() const noexcept { return reserved_ == 0 ? 0 : record_footprint(reserved_); }
-  std::size_t checked_reservation(const char* call) const {
-    if (reserved_ == 0) {
-      detail::throw_logic_error(call[0] == 'c' ? "picoring: commit(): no reservation is open"
-                                               : "picoring: discard(): no reservation is open");
-    }
-    return reserved_;
-  }
 
   MirrorBuffer mem_;
   detail::Slots<std::byte> slots_;
@@ -294,7 +299,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   // Exactly len contiguous writable bytes for the next record, or an empty span when there is
   // not room now or the queue is closed. Nothing is visible to the consumer before commit().
   std::span<std::byte> reserve(std::size_t len) {
-    if (reserved_ != 0) detail::throw_logic_error("picoring: reserve(): a reservation is already open");
+    Framing::check_none_open(reserved_, "picoring: reserve(): a reservation is already open");
     if (s_ == nullptr) return {};
     Framing::check_length(len, capacity());
     if (record_footprint(len) > free_bytes(record_footprint(len)) || is_closed()) return {};
@@ -302,20 +307,19 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     return {slots_.base() + slots_.wrap(index_ + Framing::kHeader), len};
   }
   // Publishes the reservation (all of it, or its first len bytes) as one record.
-  void commit() { commit(checked_reservation("commit")); }
+  void commit() { commit(Framing::check_open(reserved_, Framing::kNoReservationToCommit)); }
   void commit(std::size_t len) {
-    const std::size_t max = checked_reservation("commit");
-    if (len == 0 || len > max) detail::throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
+    Framing::check_commit_length(len, Framing::check_open(reserved_, Framing::kNoReservationToCommit));
     reserved_ = 0;
     publish(len);
   }
   void discard() {
-    checked_reservation("discard");
+    Framing::check_open(reserved_, "picoring: discard(): no reservation is open");
     reserved_ = 0;
   }
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
-    if (reserved_ != 0) detail::throw_logic_error("picoring: push(): a reservation is open");
+    Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
     if (s_ == nullptr) return false;
     Framing::check_length(record.size(), capacity());
     const std::size_t need = record_footprint(record.size());
@@ -328,7 +332,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   // passes, or the queue is closed.
   template <class Rep, class Period>
   QueueStatus push_wait(std::span<const std::byte> record, std::chrono::duration<Rep, Period> timeout) {
-    if (reserved_ != 0) detail::throw_logic_error("picoring: push_wait(): a reservation is open");
+    Framing::check_none_open(reserved_, "picoring: push_wait(): a reservation is open");
     if (s_ == nullptr) return QueueStatus::closed;
     Framing::check_length(record.size(), capacity());
     if (is_closed()) return QueueStatus::closed;
@@ -358,13 +362,6 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     if (s_ == nullptr) return 0;  // an empty handle: capacity and counters 0
     head_cache_ = s_->head.load(std::memory_order_acquire);
     return capacity() - (tail_ - head_cache_);
-  }
-  std::size_t checked_reservation(const char* call) const {
-    if (reserved_ == 0) {
-      detail::throw_logic_error(call[0] == 'c' ? "picoring: commit(): no reservation is open"
-                                               : "picoring: discard(): no reservation is open");
-    }
-    return reserved_;
   }
   // The header goes in last, then the counter (release): the consumer sees whole records only.
   void publish(std::size_t len) noexcept {
