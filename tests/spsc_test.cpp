@@ -318,6 +318,43 @@ TEST(Spsc, TimeoutsReturnTimedOutAfterTheTimeout) {
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 20ms);
 }
 
+TEST(Spsc, WaitsForCountsOfElementsAndOfFreeSlots) {
+  auto [p, c] = make_spsc<int>(1);
+  const std::size_t cap = p.capacity();
+  EXPECT_THROW(static_cast<void>(c.wait(cap + 1, 0s)), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(p.wait_for_space(cap + 1, 0s)), std::invalid_argument);
+  EXPECT_EQ(c.wait(0, 0s), QueueStatus::ok);
+  EXPECT_EQ(p.wait_for_space(cap, 0s), QueueStatus::ok);
+  ASSERT_TRUE(p.try_push(1));
+  EXPECT_EQ(c.wait(1, 0s), QueueStatus::ok);
+  EXPECT_EQ(c.wait(2, 10ms), QueueStatus::timed_out);  // one is there, two are asked for
+  EXPECT_EQ(p.wait_for_space(cap, 10ms), QueueStatus::timed_out);
+
+  // The consumer asks for three: two pushes one after the other must not wake it for good.
+  std::thread consumer([&c = c] { EXPECT_EQ(c.wait(3, 60s), QueueStatus::ok); });
+  std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(p.try_push(2));
+  std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(p.try_push(3));
+  consumer.join();
+  EXPECT_EQ(c.size(), 3u);
+
+  // The producer asks for the whole ring; the consumer frees it in two steps.
+  std::thread producer([&p = p, cap] { EXPECT_EQ(p.wait_for_space(cap, 60s), QueueStatus::ok); });
+  std::this_thread::sleep_for(10ms);
+  c.release(1);
+  std::this_thread::sleep_for(10ms);
+  c.release(2);
+  producer.join();
+
+  // Closed: the consumer still gets ok for what is there, closed for more; the producer closed.
+  ASSERT_TRUE(p.try_push(4));
+  p.close();
+  EXPECT_EQ(c.wait(1, 60s), QueueStatus::ok);
+  EXPECT_EQ(c.wait(2, 60s), QueueStatus::closed);
+  EXPECT_EQ(p.wait_for_space(1, 60s), QueueStatus::closed);
+}
+
 TEST(Spsc, BlockedSidesAreWokenByTheOtherSide) {
   auto [p, c] = make_spsc<int>(1);
   const std::size_t cap = p.capacity();

@@ -243,6 +243,21 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     if (n != 0) publish(n);
   }
 
+  // Blocks until at least n slots are free (ok), the timeout passes (timed_out), or the queue
+  // is closed (closed). n == 0 is ok at once unless closed. Throws std::invalid_argument if
+  // n > capacity(). A producer that fills slots in place or in bulk waits with this, then
+  // calls reserve(n) or push_slice, which then succeed.
+  template <class Rep, class Period>
+  QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (this->s_ == nullptr || is_closed()) return QueueStatus::closed;
+    if (n > this->capacity()) detail::throw_invalid_argument("picoring: wait_for_space(n, timeout): n > capacity()");
+    if (writable(n, false) >= n) return QueueStatus::ok;
+    auto& s = *this->s_;
+    const QueueStatus st = detail::wait_until([this, n] { return writable(n, false) >= n; }, s.closed,
+                                              s.producer_sleeping, s.space_word, detail::deadline_after(timeout));
+    return st == QueueStatus::ok && is_closed() ? QueueStatus::closed : st;
+  }
+
   // Blocking push: waits (spinning briefly, then parked) until a slot is free, the timeout
   // passes, or the queue is closed. The value is moved from only when ok is returned.
   template <class U, class Rep, class Period>

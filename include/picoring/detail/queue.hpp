@@ -232,10 +232,18 @@ class QueueConsumer : public QueueHandle<T, State> {
   // queue is closed and empty (closed).
   template <class Rep, class Period>
   QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait(1, timeout);
+  }
+  // Blocks until at least n elements are readable (ok), the timeout passes (timed_out), or the
+  // queue is closed with fewer than n left (closed; size() tells how many remain). n == 0 is
+  // ok at once. Throws std::invalid_argument if n > capacity() (it could never be satisfied).
+  template <class Rep, class Period>
+  QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     if (this->s_ == nullptr) return QueueStatus::closed;
-    if (readable_now(1) >= 1) return QueueStatus::ok;
+    if (n > this->capacity()) throw_invalid_argument("picoring: wait(n, timeout): n > capacity()");
+    if (readable_now(n) >= n) return QueueStatus::ok;
     auto& s = *this->s_;
-    return wait_until([this] { return readable_now(1) >= 1; }, s.closed, s.consumer_sleeping, s.data_word,
+    return wait_until([this, n] { return readable_now(n) >= n; }, s.closed, s.consumer_sleeping, s.data_word,
                       deadline_after(timeout));
   }
   // Blocking pop: wait(), then try_pop().
