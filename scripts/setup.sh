@@ -7,6 +7,8 @@ packages=(cmake ninja-build g++ googletest libgtest-dev libgmock-dev libbenchmar
 # The scenarios (built and run in every native build) read WAV files, and are checked with sox,
 # curl, ab, wrk and a python3 script of raw-socket clients.
 packages+=(libsndfile1-dev sox curl apache2-utils wrk python3)
+# The Python module (PICORING_PYTHON, on in the dev and release presets): pybind11 and numpy.
+packages+=(python3-dev pybind11-dev python3-numpy)
 for arg in "$@"; do
   case "$arg" in
     # The main job also builds the benchmarks' peers, and draws a chart.
@@ -14,7 +16,9 @@ for arg in "$@"; do
     --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib nginx-light) ;;
     # The test suite also builds with clang and runs clang-tidy and clang-format, cross-builds for i686 and aarch64
     # run under qemu-user, a Windows cross build run under wine, and the libFuzzer harnesses (clang's runtime).
-    --tests) packages+=(clang clang-tidy clang-format libclang-rt-14-dev g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64) ;;
+    # pytest runs the Python tests; venv, pip, setuptools and wheel check that pip installs the package.
+    --tests) packages+=(clang clang-tidy clang-format libclang-rt-14-dev g++-i686-linux-gnu g++-aarch64-linux-gnu qemu-user mingw-w64 wine wine64
+                        python3-pytest python3-venv python3-pip python3-setuptools python3-wheel) ;;
     *) echo "setup.sh: unknown option $arg (use --tests and/or --main-job)" >&2; exit 2 ;;
   esac
 done

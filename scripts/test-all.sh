@@ -2,7 +2,8 @@
 # The whole test suite: Debug with g++ (then clang-tidy and a clang-format check) and with clang++ (warnings as errors), AddressSanitizer +
 # UBSan, ThreadSanitizer, 32-bit x86 and 64-bit Arm with 4, 16 and 64 KiB pages (static, under
 # qemu-user), 64-bit Windows (mingw-w64, under wine), then the install rules checked by the
-# consumer projects (find_package, add_subdirectory, pkg-config), then every libFuzzer harness
+# consumer projects (find_package, add_subdirectory, pkg-config), the Python package installed by
+# pip, then every libFuzzer harness
 # for a fixed time (PICORING_FUZZ_SECONDS, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,12 @@ cmake --workflow --preset windows
 WINEPREFIX="${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/picoring-wine}" wineserver -k || true
 echo "=== consumers: find_package(picoring) and add_subdirectory"
 tests/consumer/check.sh
+echo "=== python: pip install . into a fresh venv (offline: Debian's build tools), then pytest on the installed package"
+venv="$(mktemp -d)/venv"
+/usr/bin/python3 -m venv --system-site-packages "$venv"
+"$venv/bin/pip" install -q --no-build-isolation --no-deps .
+(cd "$(dirname "$venv")" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests")
+rm -rf "$(dirname "$venv")"
 echo "=== fuzzers: each for ${PICORING_FUZZ_SECONDS:-60} s from the seed corpus (scripts/fuzz.sh runs them longer)"
 scripts/fuzz.sh "${PICORING_FUZZ_SECONDS:-60}"
 echo "=== all test suites passed"

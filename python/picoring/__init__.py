@@ -1,0 +1,33 @@
+"""picoring: mirrored ring buffers for Python and numpy.
+
+The ring's memory is mapped twice, back to back, so every window of it, even one that wraps
+past the end, is one contiguous numpy array or memoryview that shares the ring's memory.
+
+    >>> import numpy as np, picoring
+    >>> ring = picoring.Ring(1024, dtype=np.float32)
+    >>> ring.extend(np.arange(4, dtype=np.float32))
+    True
+    >>> window = ring.readable()        # no copy, however the data wraps
+    >>> float(window.sum())
+    6.0
+    >>> del window                      # while it lives, consume() raises BufferError
+    >>> ring.consume(4)
+
+Ring         a FIFO of one fixed dtype, with zero-copy readable()/peek()/writable() arrays.
+ByteStream   a FIFO of bytes: file-like (write, read, readinto) and memoryview windows.
+spsc()       a (Producer, Consumer) queue between two threads; blocking calls release the GIL.
+Closed       raised by a queue end once the queue is closed.
+"""
+
+from ._picoring import (  # noqa: F401  (the package's public names)
+    ByteStream,
+    Closed,
+    Consumer,
+    Producer,
+    Ring,
+    Window,
+    allocation_granularity,
+    spsc,
+)
+
+__all__ = ["Ring", "ByteStream", "spsc", "Producer", "Consumer", "Closed", "Window", "allocation_granularity"]

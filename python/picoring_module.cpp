@@ -1,0 +1,685 @@
+// picoring for Python: mirrored rings whose windows are numpy arrays and memoryviews that share
+// the ring's memory (no copy), with the export tracking Python users expect from bytearray: a
+// call that would let the ring reuse memory a live window shows raises BufferError instead.
+//
+// Every container here is used under the GIL; only the queue's blocking calls release it (and
+// wake up every 50 ms to look for KeyboardInterrupt). The element-typed C++ containers are
+// templates, while a numpy dtype is chosen at run time, so the rings here keep their own
+// positions over a MirrorBuffer sized by mirror_size_for(capacity, itemsize): the mirror then
+// wraps exactly at an element boundary, and any window of whole elements is one array.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "picoring/mirror_buffer.hpp"
+#include "picoring/spsc.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace {
+
+using Position = std::uint64_t;  // elements ever written or consumed: never wraps in practice
+
+// The live windows of one container, as ranges of positions. A window covers the elements at
+// [begin, end); the container refuses to consume them or to write over them while it lives.
+class ExportTable {
+ public:
+  std::uint64_t add(Position begin, Position end) {
+    live_.push_back({next_id_, begin, end});
+    return next_id_++;
+  }
+  void remove(std::uint64_t id) noexcept {
+    for (auto& e : live_) {
+      if (e.id == id) {
+        e = live_.back();
+        live_.pop_back();
+        return;
+      }
+    }
+  }
+  bool overlaps(Position begin, Position end) const noexcept {
+    for (const auto& e : live_) {
+      if (e.begin < end && begin < e.end) return true;
+    }
+    return false;
+  }
+  std::size_t size() const noexcept { return live_.size(); }
+
+ private:
+  struct Entry {
+    std::uint64_t id;
+    Position begin, end;
+  };
+  std::vector<Entry> live_;
+  std::uint64_t next_id_ = 1;
+};
+
+// The object behind every window handed out: the base of the numpy array, or the exporter of a
+// memoryview (whose buffer is the window's bytes). It keeps the container alive, so the memory
+// stays mapped for as long as any array or memoryview derived from it exists, and it removes
+// its range from the table when the last of them goes.
+struct Window {
+  py::object owner;
+  ExportTable* table;
+  std::uint64_t id;
+  std::byte* data;
+  py::ssize_t bytes;
+  bool readonly;
+
+  Window(py::object o, ExportTable* t, Position begin, Position end, std::byte* d, std::size_t n, bool ro)
+      : owner(std::move(o)),
+        table(t),
+        id(t->add(begin, end)),
+        data(d),
+        bytes(static_cast<py::ssize_t>(n)),
+        readonly(ro) {}
+  Window(const Window&) = delete;
+  Window& operator=(const Window&) = delete;
+  ~Window() { table->remove(id); }
+};
+
+std::string name_of(const py::dtype& dtype) { return py::str(py::handle(dtype.ptr())).cast<std::string>(); }
+
+py::array new_array(const py::dtype& dtype, std::size_t n) {
+  return py::array(dtype, std::vector<py::ssize_t>{static_cast<py::ssize_t>(n)});
+}
+
+[[noreturn]] void raise(PyObject* type, const std::string& message) {
+  PyErr_SetString(type, message.c_str());
+  throw py::error_already_set();
+}
+
+// Converts values to a C-contiguous array of exactly `dtype`. An ndarray of another dtype is a
+// TypeError (no silent cast: a float64 block pushed into a float32 ring is a bug more often than
+// not); other Python objects go through numpy.asarray(values, dtype). `ndim` is 0 for one
+// element, 1 for a block.
+py::array as_elements(const py::handle& values, const py::dtype& dtype, int ndim, const char* what) {
+  // numpy's functions, looked up once (leaked on purpose: no destructor may run after the
+  // interpreter is gone).
+  static const auto* const asarray = new py::object(py::module_::import("numpy").attr("asarray"));
+  static const auto* const contiguous = new py::object(py::module_::import("numpy").attr("ascontiguousarray"));
+  py::array arr;
+  if (py::isinstance<py::array>(values)) {
+    arr = py::reinterpret_borrow<py::array>(values);
+    if (!arr.dtype().equal(dtype)) {
+      raise(PyExc_TypeError,
+            std::string(what) + ": expected dtype " + name_of(dtype) + ", got " + name_of(arr.dtype()));
+    }
+  } else {
+    arr = (*asarray)(values, "dtype"_a = dtype);
+  }
+  if (arr.ndim() != ndim) {
+    raise(PyExc_ValueError,
+          std::string(what) +
+              (ndim == 0 ? ": expected one element (a 0-d value), got " : ": expected a 1-d array, got ") +
+              std::to_string(arr.ndim()) + " dimensions");
+  }
+  if ((arr.flags() & py::array::c_style) != 0) return arr;
+  return (*contiguous)(arr);
+}
+
+py::dtype checked_dtype(const py::object& spec) {
+  py::dtype dt = py::dtype::from_args(spec);
+  if (dt.attr("hasobject").cast<bool>()) raise(PyExc_TypeError, "picoring: object dtypes cannot live in ring memory");
+  if (dt.itemsize() <= 0) raise(PyExc_ValueError, "picoring: the dtype has no size");
+  return dt;
+}
+
+picoring::MirrorOptions options_from(const std::string& residency, const std::string& huge_pages) {
+  picoring::MirrorOptions o;
+  if (residency == "on_demand") {
+    o.residency = picoring::Residency::on_demand;
+  } else if (residency == "populate") {
+    o.residency = picoring::Residency::populate;
+  } else if (residency == "lock") {
+    o.residency = picoring::Residency::lock;
+  } else if (residency == "lock_if_allowed") {
+    o.residency = picoring::Residency::lock_if_allowed;
+  } else {
+    raise(PyExc_ValueError,
+          "picoring: residency must be 'on_demand', 'populate', 'lock' or 'lock_if_allowed', not '" + residency + "'");
+  }
+  if (huge_pages == "none") {
+    o.huge_pages = picoring::HugePages::none;
+  } else if (huge_pages == "transparent") {
+    o.huge_pages = picoring::HugePages::transparent;
+  } else if (huge_pages == "2mb") {
+    o.huge_pages = picoring::HugePages::explicit_2mb;
+  } else if (huge_pages == "1gb") {
+    o.huge_pages = picoring::HugePages::explicit_1gb;
+  } else {
+    raise(PyExc_ValueError,
+          "picoring: huge_pages must be 'none', 'transparent', '2mb' or '1gb', not '" + huge_pages + "'");
+  }
+  return o;
+}
+
+std::size_t checked_capacity(py::ssize_t capacity) {
+  if (capacity <= 0) raise(PyExc_ValueError, "picoring: capacity must be positive");
+  return static_cast<std::size_t>(capacity);
+}
+
+// A ring of fixed-size elements over one mirror: the state of Ring and ByteStream.
+class ElementRing {
+ public:
+  ElementRing(py::ssize_t capacity, py::dtype dtype, const picoring::MirrorOptions& options)
+      : dtype_(std::move(dtype)), itemsize_(static_cast<std::size_t>(dtype_.itemsize())) {
+    mem_ = picoring::MirrorBuffer(checked_capacity(capacity), itemsize_, options);
+    capacity_ = mem_.size() / itemsize_;
+  }
+
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t size() const noexcept { return static_cast<std::size_t>(written_ - read_); }
+  std::size_t free() const noexcept { return capacity_ - size(); }
+  std::size_t exports() const noexcept { return table_.size(); }
+  std::size_t itemsize() const noexcept { return itemsize_; }
+  const py::dtype& dtype() const noexcept { return dtype_; }
+  bool closed() const noexcept { return mem_.empty(); }
+  const picoring::MirrorBuffer& memory() const noexcept { return mem_; }
+
+  // Copies n elements in at the back; false (nothing written) when fewer are free. With
+  // `overwrite`, drops as many of the oldest as needed instead (n must fit the capacity).
+  bool push(const void* src, std::size_t n, bool overwrite) {
+    check_open();
+    if (n > free()) {
+      if (!overwrite) return false;
+      if (n > capacity_) raise(PyExc_ValueError, "picoring: more elements than the ring's capacity");
+      consume(n - free());
+    }
+    check_unexported(written_, written_ + n, "write over");
+    std::memcpy(slot(written_), src, n * itemsize_);
+    written_ += n;
+    return true;
+  }
+  // Copies up to n of the oldest elements out and consumes them; returns how many.
+  std::size_t pop(void* dst, std::size_t n) {
+    check_open();
+    n = n < size() ? n : size();
+    check_unexported(read_, read_ + n, "consume");
+    std::memcpy(dst, slot(read_), n * itemsize_);
+    read_ += n;
+    return n;
+  }
+  void consume(std::size_t n) {
+    check_open();
+    if (n > size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
+    check_unexported(read_, read_ + n, "consume");
+    read_ += n;
+  }
+  void commit(std::size_t n) {
+    check_open();
+    if (n > free()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
+    written_ += n;
+  }
+  void clear() { consume(size()); }
+  void close() {
+    if (table_.size() != 0) raise(PyExc_BufferError, "picoring: close() while windows of the ring are alive");
+    mem_.reset();
+  }
+
+  // A window of count readable elements from offset, or of every free element (writable).
+  std::unique_ptr<Window> readable_window(py::object self, std::size_t offset, std::size_t count) {
+    check_open();
+    if (offset > size() || count > size() - offset) {
+      raise(PyExc_IndexError, "picoring: the window reaches past the readable elements");
+    }
+    const Position begin = read_ + offset;
+    return std::make_unique<Window>(std::move(self), &table_, begin, begin + count, slot(begin), count * itemsize_,
+                                    false);
+  }
+  std::unique_ptr<Window> writable_window(py::object self) {
+    check_open();
+    return std::make_unique<Window>(std::move(self), &table_, written_, written_ + free(), slot(written_),
+                                    free() * itemsize_, false);
+  }
+
+ private:
+  std::byte* slot(Position p) const noexcept { return mem_.data() + (p % capacity_) * itemsize_; }
+  void check_open() const {
+    if (mem_.empty()) raise(PyExc_ValueError, "picoring: operation on a closed ring");
+  }
+  void check_unexported(Position begin, Position end, const char* verb) const {
+    if (table_.overlaps(begin, end)) {
+      raise(PyExc_BufferError, std::string("picoring: cannot ") + verb +
+                                   " elements that a live window (numpy array or memoryview) still shows; delete it "
+                                   "(or call memoryview.release()) first");
+    }
+  }
+
+  py::dtype dtype_;
+  std::size_t itemsize_;
+  picoring::MirrorBuffer mem_;
+  std::size_t capacity_ = 0;
+  Position read_ = 0;
+  Position written_ = 0;
+  ExportTable table_;
+};
+
+py::array window_array(std::unique_ptr<Window> w, const py::dtype& dtype) {
+  auto* data = w->data;
+  const auto count = w->bytes / dtype.itemsize();
+  py::object base = py::cast(std::move(w));
+  return py::array(dtype, {count}, {dtype.itemsize()}, data, base);
+}
+
+py::memoryview window_bytes(std::unique_ptr<Window> w) { return py::memoryview(py::cast(std::move(w))); }
+
+// A contiguous buffer of any Python bytes-like object, held for the duration of one call.
+class BytesArg {
+ public:
+  BytesArg(const py::handle& obj, bool writable) {
+    if (PyObject_GetBuffer(obj.ptr(), &view_, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) != 0) {
+      throw py::error_already_set();
+    }
+  }
+  BytesArg(const BytesArg&) = delete;
+  BytesArg& operator=(const BytesArg&) = delete;
+  ~BytesArg() { PyBuffer_Release(&view_); }
+  void* data() const noexcept { return view_.buf; }
+  std::size_t size() const noexcept { return static_cast<std::size_t>(view_.len); }
+
+ private:
+  Py_buffer view_{};
+};
+
+// The ByteStream's own C++ type (pybind11 registers each type once): a ring of uint8.
+class ByteRing : public ElementRing {
+ public:
+  ByteRing(py::ssize_t capacity, const picoring::MirrorOptions& options)
+      : ElementRing(capacity, py::dtype("uint8"), options) {}
+};
+
+// ---- the SPSC queue over bytes, carrying whole elements of one dtype ----------------------------
+
+using ByteProducer = picoring::SpscProducer<std::byte>;
+using ByteConsumer = picoring::SpscConsumer<std::byte>;
+
+struct ClosedError : std::exception {
+  const char* what() const noexcept override { return "picoring: the queue is closed"; }
+};
+
+// Runs `wait(slice)` with the GIL released, in slices of at most 50 ms so that Ctrl-C (or any
+// signal handler that raises) is seen; returns the QueueStatus. timeout < 0: forever.
+template <class Wait>
+picoring::QueueStatus wait_released(double timeout, bool& busy, Wait wait) {
+  using Clock = std::chrono::steady_clock;
+  if (busy) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+  const bool forever = timeout < 0;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(forever ? 0.0 : timeout));
+  busy = true;
+  struct Unbusy {
+    bool& b;
+    ~Unbusy() { b = false; }
+  } unbusy{busy};
+  for (;;) {
+    auto slice = std::chrono::milliseconds(50);
+    if (!forever) {
+      const auto left = deadline - Clock::now();
+      if (left < slice) slice = std::chrono::duration_cast<std::chrono::milliseconds>(left);
+      if (slice.count() < 0) slice = std::chrono::milliseconds(0);
+    }
+    picoring::QueueStatus st;
+    {
+      py::gil_scoped_release nogil;
+      st = wait(slice);
+    }
+    if (st != picoring::QueueStatus::timed_out) return st;
+    if (!forever && Clock::now() >= deadline) return st;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+}
+
+double timeout_seconds(const py::object& timeout) {
+  if (timeout.is_none()) return -1.0;
+  const double t = timeout.cast<double>();
+  if (!(t >= 0.0)) raise(PyExc_ValueError, "picoring: timeout must be None or >= 0 seconds");
+  return t;
+}
+
+class Producer {
+ public:
+  Producer(ByteProducer p, py::dtype dtype) : p_(std::move(p)), dtype_(std::move(dtype)) {}
+  std::size_t itemsize() const { return static_cast<std::size_t>(dtype_.itemsize()); }
+  std::size_t capacity() const { return p_.capacity() / itemsize(); }
+  std::size_t free() { return p_.free_space() / itemsize(); }
+  const py::dtype& dtype() const { return dtype_; }
+  bool closed() const { return p_.closed(); }
+  void close() { p_.close(); }
+
+  // Appends every element of values, waiting for room up to timeout (None: forever; 0: not at all).
+  void push(const py::handle& values, const py::object& timeout, int ndim) {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+    const py::array arr = as_elements(values, dtype_, ndim, "push");
+    const auto n = static_cast<std::size_t>(arr.size()) * itemsize();
+    if (n > p_.capacity()) raise(PyExc_ValueError, "picoring: push: more elements than the queue's capacity");
+    if (p_.closed()) throw ClosedError();
+    const auto st =
+        wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return p_.wait_for_space(n, slice); });
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: push timed out (nothing pushed)");
+    const auto* src = static_cast<const std::byte*>(arr.data());
+    if (!p_.push_slice({src, n})) throw ClosedError();  // room was there: only a close can refuse it
+  }
+
+ private:
+  ByteProducer p_;
+  py::dtype dtype_;
+  bool busy_ = false;
+};
+
+class Consumer {
+ public:
+  Consumer(ByteConsumer c, py::dtype dtype) : c_(std::move(c)), dtype_(std::move(dtype)) {}
+  std::size_t itemsize() const { return static_cast<std::size_t>(dtype_.itemsize()); }
+  std::size_t capacity() const { return c_.capacity() / itemsize(); }
+  std::size_t size() { return c_.size() / itemsize(); }
+  const py::dtype& dtype() const { return dtype_; }
+  bool closed() const { return c_.closed(); }
+  void close() { c_.close(); }
+  std::size_t exports() const { return table_.size(); }
+
+  // Waits until min_items elements are readable; raises TimeoutError, or Closed once the queue is
+  // closed with fewer left (a smaller rest is still readable with min_items=1).
+  void wait(std::size_t min_items, const py::object& timeout) {
+    if (min_items > capacity()) raise(PyExc_ValueError, "picoring: min_items is more than the queue's capacity");
+    const std::size_t n = min_items * itemsize();
+    const auto st = wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return c_.wait(n, slice); });
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for elements");
+  }
+  py::array pop(const py::object& max_items, const py::object& timeout) {
+    check_idle();
+    wait(1, timeout);
+    std::size_t n = size();
+    if (!max_items.is_none()) {
+      const auto m = max_items.cast<py::ssize_t>();
+      if (m <= 0) raise(PyExc_ValueError, "picoring: max_items must be positive");
+      if (static_cast<std::size_t>(m) < n) n = static_cast<std::size_t>(m);
+    }
+    check_unexported(n);
+    py::array out = new_array(dtype_, n);
+    std::memcpy(out.mutable_data(), c_.peek().data(), n * itemsize());
+    release(n);
+    return out;
+  }
+  std::unique_ptr<Window> readable(py::object self, std::size_t min_items, const py::object& timeout) {
+    check_idle();
+    wait(min_items == 0 ? 1 : min_items, timeout);
+    const auto bytes = c_.peek();
+    const std::size_t n = bytes.size() / itemsize();
+    return std::make_unique<Window>(std::move(self), &table_, consumed_, consumed_ + n, bytes.data(), n * itemsize(),
+                                    false);
+  }
+  void consume(std::size_t n) {
+    check_idle();
+    if (n > size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
+    check_unexported(n);
+    release(n);
+  }
+
+ private:
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+  }
+  void check_unexported(std::size_t n) const {
+    if (table_.overlaps(consumed_, consumed_ + n)) {
+      raise(PyExc_BufferError,
+            "picoring: cannot consume elements that a live window still shows; delete it (or call release()) first");
+    }
+  }
+  void release(std::size_t n) {
+    c_.release(n * itemsize());
+    consumed_ += n;
+  }
+
+  ByteConsumer c_;
+  py::dtype dtype_;
+  ExportTable table_;
+  Position consumed_ = 0;
+  bool busy_ = false;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_picoring, m) {
+  m.doc() = "Mirrored ring buffers: every window of the ring, wrapped or not, is one numpy array or memoryview.";
+
+  // pybind11 takes translators as void(*)(std::exception_ptr): the by-value parameter is its signature.
+  py::register_exception_translator([](std::exception_ptr p) {  // NOLINT(performance-unnecessary-value-param)
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::system_error& e) {
+      // The step that failed is in the message; the OS error becomes errno of an OSError.
+      const int code = e.code().category() == std::system_category() ? e.code().value() : 0;
+      PyErr_SetObject(PyExc_OSError, py::make_tuple(code, e.what()).ptr());
+    }
+  });
+  auto closed_exc = py::register_exception<ClosedError>(m, "Closed");
+  closed_exc.doc() = "Raised by a queue end once the queue is closed (and, for the consumer, drained).";
+
+  py::class_<Window>(m, "Window", py::buffer_protocol(),
+                     "The object behind a window of ring memory (the base of its numpy array, or the exporter of "
+                     "its memoryview). Keeps the ring alive; while it lives the ring will not reuse that memory.")
+      .def_buffer([](Window& w) {
+        return py::buffer_info(w.data, 1, py::format_descriptor<std::uint8_t>::format(), 1, {w.bytes}, {1}, w.readonly);
+      })
+      .def_property_readonly("nbytes", [](const Window& w) { return w.bytes; });
+
+  py::class_<ElementRing>(m, "Ring", R"doc(
+Ring(capacity, dtype=numpy.float64, *, residency="on_demand", huge_pages="none")
+
+A FIFO ring of elements of one fixed numpy dtype (float32, int16, complex64, structured ...).
+The capacity is rounded up so that the ring is a whole number of pages and of elements.
+readable() and peek() return numpy arrays that share the ring's memory, one contiguous array
+even when the data wraps past the end of the ring. While such an array (or any view of it) is
+alive, consume(), pop() and clear() raise BufferError rather than free the elements it shows.
+)doc")
+      .def(py::init([](py::ssize_t capacity, const py::object& dtype, const std::string& residency,
+                       const std::string& huge_pages) {
+             return std::make_unique<ElementRing>(capacity, checked_dtype(dtype), options_from(residency, huge_pages));
+           }),
+           "capacity"_a, "dtype"_a = py::dtype("float64"), py::kw_only(), "residency"_a = "on_demand",
+           "huge_pages"_a = "none")
+      .def_property_readonly("capacity", &ElementRing::capacity, "Elements the ring holds (after rounding).")
+      .def_property_readonly("dtype", &ElementRing::dtype)
+      .def_property_readonly("free", &ElementRing::free, "Elements that can be pushed now.")
+      .def_property_readonly("exports", &ElementRing::exports, "Live windows (arrays) of this ring.")
+      .def_property_readonly("closed", &ElementRing::closed)
+      .def_property_readonly("page_size", [](const ElementRing& r) { return r.memory().page_size(); })
+      .def_property_readonly("locked", [](const ElementRing& r) { return r.memory().locked(); })
+      .def("__len__", &ElementRing::size)
+      .def(
+          "push",
+          [](ElementRing& r, const py::handle& value, bool overwrite) {
+            const py::array a = as_elements(value, r.dtype(), 0, "push");
+            return r.push(a.data(), 1, overwrite);
+          },
+          "value"_a, py::kw_only(), "overwrite"_a = false,
+          "Appends one element. False when full (nothing written), unless overwrite drops the oldest.")
+      .def(
+          "extend",
+          [](ElementRing& r, const py::handle& values, bool overwrite) {
+            const py::array a = as_elements(values, r.dtype(), 1, "extend");
+            return r.push(a.data(), static_cast<std::size_t>(a.size()), overwrite);
+          },
+          "values"_a, py::kw_only(), "overwrite"_a = false,
+          "Appends every element of a 1-d array of the ring's dtype, or none (False) when they do not fit; "
+          "overwrite drops the oldest to make room instead.")
+      .def(
+          "readable",
+          [](const py::object& self) {
+            auto& r = self.cast<ElementRing&>();
+            return window_array(r.readable_window(self, 0, r.size()), r.dtype());
+          },
+          "Every readable element, oldest first, as one array sharing the ring's memory.")
+      .def(
+          "peek",
+          [](const py::object& self, std::size_t offset, const py::object& count) {
+            auto& r = self.cast<ElementRing&>();
+            const std::size_t n =
+                count.is_none() ? (offset <= r.size() ? r.size() - offset : 0) : count.cast<std::size_t>();
+            return window_array(r.readable_window(self, offset, n), r.dtype());
+          },
+          "offset"_a = 0, "count"_a = py::none(),
+          "count readable elements from offset (default: the rest) as one array sharing the ring's memory; "
+          "IndexError past the end.")
+      .def(
+          "writable",
+          [](const py::object& self) {
+            auto& r = self.cast<ElementRing&>();
+            return window_array(r.writable_window(self), r.dtype());
+          },
+          "Every free slot as one array to fill in place; commit(n) then makes the first n readable.")
+      .def("commit", &ElementRing::commit, "n"_a)
+      .def("consume", &ElementRing::consume, "n"_a,
+           "Drops the n oldest elements. ValueError if fewer are readable; BufferError if a live window shows them.")
+      .def(
+          "pop",
+          [](ElementRing& r, const py::object& n) {
+            const std::size_t want = n.is_none() ? r.size() : n.cast<std::size_t>();
+            py::array out = new_array(r.dtype(), want < r.size() ? want : r.size());
+            r.pop(out.mutable_data(), static_cast<std::size_t>(out.size()));
+            return out;
+          },
+          "n"_a = py::none(), "Removes up to n oldest elements (default: all) and returns them as a new array.")
+      .def("clear", &ElementRing::clear)
+      .def("close", &ElementRing::close, "Unmaps the ring now (BufferError while windows are alive).")
+      .def("__repr__", [](const ElementRing& r) {
+        return "picoring.Ring(len=" + std::to_string(r.size()) + ", capacity=" + std::to_string(r.capacity()) +
+               ", dtype=" + name_of(r.dtype()) + ")";
+      });
+
+  py::class_<ByteRing>(m, "ByteStream", R"doc(
+ByteStream(capacity, *, residency="on_demand", huge_pages="none")
+
+A FIFO of bytes, usable as a file-like object (write, read, readinto) and zero-copy through
+memoryview windows: readable_view() shows every readable byte as one memoryview, wrapped or
+not; writable_view() the free space, to fill in place and commit(n). An empty stream reads as
+end of file (b"" / 0), as io.BytesIO does. While a view is alive, calls that would free or
+overwrite the bytes it shows raise BufferError.
+)doc")
+      .def(py::init([](py::ssize_t capacity, const std::string& residency, const std::string& huge_pages) {
+             return std::make_unique<ByteRing>(capacity, options_from(residency, huge_pages));
+           }),
+           "capacity"_a, py::kw_only(), "residency"_a = "on_demand", "huge_pages"_a = "none")
+      .def_property_readonly("capacity", [](ByteRing& r) { return r.capacity(); })
+      .def_property_readonly("free", [](ByteRing& r) { return r.free(); })
+      .def_property_readonly("exports", [](ByteRing& r) { return r.exports(); })
+      .def_property_readonly("closed", [](ByteRing& r) { return r.closed(); })
+      .def("__len__", [](ByteRing& r) { return r.size(); })
+      .def(
+          "write",
+          [](ByteRing& r, const py::handle& b) {
+            const BytesArg in(b, false);
+            const std::size_t n = in.size() < r.free() ? in.size() : r.free();
+            r.push(in.data(), n, false);
+            return n;
+          },
+          "data"_a, "Copies in as many bytes as fit; returns how many.")
+      .def(
+          "readinto",
+          [](ByteRing& r, const py::handle& b) {
+            const BytesArg out(b, true);
+            return r.pop(out.data(), out.size());
+          },
+          "buffer"_a, "Moves up to len(buffer) bytes out; returns how many (0 when empty).")
+      .def(
+          "read",
+          [](ByteRing& r, py::ssize_t n) {
+            const std::size_t want = n < 0 ? r.size() : static_cast<std::size_t>(n);
+            std::string out(want < r.size() ? want : r.size(), '\0');
+            r.pop(out.data(), out.size());
+            return py::bytes(out);
+          },
+          "size"_a = -1, "Removes and returns up to size bytes (all when size < 0).")
+      .def(
+          "readable_view",
+          [](const py::object& self) {
+            auto& r = self.cast<ByteRing&>();
+            return window_bytes(r.readable_window(self, 0, r.size()));
+          },
+          "Every readable byte as one memoryview of the ring's memory.")
+      .def(
+          "writable_view",
+          [](const py::object& self) { return window_bytes(self.cast<ByteRing&>().writable_window(self)); },
+          "The free space as one writable memoryview; commit(n) publishes its first n bytes.")
+      .def(
+          "commit", [](ByteRing& r, std::size_t n) { r.commit(n); }, "n"_a)
+      .def(
+          "consume", [](ByteRing& r, std::size_t n) { r.consume(n); }, "n"_a)
+      .def("clear", [](ByteRing& r) { return r.clear(); })
+      .def("close", [](ByteRing& r) { return r.close(); })
+      .def("flush", [](const ByteRing&) {})
+      .def("readable", [](const ByteRing& r) { return !r.closed(); })
+      .def("writable", [](const ByteRing& r) { return !r.closed(); })
+      .def("seekable", [](const ByteRing&) { return false; })
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](ByteRing& r, const py::args&) { r.close(); });
+
+  py::class_<Producer>(m, "Producer", "The producing end of a queue made by spsc(); one thread at a time.")
+      .def_property_readonly("capacity", &Producer::capacity)
+      .def_property_readonly("dtype", &Producer::dtype)
+      .def_property_readonly("free", &Producer::free)
+      .def_property_readonly("closed", &Producer::closed)
+      .def(
+          "push", [](Producer& p, const py::handle& v, const py::object& t) { p.push(v, t, 0); }, "value"_a,
+          "timeout"_a = py::none(), "Appends one element, waiting for room (GIL released). TimeoutError, Closed.")
+      .def(
+          "extend", [](Producer& p, const py::handle& v, const py::object& t) { p.push(v, t, 1); }, "values"_a,
+          "timeout"_a = py::none(),
+          "Appends every element of a 1-d array at once, waiting for room for all of them (GIL released); "
+          "nothing is pushed on TimeoutError or Closed. ValueError if they could never fit.")
+      .def("close", &Producer::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](Producer& p, const py::args&) { p.close(); });
+
+  py::class_<Consumer>(m, "Consumer", "The consuming end of a queue made by spsc(); one thread at a time.")
+      .def_property_readonly("capacity", &Consumer::capacity)
+      .def_property_readonly("dtype", &Consumer::dtype)
+      .def_property_readonly("closed", &Consumer::closed)
+      .def_property_readonly("exports", &Consumer::exports)
+      .def("__len__", &Consumer::size)
+      .def("pop", &Consumer::pop, "max_items"_a = py::none(), "timeout"_a = py::none(),
+           "Waits for at least one element (GIL released), then removes up to max_items (default: all readable) "
+           "and returns them as a new array. TimeoutError; Closed once closed and drained.")
+      .def(
+          "readable",
+          [](const py::object& self, std::size_t min_items, const py::object& timeout) {
+            auto& c = self.cast<Consumer&>();
+            return window_array(c.readable(self, min_items, timeout), c.dtype());
+          },
+          "min_items"_a = 1, "timeout"_a = py::none(),
+          "Waits for min_items, then returns every readable element as one array sharing the queue's memory; "
+          "consume(n) frees them.")
+      .def("consume", &Consumer::consume, "n"_a)
+      .def("close", &Consumer::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](Consumer& c, const py::args&) { c.close(); });
+
+  m.def(
+      "spsc",
+      [](py::ssize_t capacity, const py::object& dtype_spec) {
+        const py::dtype dtype = checked_dtype(dtype_spec);
+        const auto itemsize = static_cast<std::size_t>(dtype.itemsize());
+        picoring::Error err;
+        // A byte queue whose size is a whole number of elements: elements never straddle the end.
+        const std::size_t bytes = picoring::mirror_size_for(checked_capacity(capacity), itemsize, err);
+        if (err) picoring::throw_error(err);
+        auto [p, c] = picoring::make_spsc<std::byte>(bytes);
+        return py::make_tuple(Producer(std::move(p), dtype), Consumer(std::move(c), dtype));
+      },
+      "capacity"_a, "dtype"_a = py::dtype("float64"),
+      "A single-producer single-consumer queue of elements of one dtype between two threads: returns "
+      "(Producer, Consumer). Blocking calls release the GIL.");
+  m.def("allocation_granularity", &picoring::allocation_granularity);
+}

@@ -1,0 +1,363 @@
+"""The Python module against reference models (collections.deque), its export tracking, its
+errors, the file-like ByteStream, and the SPSC queue across Python threads."""
+
+import collections
+import gc
+import io
+import os
+import pathlib
+import random
+import re
+import runpy
+import shutil
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import picoring
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PACKED3 = np.dtype([("a", "u1"), ("b", "<u2")])  # 3 bytes: never divides a page
+REC24 = np.dtype([("t", "<f8"), ("id", "<u4"), ("flags", "u1"), ("pad", "V11")])  # 24 bytes
+DTYPES = [np.dtype(np.float32), np.dtype(np.int16), np.dtype(np.complex64), PACKED3, REC24]
+
+
+def sample(dtype, n, rng):
+    """n distinct-ish values of dtype, from random bytes (every bit pattern is a valid element)."""
+    return np.frombuffer(rng.randbytes(n * dtype.itemsize), dtype=dtype).copy()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_ring_matches_a_deque_under_random_operations(dtype):
+    rng = random.Random(1234)
+    ring = picoring.Ring(100, dtype=dtype)
+    cap = ring.capacity
+    assert cap >= 100
+    assert (cap * dtype.itemsize) % picoring.allocation_granularity() == 0
+    model = collections.deque()
+    for _ in range(3000):
+        op = rng.randrange(7)
+        if op == 0:
+            block = sample(dtype, rng.randrange(0, cap // 2 + 2), rng)
+            ok = ring.extend(block)
+            assert ok == (len(block) <= cap - len(model))
+            if ok:
+                model.extend(block.tobytes()[i * dtype.itemsize:(i + 1) * dtype.itemsize] for i in range(len(block)))
+        elif op == 1:
+            value = sample(dtype, 1, rng)[0]
+            ok = ring.push(value, overwrite=rng.random() < 0.5)
+            if ok:
+                model.append(np.array(value, dtype=dtype).tobytes())
+                while len(model) > cap:
+                    model.popleft()
+        elif op == 2:
+            n = rng.randrange(0, len(model) + 2)
+            out = ring.pop(n)
+            assert len(out) == min(n, len(model))
+            expect = [model.popleft() for _ in range(len(out))]
+            assert out.tobytes() == b"".join(expect)
+        elif op == 3:
+            n = rng.randrange(0, len(model) + 1)
+            ring.consume(n)
+            for _ in range(n):
+                model.popleft()
+        elif op == 4:
+            w = ring.writable()
+            assert len(w) == cap - len(model)
+            n = rng.randrange(0, len(w) + 1)
+            block = sample(dtype, n, rng)
+            w[:n] = block
+            del w
+            ring.commit(n)
+            model.extend(block.tobytes()[i * dtype.itemsize:(i + 1) * dtype.itemsize] for i in range(n))
+        elif op == 5 and model:
+            off = rng.randrange(0, len(model))
+            cnt = rng.randrange(0, len(model) - off + 1)
+            view = ring.peek(off, cnt)
+            assert view.tobytes() == b"".join(list(model)[off:off + cnt])
+            del view
+        # The whole readable window is always one array equal to the model, wrapped or not.
+        window = ring.readable()
+        assert len(window) == len(ring) == len(model)
+        assert window.flags.c_contiguous and not window.flags.owndata
+        assert window.tobytes() == b"".join(model)
+        del window
+        assert ring.exports == 0
+
+
+def test_a_wrapped_window_is_one_array_that_shares_the_ring_memory():
+    ring = picoring.Ring(1, dtype=np.float64)
+    cap = ring.capacity
+    ring.extend(np.zeros(cap - 3))
+    ring.consume(cap - 3)  # the next elements start 3 slots before the physical end
+    data = np.arange(10, dtype=np.float64)
+    assert ring.extend(data)
+    window = ring.readable()
+    np.testing.assert_array_equal(window, data)
+    window *= 2  # in place, through the mirror: the ring sees it
+    del window
+    np.testing.assert_array_equal(ring.pop(), data * 2)
+
+
+def test_live_windows_block_what_would_invalidate_them():
+    ring = picoring.Ring(16, dtype=np.int32)
+    ring.extend(np.arange(8, dtype=np.int32))
+    window = ring.readable()
+    part = window[2:5]  # a view of the view keeps the export too
+    del window
+    gc.collect()
+    assert ring.exports == 1
+    with pytest.raises(BufferError):
+        ring.consume(1)
+    with pytest.raises(BufferError):
+        ring.pop(1)
+    with pytest.raises(BufferError):
+        ring.clear()
+    with pytest.raises(BufferError):
+        ring.close()
+    assert len(ring) == 8  # nothing changed
+    ring.extend(np.arange(4, dtype=np.int32))  # writing behind the window is fine
+    del part
+    assert ring.exports == 0
+    ring.consume(12)
+
+    # A window of the free space blocks writes into it; overwrite cannot drop exported elements.
+    free = ring.writable()
+    with pytest.raises(BufferError):
+        ring.push(1)
+    del free
+    ring.extend(np.arange(ring.capacity, dtype=np.int32))
+    oldest = ring.peek(0, 1)
+    with pytest.raises(BufferError):
+        ring.push(7, overwrite=True)
+    del oldest
+    assert ring.push(7, overwrite=True)
+    assert ring.pop(1)[0] == 1 and ring.readable()[-1] == 7
+
+
+def test_a_window_keeps_the_ring_alive():
+    ring = picoring.Ring(8, dtype=np.uint16)
+    ring.extend(np.array([5, 6, 7], dtype=np.uint16))
+    window = ring.readable()
+    del ring
+    gc.collect()
+    np.testing.assert_array_equal(window, [5, 6, 7])  # the mapping is still there
+    mv = memoryview(window)
+    del window
+    gc.collect()
+    assert mv.tobytes() == np.array([5, 6, 7], dtype=np.uint16).tobytes()
+
+
+def test_bad_input_is_refused_and_changes_nothing():
+    with pytest.raises(ValueError):
+        picoring.Ring(0)
+    with pytest.raises(ValueError):
+        picoring.Ring(-5)
+    with pytest.raises(TypeError):
+        picoring.Ring(8, dtype=object)
+    with pytest.raises(TypeError):
+        picoring.Ring(8, dtype=[("a", "O")])
+    with pytest.raises(ValueError):
+        picoring.Ring(8, residency="sometimes")
+    with pytest.raises(ValueError):
+        picoring.Ring(8, huge_pages="3mb")
+    ring = picoring.Ring(8, dtype=np.float32)
+    with pytest.raises(TypeError):
+        ring.extend(np.zeros(3, dtype=np.float64))  # no silent narrowing cast
+    with pytest.raises(ValueError):
+        ring.extend(np.zeros((2, 2), dtype=np.float32))
+    with pytest.raises(ValueError):
+        ring.push(np.zeros(2, dtype=np.float32))  # push takes one element
+    with pytest.raises(ValueError):
+        ring.consume(1)
+    with pytest.raises(ValueError):
+        ring.commit(ring.capacity + 1)
+    with pytest.raises(IndexError):
+        ring.peek(0, 1)
+    with pytest.raises(ValueError):
+        ring.extend(np.zeros(ring.capacity + 1, dtype=np.float32), overwrite=True)
+    assert not ring.extend(np.zeros(ring.capacity + 1, dtype=np.float32))
+    assert len(ring) == 0 and ring.exports == 0
+    ring.extend([1.5, 2.5])  # a list converts through numpy.asarray
+    np.testing.assert_array_equal(ring.pop(), np.array([1.5, 2.5], dtype=np.float32))
+    ring.close()
+    assert ring.closed
+    with pytest.raises(ValueError):
+        ring.push(1.0)
+
+
+def test_os_errors_carry_errno_and_the_step():
+    # Explicit huge pages with none reserved: refused by the kernel at creation.
+    try:
+        reserved = int(pathlib.Path("/proc/sys/vm/nr_hugepages").read_text())
+    except OSError:
+        pytest.skip("no /proc/sys/vm/nr_hugepages")
+    if reserved != 0:
+        pytest.skip("huge pages are reserved on this machine")
+    with pytest.raises(OSError) as info:
+        picoring.Ring(1 << 20, dtype=np.uint8, huge_pages="2mb")
+    assert info.value.errno != 0
+    assert "failed" in str(info.value)
+
+
+def test_bytestream_is_a_fifo_file_with_memoryview_windows():
+    s = picoring.ByteStream(100)
+    cap = s.capacity
+    assert s.readable() and s.writable() and not s.seekable()
+    assert s.write(b"x" * (cap - 10)) == cap - 10
+    assert s.read(cap - 10) == b"x" * (cap - 10)
+    assert s.write(b"hello, wrapped world") == 20  # crosses the physical end
+    view = s.readable_view()
+    assert isinstance(view, memoryview) and view.contiguous
+    assert bytes(view) == b"hello, wrapped world"
+    with pytest.raises(BufferError):
+        s.consume(1)
+    view.release()
+    buf = bytearray(5)
+    assert s.readinto(buf) == 5 and buf == b"hello"
+    w = s.writable_view()
+    assert len(w) == s.free
+    w[:3] = b"!!!"
+    w.release()
+    s.commit(3)
+    assert s.read() == b", wrapped world!!!"
+    assert s.read() == b"" and s.readinto(bytearray(4)) == 0  # empty reads as end of file
+    assert s.write(b"y" * (cap + 50)) == cap  # partial, as a non-blocking file
+    assert s.write(b"z") == 0
+
+    # Standard library file helpers work on it.
+    s.clear()
+    src = io.BytesIO(os.urandom(cap // 2))
+    shutil.copyfileobj(src, s)
+    dst = io.BytesIO()
+    shutil.copyfileobj(s, dst)
+    assert dst.getvalue() == src.getvalue()
+
+    with pytest.raises(TypeError):
+        s.write("text is not bytes")
+    with picoring.ByteStream(10) as t:
+        t.write(b"abc")
+    assert t.closed
+    with pytest.raises(ValueError):
+        t.read()
+
+
+def test_spsc_between_python_threads_keeps_order_and_releases_the_gil():
+    rng = random.Random(7)
+    prod, cons = picoring.spsc(1000, dtype=np.int64)
+    total = 200_000
+    blocks = []
+    n = 0
+    while n < total:
+        k = min(rng.randrange(1, 300), total - n)
+        blocks.append(np.arange(n, n + k, dtype=np.int64))
+        n += k
+
+    def produce():
+        with prod:  # closes the queue at the end
+            for b in blocks:
+                prod.extend(b) if len(b) > 1 else prod.push(b[0])
+
+    t = threading.Thread(target=produce)
+    t.start()
+    got = []
+    expected_next = 0
+    use_window = False
+    while True:
+        try:
+            if use_window:
+                w = cons.readable()
+                got_block = w.copy()
+                del w
+                cons.consume(len(got_block))
+            else:
+                got_block = cons.pop(max_items=rng.randrange(1, 500))
+        except picoring.Closed:
+            break
+        assert got_block[0] == expected_next
+        np.testing.assert_array_equal(got_block, np.arange(expected_next, expected_next + len(got_block)))
+        expected_next += len(got_block)
+        got.append(len(got_block))
+        use_window = not use_window
+    t.join()
+    assert expected_next == total
+
+
+def test_spsc_timeouts_close_and_bad_input():
+    prod, cons = picoring.spsc(4, dtype=np.float32)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        cons.pop(timeout=0.05)
+    assert time.monotonic() - t0 >= 0.045
+    with pytest.raises(TimeoutError):
+        cons.pop(timeout=0)
+    with pytest.raises(ValueError):
+        prod.extend(np.zeros(prod.capacity + 1, dtype=np.float32))
+    with pytest.raises(TypeError):
+        prod.extend(np.zeros(2, dtype=np.float64))
+    prod.extend(np.zeros(prod.capacity, dtype=np.float32))
+    with pytest.raises(TimeoutError):
+        prod.push(1.0, timeout=0.02)  # full
+    window = cons.readable()
+    with pytest.raises(BufferError):
+        cons.consume(1)
+    with pytest.raises(BufferError):
+        cons.pop(1)
+    del window
+    cons.consume(1)
+    prod.push(2.0, timeout=0)
+    prod.close()
+    with pytest.raises(picoring.Closed):
+        prod.push(3.0)
+    rest = cons.pop()
+    assert len(rest) == cons.capacity and rest[-1] == 2.0
+    with pytest.raises(picoring.Closed):
+        cons.pop(timeout=5)
+
+
+def test_spsc_blocked_consumer_is_woken_and_one_thread_per_end():
+    prod, cons = picoring.spsc(16, dtype=np.uint8)
+    started = threading.Event()
+    result = {}
+
+    def consume():
+        started.set()
+        result["block"] = cons.pop(timeout=30)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    started.wait()
+    time.sleep(0.1)
+    # The consumer is blocked in pop() with the GIL released, or this thread could not run here.
+    with pytest.raises(RuntimeError):
+        cons.pop(timeout=0)
+    prod.extend(np.array([1, 2, 3], dtype=np.uint8))
+    t.join(30)
+    assert not t.is_alive()
+    np.testing.assert_array_equal(result["block"], [1, 2, 3])
+
+
+def test_fir_example_matches_numpy_convolve():
+    example = runpy.run_path(str(ROOT / "python" / "examples" / "fir_stream.py"))
+    rng = np.random.default_rng(3)
+    signal = rng.standard_normal(50_000).astype(np.float32)
+    taps = rng.standard_normal(63).astype(np.float32)
+    # A small ring, so that the history window wraps many times.
+    got = example["fir_stream"](signal, taps, block=1000, capacity=1200)
+    want = np.convolve(signal, taps)[: len(signal)]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("readme", ["README.md", "python/README.md"])
+def test_the_readme_examples_run(readme):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / readme).read_text(), re.S)
+    assert blocks, f"{readme} has no python example"
+    for code in blocks:
+        exec(compile(code, readme, "exec"), {})
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))
