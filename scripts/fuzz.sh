@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 fuzzers=("$@")
-[ ${#fuzzers[@]} -gt 0 ] || fuzzers=(fuzz_ring fuzz_byte_stream fuzz_queues fuzz_record_ring fuzz_http_request)
+[ ${#fuzzers[@]} -gt 0 ] || fuzzers=(fuzz_ring fuzz_byte_stream fuzz_queues fuzz_record_ring fuzz_shared_queue fuzz_http_request)
 cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 mkdir -p build/fuzz/findings

@@ -6,6 +6,7 @@
 
 #include "mirror_platform.hpp"
 #include "picoring/mirror_buffer.hpp"
+#include "picoring/shared_queue.hpp"
 
 namespace picoring {
 namespace {
@@ -21,6 +22,8 @@ class Category final : public std::error_category {
         return "size too large for the address space";
       case errc::mirror_mismatch:
         return "the two views do not show the same memory";
+      case errc::corrupt_shared_state:
+        return "the shared queue's memory is not in a valid state";
     }
     return "unknown picoring error";
   }
@@ -49,6 +52,9 @@ void detail::throw_out_of_range(const char* what) { throw std::out_of_range(what
 void detail::throw_length_error(const char* what) { throw std::length_error(what); }
 void detail::throw_invalid_argument(const char* what) { throw std::invalid_argument(what); }
 void detail::throw_logic_error(const char* what) { throw std::logic_error(what); }
+void detail::throw_corrupt(const char* what) {
+  throw std::system_error(make_error_code(errc::corrupt_shared_state), what);
+}
 
 std::size_t allocation_granularity() noexcept {
   static const std::size_t granularity = detail::query_granularity();

@@ -59,6 +59,9 @@ enum class errc {
   zero_size = 1,    // a size or capacity of zero was requested
   size_overflow,    // the rounded size, or twice it, does not fit the address space
   mirror_mismatch,  // the two views were mapped but do not show the same bytes
+  // a queue shared with another process: its memory is not a picoring queue of this layout, or
+  // the peer wrote a counter or record length that cannot be right
+  corrupt_shared_state,
 };
 
 const std::error_category& picoring_category() noexcept;

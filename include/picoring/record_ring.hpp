@@ -80,12 +80,19 @@ struct RecordFraming {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
   static void write_header(const Slots<std::byte>& slots, std::size_t at, std::size_t length) noexcept {
-    const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), 0};  // length, flags (none yet)
-    std::memcpy(slots.base() + at, words, kHeader);
+    write_header_at(slots.base() + at, length);
   }
   static std::size_t read_length(const Slots<std::byte>& slots, std::size_t at) noexcept {
+    return read_length_at(slots.base() + at);
+  }
+  // The same at a header's address (the shared queue's memory is not a Slots).
+  static void write_header_at(std::byte* header, std::size_t length) noexcept {
+    const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), 0};  // length, flags (none yet)
+    std::memcpy(header, words, kHeader);
+  }
+  static std::size_t read_length_at(const std::byte* header) noexcept {
     std::uint32_t length = 0;
-    std::memcpy(&length, slots.base() + at, sizeof length);
+    std::memcpy(&length, header, sizeof length);
     return length;
   }
 };

@@ -1,0 +1,331 @@
+// Messages between two processes: the shared record queue (picoring/shared_queue.hpp) against a
+// pipe, a Unix stream socket and a Unix datagram socket, in the same run, on the same messages.
+//
+// Throughput: a child process sends N messages of S bytes; the parent receives and checks them
+// (each message carries its sequence number). The stream transports need the messages framed:
+// the sender writes one message per call (as a program that sends each event as it happens),
+// or, in the "batched" rows, 64 KiB at a time (as one that buffers); the receiver reads 64 KiB
+// at a time. The datagram socket sends and receives one message per call (its boundaries are
+// kept). The shared queue: push_wait per message, drain on the reader side.
+// Round trip: 64-byte ping-pong, one queue each way against one socketpair.
+// Reported: millions of messages per second and ratios (median of rotated rounds).
+//
+//   picoring_ipc_bench [--runs R] [--messages N] [--quick]
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <picoring/shared_queue.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "bench_util.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+constexpr std::size_t kChunk = std::size_t{64} * 1024;
+
+[[noreturn]] void die(const char* what) {
+  std::perror(what);
+  std::exit(1);
+}
+
+void write_all(int fd, const void* p, std::size_t n) {
+  const auto* b = static_cast<const char*>(p);
+  while (n != 0) {
+    const ssize_t w = ::write(fd, b, n);
+    if (w < 0) die("write");
+    b += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+void read_all(int fd, void* p, std::size_t n) {
+  auto* b = static_cast<char*>(p);
+  while (n != 0) {
+    const ssize_t r = ::read(fd, b, n);
+    if (r <= 0) die("read");
+    b += r;
+    n -= static_cast<std::size_t>(r);
+  }
+}
+
+// Runs `child` in a forked process started by a byte on a pipe, so the parent's clock starts
+// just before the child begins; returns the parent's seconds for `parent`.
+template <class Child, class Parent>
+double two_processes(Child child, Parent parent) {
+  int go[2];
+  if (::pipe(go) != 0) die("pipe");
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) die("fork");
+  if (pid == 0) {
+    ::close(go[1]);
+    char c = 0;
+    read_all(go[0], &c, 1);
+    child();
+    ::_exit(0);
+  }
+  ::close(go[0]);
+  const auto t0 = Clock::now();
+  write_all(go[1], "g", 1);
+  parent();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  ::close(go[1]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::fprintf(stderr, "ipc_bench: the child failed\n");
+    std::exit(1);
+  }
+  return s;
+}
+
+void fill(std::vector<char>& msg, std::uint64_t seq) { std::memcpy(msg.data(), &seq, sizeof seq); }
+void check(const char* p, std::uint64_t seq) {
+  std::uint64_t got = 0;
+  std::memcpy(&got, p, sizeof got);
+  if (got != seq) {
+    std::fprintf(stderr, "ipc_bench: message %llu arrived as %llu\n", static_cast<unsigned long long>(seq),
+                 static_cast<unsigned long long>(got));
+    std::exit(1);
+  }
+}
+
+double shared_queue(std::size_t size, std::uint64_t n) {
+  auto reader = picoring::SharedRecordReader::create(1 << 20);
+  const int fd = reader.fd();
+  return two_processes(
+      [&] {
+        auto w = picoring::SharedRecordWriter::attach(fd);
+        std::vector<char> msg(size, 'm');
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          if (w.push_wait(std::as_bytes(std::span(msg)), 60s) != picoring::QueueStatus::ok) ::_exit(1);
+        }
+      },
+      [&] {
+        std::uint64_t seq = 0;
+        while (seq < n) {
+          if (reader.wait(60s) != picoring::QueueStatus::ok) die("shared queue wait");
+          reader.drain([&](std::span<const std::byte> rec) {
+            if (rec.size() != size) die("shared queue: size");
+            check(reinterpret_cast<const char*>(rec.data()), seq++);
+          });
+        }
+      });
+}
+
+// A stream transport (pipe or stream socket): `batched` writes 64 KiB at a time.
+double stream(bool socket, bool batched, std::size_t size, std::uint64_t n) {
+  int fds[2];
+  if (socket ? ::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0 : ::pipe(fds) != 0) die("pipe/socketpair");
+  const int rd = fds[0];
+  const int wr = fds[1];
+  const double s = two_processes(
+      [&] {
+        ::close(rd);
+        std::vector<char> msg(size, 'm');
+        std::vector<char> buf;
+        buf.reserve(kChunk + size);
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          if (!batched) {
+            write_all(wr, msg.data(), size);
+            continue;
+          }
+          buf.insert(buf.end(), msg.begin(), msg.end());
+          if (buf.size() >= kChunk) {
+            write_all(wr, buf.data(), buf.size());
+            buf.clear();
+          }
+        }
+        if (!buf.empty()) write_all(wr, buf.data(), buf.size());
+      },
+      [&] {
+        std::vector<char> in(kChunk + size);
+        std::size_t have = 0;
+        std::uint64_t seq = 0;
+        while (seq < n) {
+          const ssize_t r = ::read(rd, in.data() + have, kChunk);
+          if (r <= 0) die("stream read");
+          have += static_cast<std::size_t>(r);
+          std::size_t at = 0;
+          for (; have - at >= size; at += size) check(in.data() + at, seq++);
+          std::memmove(in.data(), in.data() + at, have - at);
+          have -= at;
+        }
+      });
+  ::close(rd);
+  ::close(wr);
+  return s;
+}
+
+double datagram(std::size_t size, std::uint64_t n) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) != 0) die("socketpair(SOCK_DGRAM)");
+  const double s = two_processes(
+      [&] {
+        std::vector<char> msg(size, 'm');
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          if (::send(fds[1], msg.data(), size, 0) != static_cast<ssize_t>(size)) die("send");
+        }
+      },
+      [&] {
+        std::vector<char> in(size);
+        for (std::uint64_t seq = 0; seq < n; ++seq) {
+          if (::recv(fds[0], in.data(), size, 0) != static_cast<ssize_t>(size)) die("recv");
+          check(in.data(), seq);
+        }
+      });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return s;
+}
+
+// Round trips of 64 bytes: mean seconds per round trip.
+double rtt_shared(std::uint64_t n) {
+  auto there = picoring::SharedRecordWriter::create(1 << 16);
+  auto back = picoring::SharedRecordReader::create(1 << 16);
+  const int there_fd = there.fd();
+  const int back_fd = back.fd();
+  const double s = two_processes(
+      [&] {
+        auto in = picoring::SharedRecordReader::attach(there_fd);
+        auto out = picoring::SharedRecordWriter::attach(back_fd);
+        for (std::uint64_t i = 0; i < n; ++i) {
+          if (in.wait(60s) != picoring::QueueStatus::ok) ::_exit(1);
+          const auto rec = in.front();
+          if (!out.push(rec)) ::_exit(1);
+          in.pop();
+        }
+      },
+      [&] {
+        std::vector<char> msg(64, 'p');
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          if (there.push_wait(std::as_bytes(std::span(msg)), 60s) != picoring::QueueStatus::ok) die("push");
+          if (back.wait(60s) != picoring::QueueStatus::ok) die("wait");
+          check(reinterpret_cast<const char*>(back.front().data()), i);
+          back.pop();
+        }
+      });
+  return s / static_cast<double>(n);
+}
+
+double rtt_socket(std::uint64_t n) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0) die("socketpair");
+  const double s = two_processes(
+      [&] {
+        char buf[64];
+        for (std::uint64_t i = 0; i < n; ++i) {
+          read_all(fds[1], buf, sizeof buf);
+          write_all(fds[1], buf, sizeof buf);
+        }
+      },
+      [&] {
+        std::vector<char> msg(64, 'p');
+        char buf[64];
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          write_all(fds[0], msg.data(), msg.size());
+          read_all(fds[0], buf, sizeof buf);
+          check(buf, i);
+        }
+      });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return s / static_cast<double>(n);
+}
+
+struct Contender {
+  const char* name;
+  std::function<double(std::size_t, std::uint64_t)> run;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 5;
+  std::uint64_t messages = 1000000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) {
+      runs = std::atoi(argv[++i]);
+    } else if (a == "--messages" && i + 1 < argc) {
+      messages = std::strtoull(argv[++i], nullptr, 10);
+    } else if (a == "--quick") {
+      runs = 1;
+      messages = 20000;
+    } else {
+      std::fprintf(stderr, "usage: %s [--runs R] [--messages N] [--quick]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (runs < 1 || messages < 1) {
+    std::fprintf(stderr, "--runs and --messages want positive whole numbers\n");
+    return 2;
+  }
+  const std::vector<Contender> cs = {
+      {"shared queue", shared_queue},
+      {"pipe", [](std::size_t s, std::uint64_t n) { return stream(false, false, s, n); }},
+      {"pipe batched", [](std::size_t s, std::uint64_t n) { return stream(false, true, s, n); }},
+      {"stream socket", [](std::size_t s, std::uint64_t n) { return stream(true, false, s, n); }},
+      {"stream socket batched", [](std::size_t s, std::uint64_t n) { return stream(true, true, s, n); }},
+      {"datagram socket", datagram},
+  };
+  std::printf("\n### Between two processes: %llu messages per run, median of %d rotated rounds\n\n",
+              static_cast<unsigned long long>(messages), runs);
+  std::printf("| message | shared queue M msg/s |");
+  for (std::size_t k = 1; k < cs.size(); ++k) std::printf(" vs %s |", cs[k].name);
+  std::printf("\n|---|---:|");
+  for (std::size_t k = 1; k < cs.size(); ++k) std::printf("---:|");
+  std::printf("\n");
+  for (const std::size_t size : {std::size_t{64}, std::size_t{4096}}) {
+    const std::uint64_t n = size > 1024 ? std::max<std::uint64_t>(messages / 8, 1) : messages;
+    std::vector<std::vector<double>> secs(cs.size());
+    std::vector<std::vector<double>> ratio(cs.size());
+    for (int r = 0; r < runs; ++r) {
+      std::vector<double> t(cs.size());
+      for (std::size_t i = 0; i < cs.size(); ++i) {
+        const std::size_t k = (static_cast<std::size_t>(r) + i) % cs.size();
+        t[k] = cs[k].run(size, n);
+        secs[k].push_back(t[k]);
+      }
+      for (std::size_t k = 1; k < cs.size(); ++k) ratio[k].push_back(t[k] / t[0]);
+    }
+    std::printf("| %zu B | %.2f |", size, static_cast<double>(n) / picoring_bench::median(secs[0]) / 1e6);
+    for (std::size_t k = 1; k < cs.size(); ++k) std::printf(" %.2fx |", picoring_bench::median(ratio[k]));
+    std::printf("\n");
+  }
+  const std::uint64_t trips = std::max<std::uint64_t>(messages / 10, 1);
+  std::vector<double> rq;
+  std::vector<double> rs;
+  for (int r = 0; r < runs; ++r) {
+    if (r % 2 == 0) {
+      rq.push_back(rtt_shared(trips));
+      rs.push_back(rtt_socket(trips));
+    } else {
+      rs.push_back(rtt_socket(trips));
+      rq.push_back(rtt_shared(trips));
+    }
+  }
+  const double q = picoring_bench::median(rq);
+  const double s = picoring_bench::median(rs);
+  std::printf("\nRound trip of 64 B (%llu trips): shared queues %.2f us, stream socket %.2f us (%.2fx the socket's)\n",
+              static_cast<unsigned long long>(trips), q * 1e6, s * 1e6, q / s);
+  std::printf("Ratios: the other transport's time / the shared queue's (above 1: the queue is faster).\n");
+  return 0;
+}

@@ -1,0 +1,144 @@
+// The shared record queue against a peer that lies. A writer and a reader of one queue run in
+// this process, checked against a std::deque<std::string> until the input starts playing the
+// peer: it overwrites the counters in the header or any bytes of the data (record lengths) through
+// a mapping of its own. From then on every call may fail with the documented errors
+// (errc::corrupt_shared_state, or the argument errors), but every span either side hands out must
+// lie within its own mapping of the ring, and every byte of it is read or written to prove it.
+#include <sys/mman.h>
+
+#include <cstring>
+#include <deque>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "fuzz_support.hpp"
+#include "picoring/shared_queue.hpp"
+
+namespace {
+
+struct Bounds {
+  const std::byte* base = nullptr;
+  std::size_t size = 0;  // both views
+  void check(std::span<const std::byte> s) const {
+    if (s.empty()) return;
+    FUZZ_CHECK(s.data() >= base && s.size() <= size && static_cast<std::size_t>(s.data() - base) <= size - s.size());
+  }
+};
+
+unsigned touch(std::span<const std::byte> s) {
+  unsigned sum = 0;
+  for (const std::byte b : s) sum += static_cast<unsigned>(b);
+  return sum;
+}
+
+// Runs f; an exception is acceptable only once the peer lied (corruption), or when it is one of
+// the argument errors documented for the call.
+template <class F>
+void guarded(bool lied, F&& f) {
+  try {
+    f();
+  } catch (const std::system_error& e) {
+    FUZZ_CHECK(lied && e.code() == picoring::errc::corrupt_shared_state);
+  } catch (const std::invalid_argument&) {
+  } catch (const std::length_error&) {
+  } catch (const std::out_of_range&) {
+    FUZZ_CHECK(lied);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  FuzzedDataProvider in(data, size);
+  auto w = picoring::SharedRecordWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 3 * 4096));
+  auto r = picoring::SharedRecordReader::attach(w.fd());
+  const std::size_t cap = w.capacity();
+  const std::size_t page = picoring::allocation_granularity();
+  // The input's own mapping of the whole memfd: the header page, then the data (once).
+  void* raw = ::mmap(nullptr, page + cap, PROT_READ | PROT_WRITE, MAP_SHARED, w.fd(), 0);
+  FUZZ_CHECK(raw != MAP_FAILED);
+  auto* header = static_cast<picoring::detail::SharedHeader*>(raw);
+  auto* peer_data = static_cast<std::byte*>(raw) + page;
+
+  // Where each side's mapping is: a first record shows both.
+  Bounds wb, rb;
+  {
+    auto out = w.reserve(1);
+    wb = {out.data() - 8, 2 * cap};
+    out[0] = std::byte{1};
+    w.commit();
+    const auto rec = r.front();
+    rb = {rec.data() - 8, 2 * cap};
+    r.pop();
+  }
+
+  std::deque<std::string> model;
+  bool lied = false;
+  std::uint64_t seq = 0;
+  while (in.remaining_bytes() > 0) {
+    switch (in.ConsumeIntegralInRange<int>(0, 5)) {
+      case 0:
+      case 1: {
+        const auto len = in.ConsumeIntegralInRange<std::size_t>(0, cap + 16);
+        std::string rec(len, static_cast<char>('a' + seq % 26));
+        guarded(lied, [&] {
+          const auto out = w.reserve(len);
+          wb.check(out);
+          if (out.empty()) return;
+          std::memcpy(out.data(), rec.data(), len);
+          w.commit();
+          if (!lied) model.push_back(rec);
+          ++seq;
+        });
+        break;
+      }
+      case 2:
+        guarded(lied, [&] {
+          const auto rec = r.front();
+          rb.check(rec);
+          static_cast<void>(touch(rec));
+          if (!lied) {
+            FUZZ_CHECK(rec.empty() == model.empty());
+            if (!rec.empty())
+              FUZZ_CHECK(std::string(reinterpret_cast<const char*>(rec.data()), rec.size()) == model.front());
+          }
+          if (rec.empty()) return;
+          r.pop();
+          if (!lied) model.pop_front();
+        });
+        break;
+      case 3:
+        guarded(lied, [&] {
+          r.drain(
+              [&](std::span<const std::byte> rec) {
+                rb.check(rec);
+                static_cast<void>(touch(rec));
+                if (!lied) {
+                  FUZZ_CHECK(!model.empty() &&
+                             std::string(reinterpret_cast<const char*>(rec.data()), rec.size()) == model.front());
+                  model.pop_front();
+                }
+              },
+              in.ConsumeIntegralInRange<std::size_t>(0, 8));
+        });
+        break;
+      case 4: {  // the peer rewrites a counter
+        const auto value = in.ConsumeIntegral<std::uint64_t>();
+        (in.ConsumeBool() ? header->tail : header->head).store(value);
+        lied = true;
+        break;
+      }
+      default: {  // the peer rewrites bytes of the data (a record's length, most often)
+        const auto at = in.ConsumeIntegralInRange<std::size_t>(0, cap - 4);
+        const auto value = in.ConsumeIntegral<std::uint32_t>();
+        std::memcpy(peer_data + (at & ~std::size_t{7}), &value, sizeof value);
+        lied = true;
+        break;
+      }
+    }
+  }
+  ::munmap(raw, page + cap);
+  return 0;
+}

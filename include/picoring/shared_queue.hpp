@@ -1,0 +1,415 @@
+// picoring: a record queue between two processes, in mirrored shared memory.
+//
+//   // process A (creates the queue, writes)
+//   auto w = picoring::SharedRecordWriter::create(1 << 20);
+//   picoring::send_fd(unix_socket, w.fd());        // or let a child inherit it
+//   w.push(std::as_bytes(std::span(line)));
+//
+//   // process B (attaches, reads)
+//   auto r = picoring::SharedRecordReader::attach(picoring::receive_fd(unix_socket));
+//   while (r.wait(std::chrono::seconds(1)) == picoring::QueueStatus::ok) {
+//     auto rec = r.front();                          // one contiguous span, wrapped or not
+//     parse(rec);
+//     r.pop();
+//   }
+//
+// The memory is one memfd: a header page (layout, counters, wake-up words, the two processes'
+// ids) then the data, which each process maps twice back to back, so every record is one span
+// (the framing is RecordRing's: an 8-byte header, the bytes, padding to 8). The memfd is sealed
+// against shrinking and growing before its descriptor leaves the creator, so a peer cannot
+// truncate it under us (no SIGBUS), and it has no name: nothing is left in /dev/shm, and the
+// memory goes when the last process unmaps it.
+//
+// The peer is not trusted. attach() checks the seals, the size and the header's layout; every
+// counter and record length read from shared memory is checked before it is used, so a corrupt or
+// malicious peer can make this side fail (std::system_error with errc::corrupt_shared_state,
+// the queue then closed) but never read or write outside the ring. The peer's process id comes
+// from the header: a lying peer can only make the waits report `closed` early or late.
+//
+// Roles: one writer and one reader at a time, each claimed in the header by its process id (a
+// second writer or reader fails with std::system_error, EBUSY). Each handle is used by one thread at a
+// time. Destroying or closing either handle closes the queue (the reader still drains what was
+// written); when the peer process dies without closing, the waits notice within 20 ms and
+// return QueueStatus::closed.
+//
+// Blocking: spin briefly, then sleep on a shared futex (not FUTEX_PRIVATE: the two processes
+// share the word's physical page), with ordinary sequentially consistent fences on both sides
+// (the in-process queues' membarrier() trick covers only one process's threads).
+//
+// Linux only (memfd seals, futexes). Elsewhere create() and attach() throw std::system_error
+// (not supported).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <utility>
+
+#include "picoring/mirror_buffer.hpp"
+#include "picoring/queue_status.hpp"
+#include "picoring/record_ring.hpp"
+
+namespace picoring {
+
+namespace detail {
+
+// The header page, the same in every process that maps the queue (fixed-width fields only, so a
+// 32-bit and a 64-bit process can share a queue).
+struct SharedHeader {
+  static constexpr std::uint64_t kMagic = 0x31474e4952434950;  // "PICRING1", little endian
+  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kRecordQueue = 1;  // the layout kind
+
+  // Written once by the creator before the descriptor is shared; checked by attach().
+  std::uint64_t magic = 0;
+  std::uint32_t version = 0;
+  std::uint32_t kind = 0;
+  std::uint64_t header_bytes = 0;  // offset of the data in the memfd: the creator's page size
+  std::uint64_t data_bytes = 0;    // the ring's capacity
+
+  alignas(64) std::atomic<std::uint64_t> tail;  // bytes ever published, written by the writer
+  alignas(64) std::atomic<std::uint64_t> head;  // bytes ever released, written by the reader
+  alignas(64) std::atomic<std::uint32_t> closed;
+  std::atomic<std::uint32_t> reader_sleeping;
+  std::atomic<std::uint32_t> writer_sleeping;
+  std::atomic<std::uint32_t> data_word;   // futex: bumped when records were published
+  std::atomic<std::uint32_t> space_word;  // futex: bumped when space was freed
+  std::atomic<std::int32_t> writer_pid;   // 0: no writer
+  std::atomic<std::int32_t> reader_pid;   // 0: no reader
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
+              "shared counters must be lock-free: a lock would live in one process only");
+
+enum class SharedRole { writer, reader };
+
+// One process's mapping of a shared queue: the header, the mirrored data, the memfd (kept open
+// until close_fd(), so that it can still be passed on). Out of line in src/shared_queue.cpp.
+class SharedRegion {
+ public:
+  SharedRegion() noexcept = default;
+  // A new queue of at least min_capacity bytes (rounded up to pages), with `role` claimed.
+  static SharedRegion create(std::size_t min_capacity, SharedRole role, Error& err) noexcept;
+  // The queue behind fd (duplicated: the caller's descriptor stays the caller's), validated,
+  // with `role` claimed.
+  static SharedRegion attach(int fd, SharedRole role, Error& err) noexcept;
+  SharedRegion(SharedRegion&& o) noexcept { swap(o); }
+  SharedRegion& operator=(SharedRegion&& o) noexcept {
+    SharedRegion(std::move(o)).swap(*this);
+    return *this;
+  }
+  SharedRegion(const SharedRegion&) = delete;
+  SharedRegion& operator=(const SharedRegion&) = delete;
+  ~SharedRegion();  // closes the queue, gives the role up, unmaps, closes the descriptor
+
+  SharedHeader* header() const noexcept { return header_; }
+  std::byte* data() const noexcept { return data_; }
+  std::uint64_t capacity() const noexcept { return capacity_; }
+  int fd() const noexcept { return fd_; }
+  void close_fd() noexcept;
+  void close() noexcept;  // marks the queue closed and wakes the peer
+  // False once the peer's process has exited (or never was): the waits' way out.
+  bool peer_alive() noexcept;
+  // Sleeps on `word` while it holds `seen`, at most until deadline and at most 20 ms (the peer
+  // check's period).
+  void park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
+            std::chrono::steady_clock::time_point deadline) noexcept;
+  void wake(std::atomic<std::uint32_t>& word) noexcept;
+
+ private:
+  void swap(SharedRegion& o) noexcept {
+    std::swap(header_, o.header_);
+    std::swap(data_, o.data_);
+    std::swap(capacity_, o.capacity_);
+    std::swap(header_bytes_, o.header_bytes_);
+    std::swap(fd_, o.fd_);
+    std::swap(role_, o.role_);
+    std::swap(peer_pid_, o.peer_pid_);
+    std::swap(peer_fd_, o.peer_fd_);
+    std::swap(owner_, o.owner_);
+    std::swap(has_role_, o.has_role_);
+  }
+  SharedHeader* header_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::uint64_t capacity_ = 0;
+  std::size_t header_bytes_ = 0;
+  int fd_ = -1;
+  SharedRole role_ = SharedRole::writer;
+  std::int32_t peer_pid_ = 0;  // the peer last looked at, and a pidfd on it (-1: none)
+  int peer_fd_ = -1;
+  std::int32_t owner_ = 0;  // the process that mapped it (a fork child's copy releases nothing)
+  bool has_role_ = false;   // a complete region, its role claimed: leaving closes the queue
+};
+
+[[noreturn]] void throw_corrupt(const char* what);
+
+// Spins, then parks until ready(), the deadline, a close, or the peer's death.
+template <class Ready>
+QueueStatus shared_wait(SharedRegion& r, Ready ready, std::atomic<std::uint32_t>& sleeping,
+                        std::atomic<std::uint32_t>& word, std::chrono::steady_clock::time_point deadline) {
+  SharedHeader& h = *r.header();
+  for (int i = 0; i < kSpinsBeforeParking; ++i) {
+    if (ready()) return QueueStatus::ok;
+    if (h.closed.load(std::memory_order_acquire) != 0) return ready() ? QueueStatus::ok : QueueStatus::closed;
+    cpu_relax();
+  }
+  for (;;) {
+    const std::uint32_t seen = word.load(std::memory_order_acquire);
+    sleeping.fetch_add(1, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the waker's fence
+    QueueStatus outcome = QueueStatus::ok;
+    bool done = true;
+    if (ready()) {
+      outcome = QueueStatus::ok;
+    } else if (h.closed.load(std::memory_order_acquire) != 0 || !r.peer_alive()) {
+      outcome = ready() ? QueueStatus::ok : QueueStatus::closed;
+    } else if (std::chrono::steady_clock::now() >= deadline) {
+      outcome = QueueStatus::timed_out;
+    } else {
+      r.park(word, seen, deadline);
+      done = false;
+    }
+    sleeping.fetch_sub(1, std::memory_order_relaxed);
+    if (done) return outcome;
+  }
+}
+
+// Publishes a counter and wakes the other side if it sleeps (the Dekker pair of shared_wait).
+inline void shared_publish(SharedRegion& r, std::atomic<std::uint64_t>& counter, std::uint64_t value,
+                           std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& word) noexcept {
+  counter.store(value, std::memory_order_release);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping.load(std::memory_order_relaxed) != 0) {
+    word.fetch_add(1, std::memory_order_release);
+    r.wake(word);
+  }
+}
+
+}  // namespace detail
+
+// The writing end. Move-only; one thread at a time. Errors and reservation rules as RecordRing's,
+// plus: a counter from the reader that cannot be right throws std::system_error
+// (errc::corrupt_shared_state) and closes the queue.
+class SharedRecordWriter {
+  using Framing = detail::RecordFraming;
+
+ public:
+  SharedRecordWriter() noexcept = default;
+  // Creates a queue of at least min_capacity bytes and becomes its writer. Throws as
+  // MirrorBuffer's constructor (the step names the failed call: memfd_create, ftruncate,
+  // F_ADD_SEALS, mmap ...).
+  static SharedRecordWriter create(std::size_t min_capacity) {
+    Error err;
+    SharedRecordWriter w(detail::SharedRegion::create(min_capacity, detail::SharedRole::writer, err));
+    if (err) throw_error(err);
+    return w;
+  }
+  // Becomes the writer of the queue behind fd (not consumed: close your copy when you like).
+  // Throws std::system_error naming the check that failed (not a sealed picoring memfd, wrong
+  // layout or version, a size that does not match; EBUSY if the queue has a writer).
+  static SharedRecordWriter attach(int fd) {
+    Error err;
+    SharedRecordWriter w(detail::SharedRegion::attach(fd, detail::SharedRole::writer, err));
+    if (err) throw_error(err);
+    return w;
+  }
+
+  // The memfd, to pass to the other process (send_fd, or inherited by a child: it is
+  // close-on-exec, so clear that or dup2 it for exec). -1 after close_fd().
+  int fd() const noexcept { return r_.fd(); }
+  void close_fd() noexcept { r_.close_fd(); }
+  std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  bool closed() const noexcept {
+    return r_.header() == nullptr || r_.header()->closed.load(std::memory_order_acquire) != 0;
+  }
+  void close() noexcept { r_.close(); }
+
+  // Exactly len contiguous writable bytes for one record, or an empty span when there is no
+  // room now or the queue is closed. commit() publishes it; discard() abandons it.
+  std::span<std::byte> reserve(std::size_t len) {
+    Framing::check_none_open(reserved_, "picoring: reserve(): a reservation is already open");
+    Framing::check_length(len, capacity());
+    if (closed() || free_bytes(record_footprint(len)) < record_footprint(len)) return {};
+    reserved_ = len;
+    return {r_.data() + index() + Framing::kHeader, len};
+  }
+  void commit() { publish(Framing::check_open(reserved_, Framing::kNoReservationToCommit)); }
+  void commit(std::size_t len) {
+    Framing::check_commit_length(len, Framing::check_open(reserved_, Framing::kNoReservationToCommit));
+    publish(len);
+  }
+  void discard() {
+    Framing::check_open(reserved_, "picoring: discard(): no reservation is open");
+    reserved_ = 0;
+  }
+  // Copies one record in; false when there is no room now or the queue is closed.
+  bool push(std::span<const std::byte> bytes) {
+    auto out = reserve(bytes.size());
+    if (out.empty()) return false;
+    std::memcpy(out.data(), bytes.data(), bytes.size());
+    commit();
+    return true;
+  }
+  // Blocks until a record of len bytes fits (ok), the timeout passes (timed_out), or the queue
+  // is closed or the reader's process has died (closed).
+  template <class Rep, class Period>
+  QueueStatus wait_for_space(std::size_t len, std::chrono::duration<Rep, Period> timeout) {
+    Framing::check_length(len, capacity());
+    if (closed()) return QueueStatus::closed;
+    const std::size_t need = record_footprint(len);
+    auto& h = *r_.header();
+    const QueueStatus st = detail::shared_wait(
+        r_, [&] { return free_bytes(need) >= need; }, h.writer_sleeping, h.space_word, detail::deadline_after(timeout));
+    return st == QueueStatus::ok && closed() ? QueueStatus::closed : st;
+  }
+  // push, waiting for room as wait_for_space does.
+  template <class Rep, class Period>
+  QueueStatus push_wait(std::span<const std::byte> bytes, std::chrono::duration<Rep, Period> timeout) {
+    const QueueStatus st = wait_for_space(bytes.size(), timeout);
+    if (st != QueueStatus::ok) return st;
+    return push(bytes) ? QueueStatus::ok : QueueStatus::closed;
+  }
+
+ private:
+  explicit SharedRecordWriter(detail::SharedRegion r) noexcept : r_(std::move(r)) {
+    if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
+  }
+  std::size_t index() const noexcept { return static_cast<std::size_t>(tail_ % r_.capacity()); }
+  // Free bytes, reloading the reader's counter only when the cached one shows fewer than want.
+  std::size_t free_bytes(std::size_t want) {
+    const std::uint64_t cap = r_.capacity();
+    if (cap - (tail_ - head_cache_) >= want) return static_cast<std::size_t>(cap - (tail_ - head_cache_));
+    const std::uint64_t head = r_.header()->head.load(std::memory_order_acquire);
+    // The reader cannot have released what was never written, nor anything but whole records.
+    if (head - head_cache_ > tail_ - head_cache_ || head % 8 != 0) {
+      r_.close();
+      detail::throw_corrupt("picoring: shared queue: the reader's counter is out of range");
+    }
+    head_cache_ = head;
+    return static_cast<std::size_t>(cap - (tail_ - head));
+  }
+  void publish(std::size_t len) {
+    Framing::write_header_at(r_.data() + index(), len);
+    reserved_ = 0;
+    tail_ += record_footprint(len);
+    auto& h = *r_.header();
+    detail::shared_publish(r_, h.tail, tail_, h.reader_sleeping, h.data_word);
+  }
+
+  detail::SharedRegion r_;
+  std::uint64_t tail_ = 0;
+  std::uint64_t head_cache_ = 0;
+  std::size_t reserved_ = 0;
+};
+
+// The reading end. Move-only; one thread at a time. front() checks what the writer published
+// (the counter and the record's length) and throws std::system_error
+// (errc::corrupt_shared_state), closing the queue, when it cannot be right.
+class SharedRecordReader {
+  using Framing = detail::RecordFraming;
+
+ public:
+  SharedRecordReader() noexcept = default;
+  static SharedRecordReader create(std::size_t min_capacity) {
+    Error err;
+    SharedRecordReader rd(detail::SharedRegion::create(min_capacity, detail::SharedRole::reader, err));
+    if (err) throw_error(err);
+    return rd;
+  }
+  static SharedRecordReader attach(int fd) {
+    Error err;
+    SharedRecordReader rd(detail::SharedRegion::attach(fd, detail::SharedRole::reader, err));
+    if (err) throw_error(err);
+    return rd;
+  }
+
+  int fd() const noexcept { return r_.fd(); }
+  void close_fd() noexcept { r_.close_fd(); }
+  std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  bool closed() const noexcept {
+    return r_.header() == nullptr || r_.header()->closed.load(std::memory_order_acquire) != 0;
+  }
+  void close() noexcept { r_.close(); }
+
+  // The oldest record as one contiguous span, or an empty span when none is published. Valid
+  // until pop().
+  std::span<const std::byte> front() {
+    if (r_.header() == nullptr || readable() == 0) return {};
+    const std::size_t at = static_cast<std::size_t>(head_ % r_.capacity());
+    const std::size_t len = Framing::read_length_at(r_.data() + at);
+    if (len == 0 || record_footprint(len) > readable()) {
+      r_.close();
+      detail::throw_corrupt("picoring: shared queue: a record's length is out of range");
+    }
+    return {r_.data() + at + Framing::kHeader, len};
+  }
+  // Drops the oldest record. Throws std::out_of_range if there is none.
+  void pop() {
+    const auto rec = front();
+    if (rec.empty()) detail::throw_out_of_range("picoring: pop(): no record");
+    head_ += record_footprint(rec.size());
+    auto& h = *r_.header();
+    detail::shared_publish(r_, h.head, head_, h.writer_sleeping, h.space_word);
+  }
+  // Calls f(span) on up to max records, oldest first, then frees them with one publication.
+  template <class F>
+  std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+    std::size_t n = 0;
+    const std::uint64_t start = head_;
+    for (; n < max; ++n) {
+      const auto rec = front();
+      if (rec.empty()) break;
+      f(rec);
+      head_ += record_footprint(rec.size());
+    }
+    if (head_ != start) {
+      auto& h = *r_.header();
+      detail::shared_publish(r_, h.head, head_, h.writer_sleeping, h.space_word);
+    }
+    return n;
+  }
+  // Blocks until a record is readable (ok), the timeout passes (timed_out), or the queue is
+  // closed and drained, or the writer's process has died and every record it published is read
+  // (closed).
+  template <class Rep, class Period>
+  QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
+    if (r_.header() == nullptr) return QueueStatus::closed;
+    auto& h = *r_.header();
+    return detail::shared_wait(
+        r_, [&] { return readable() != 0; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
+  }
+
+ private:
+  explicit SharedRecordReader(detail::SharedRegion r) noexcept : r_(std::move(r)) {
+    if (r_.header() != nullptr) head_ = tail_cache_ = r_.header()->head.load(std::memory_order_relaxed);
+  }
+  // Published bytes not yet released, reloading the writer's counter when none are known.
+  std::size_t readable() {
+    if (tail_cache_ != head_) return static_cast<std::size_t>(tail_cache_ - head_);
+    const std::uint64_t tail = r_.header()->tail.load(std::memory_order_acquire);
+    if (tail - head_ > r_.capacity() || tail % 8 != 0) {
+      r_.close();
+      detail::throw_corrupt("picoring: shared queue: the writer's counter is out of range");
+    }
+    tail_cache_ = tail;
+    return static_cast<std::size_t>(tail - head_);
+  }
+
+  detail::SharedRegion r_;
+  std::uint64_t head_ = 0;
+  std::uint64_t tail_cache_ = 0;
+};
+
+// Passes a descriptor over a connected Unix socket (SCM_RIGHTS), with one byte of payload.
+// Throws std::system_error naming the call (sendmsg).
+void send_fd(int socket, int fd);
+// Receives a descriptor sent by send_fd; the caller owns it (close-on-exec is set). Throws
+// std::system_error (recvmsg; ECONNRESET when the peer closed first; EBADMSG when the message
+// carried no descriptor).
+int receive_fd(int socket);
+
+}  // namespace picoring

@@ -1,0 +1,362 @@
+// The operating-system half of the shared queues (picoring/shared_queue.hpp): the sealed memfd,
+// its mappings, shared futexes, the peer's liveness and descriptor passing. Linux only; elsewhere
+// creation and attachment report "not supported".
+#include "picoring/shared_queue.hpp"
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <system_error>
+#include <thread>
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#endif
+
+namespace picoring {
+namespace detail {
+
+#if defined(__linux__)
+namespace {
+
+constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW;
+
+Error os_error(const char* step) { return {std::error_code(errno, std::system_category()), step}; }
+Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
+
+std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::getpid()); }
+
+std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
+  return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
+}
+
+// Maps `data_bytes` of fd from offset `header_bytes` twice, back to back, inside one reservation
+// (never unmapped and mapped again elsewhere: no other thread can take the range meanwhile).
+std::byte* map_mirrored(int fd, std::size_t header_bytes, std::size_t data_bytes, Error& err) noexcept {
+  void* base = ::mmap(nullptr, 2 * data_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) {
+    err = os_error("mmap reservation (PROT_NONE, 2x size)");
+    return nullptr;
+  }
+  auto* bytes = static_cast<std::byte*>(base);
+  for (int view = 0; view < 2; ++view) {
+    void* at = bytes + static_cast<std::size_t>(view) * data_bytes;
+    if (::mmap(at, data_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, static_cast<off_t>(header_bytes)) ==
+        MAP_FAILED) {
+      err = os_error(view == 0 ? "mmap first data view (MAP_FIXED)" : "mmap second data view (MAP_FIXED)");
+      ::munmap(base, 2 * data_bytes);
+      return nullptr;
+    }
+  }
+  // A child of fork() gets neither view (as MirrorBuffer's default): it attaches by descriptor.
+  if (::madvise(base, 2 * data_bytes, MADV_DONTFORK) != 0) {
+    err = os_error("madvise(MADV_DONTFORK)");
+    ::munmap(base, 2 * data_bytes);
+    return nullptr;
+  }
+  return bytes;
+}
+
+SharedHeader* map_header(int fd, std::size_t header_bytes, Error& err) noexcept {
+  void* h = ::mmap(nullptr, header_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (h == MAP_FAILED) {
+    err = os_error("mmap header");
+    return nullptr;
+  }
+  if (::madvise(h, header_bytes, MADV_DONTFORK) != 0) {
+    err = os_error("madvise(MADV_DONTFORK)");
+    ::munmap(h, header_bytes);
+    return nullptr;
+  }
+  return static_cast<SharedHeader*>(h);
+}
+
+}  // namespace
+
+SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Error& err) noexcept {
+  err = {};
+  const std::size_t page = allocation_granularity();
+  // Whole pages (every page size is a multiple of the records' 8-byte alignment); the header
+  // takes one page of its own.
+  const std::size_t data = mirror_size_for(min_capacity, 1, err);
+  if (err) return {};
+  if (data > (std::numeric_limits<std::size_t>::max() - page) / 2 ||
+      data > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) - page) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return {};
+  }
+  SharedRegion r;
+  r.owner_ = self_pid();
+  r.fd_ = static_cast<int>(::syscall(SYS_memfd_create, "picoring-shared-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (r.fd_ < 0) {
+    err = os_error("memfd_create(MFD_ALLOW_SEALING)");
+    return {};
+  }
+  if (::ftruncate(r.fd_, static_cast<off_t>(page + data)) != 0) {
+    err = os_error("ftruncate");
+    return {};
+  }
+  // Sealed before the descriptor can leave this process: the size never changes again.
+  if (::fcntl(r.fd_, F_ADD_SEALS, kRequiredSeals | F_SEAL_SEAL) != 0) {
+    err = os_error("fcntl(F_ADD_SEALS)");
+    return {};
+  }
+  r.header_bytes_ = page;
+  r.header_ = map_header(r.fd_, page, err);
+  if (r.header_ == nullptr) return {};
+  r.data_ = map_mirrored(r.fd_, page, data, err);
+  if (r.data_ == nullptr) return {};
+  r.capacity_ = data;
+  SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
+  h->magic = SharedHeader::kMagic;
+  h->version = SharedHeader::kVersion;
+  h->kind = SharedHeader::kRecordQueue;
+  h->header_bytes = page;
+  h->data_bytes = data;
+  r.role_ = role;
+  pid_of(*h, role).store(self_pid(), std::memory_order_release);
+  r.has_role_ = true;
+  return r;
+}
+
+SharedRegion SharedRegion::attach(int fd, SharedRole role, Error& err) noexcept {
+  err = {};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    err = os_error("fstat");
+    return {};
+  }
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0) {
+    err = os_error("fcntl(F_GET_SEALS) (not a memfd?)");
+    return {};
+  }
+  if ((seals & kRequiredSeals) != kRequiredSeals) {
+    err = corrupt("check seals (the memfd must be sealed against shrinking and growing)");
+    return {};
+  }
+  const std::size_t page = allocation_granularity();
+  const auto size = static_cast<std::uint64_t>(st.st_size);
+  if (st.st_size <= 0 || size <= page || size % page != 0 ||
+      (size - page) / 2 > std::numeric_limits<std::size_t>::max() / 2) {
+    err = corrupt("check size (one header page and whole pages of data)");
+    return {};
+  }
+  const auto data = static_cast<std::size_t>(size - page);
+  SharedRegion r;
+  r.owner_ = self_pid();
+  r.fd_ = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (r.fd_ < 0) {
+    err = os_error("fcntl(F_DUPFD_CLOEXEC)");
+    return {};
+  }
+  r.header_bytes_ = page;
+  r.header_ = map_header(r.fd_, page, err);
+  if (r.header_ == nullptr) return {};
+  // The layout as the creator wrote it must be what the sealed size says: read once, then only
+  // the values computed here are used.
+  const SharedHeader& h = *r.header_;
+  if (h.magic != SharedHeader::kMagic || h.version != SharedHeader::kVersion) {
+    err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
+    return {};
+  }
+  if (h.kind != SharedHeader::kRecordQueue || h.header_bytes != page || h.data_bytes != data) {
+    err = corrupt("check header (layout, page size and capacity against the memfd's size)");
+    return {};
+  }
+  r.data_ = map_mirrored(r.fd_, page, data, err);
+  if (r.data_ == nullptr) return {};
+  r.capacity_ = data;
+  std::int32_t none = 0;
+  if (!pid_of(*r.header_, role).compare_exchange_strong(none, self_pid(), std::memory_order_acq_rel)) {
+    err = {std::make_error_code(std::errc::device_or_resource_busy), role == SharedRole::writer
+                                                                         ? "claim the writer role (the queue has one)"
+                                                                         : "claim the reader role (the queue has one)"};
+    return {};
+  }
+  r.role_ = role;
+  r.has_role_ = true;
+  return r;
+}
+
+SharedRegion::~SharedRegion() {
+  // In a child of fork() nothing here is mapped (MADV_DONTFORK) and the queue is the parent's.
+  if (owner_ != 0 && owner_ != self_pid()) return;
+  if (header_ != nullptr) {
+    if (has_role_) {
+      close();
+      std::int32_t me = self_pid();
+      pid_of(*header_, role_).compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+    }
+    ::munmap(header_, header_bytes_);
+  }
+  if (data_ != nullptr) ::munmap(data_, 2 * static_cast<std::size_t>(capacity_));
+  if (peer_fd_ >= 0) ::close(peer_fd_);
+  close_fd();
+}
+
+void SharedRegion::close_fd() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void SharedRegion::close() noexcept {
+  if (header_ == nullptr) return;
+  header_->closed.store(1, std::memory_order_seq_cst);
+  header_->data_word.fetch_add(1, std::memory_order_seq_cst);
+  header_->space_word.fetch_add(1, std::memory_order_seq_cst);
+  wake(header_->data_word);
+  wake(header_->space_word);
+}
+
+bool SharedRegion::peer_alive() noexcept {
+  if (header_ == nullptr) return false;
+  const SharedRole peer = role_ == SharedRole::writer ? SharedRole::reader : SharedRole::writer;
+  const std::int32_t pid = pid_of(*header_, peer).load(std::memory_order_acquire);
+  if (pid == 0) return true;  // not attached yet (a writer may start before its reader)
+  if (pid < 0) return false;  // no process has such an id: a corrupt header
+  if (pid != peer_pid_) {
+    if (peer_fd_ >= 0) ::close(peer_fd_);
+    peer_pid_ = pid;
+#if defined(SYS_pidfd_open)
+    peer_fd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (peer_fd_ < 0 && errno == ESRCH) return false;
+#else
+    peer_fd_ = -1;
+#endif
+  }
+  if (peer_fd_ >= 0) {
+    pollfd p{peer_fd_, POLLIN, 0};
+    // A pidfd becomes readable when its process exits (a zombie included).
+    return ::poll(&p, 1, 0) == 0;
+  }
+  return ::kill(pid, 0) == 0 || errno != ESRCH;  // kernels before 5.3: no pidfd
+}
+
+void SharedRegion::park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
+                        std::chrono::steady_clock::time_point deadline) noexcept {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline) return;
+  auto left = deadline - now;
+  if (left > std::chrono::milliseconds(20)) left = std::chrono::milliseconds(20);  // then the peer is looked at
+  timespec ts{};
+  ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count());
+  // FUTEX_WAIT without _PRIVATE: the word is in memory shared with another process.
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, seen, &ts, nullptr, 0);
+}
+
+void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+#else  // not Linux
+
+SharedRegion SharedRegion::create(std::size_t, SharedRole, Error& err) noexcept {
+  err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
+  return {};
+}
+SharedRegion SharedRegion::attach(int, SharedRole, Error& err) noexcept {
+  err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
+  return {};
+}
+SharedRegion::~SharedRegion() = default;
+void SharedRegion::close_fd() noexcept {}
+void SharedRegion::close() noexcept {}
+bool SharedRegion::peer_alive() noexcept { return false; }
+void SharedRegion::park(std::atomic<std::uint32_t>&, std::uint32_t, std::chrono::steady_clock::time_point) noexcept {}
+void SharedRegion::wake(std::atomic<std::uint32_t>&) noexcept {}
+
+#endif
+
+}  // namespace detail
+
+#if defined(__linux__)
+
+void send_fd(int socket, int fd) {
+  char byte = 'F';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n = 0;
+  do {
+    n = ::sendmsg(socket, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) throw std::system_error(errno, std::system_category(), "picoring: sendmsg(SCM_RIGHTS) failed");
+}
+
+int receive_fd(int socket) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n = 0;
+  do {
+    n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) throw std::system_error(errno, std::system_category(), "picoring: recvmsg(SCM_RIGHTS) failed");
+  // Every descriptor that arrived is ours to close, whatever else is wrong with the message.
+  int received = -1;
+  int extra = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      if (received < 0) {
+        received = fd;
+      } else {
+        ::close(fd);
+        ++extra;
+      }
+    }
+  }
+  if (n == 0 && received < 0)
+    throw std::system_error(ECONNRESET, std::system_category(), "picoring: recvmsg: the peer closed the socket");
+  if (received < 0 || extra != 0 || (msg.msg_flags & MSG_CTRUNC) != 0) {
+    if (received >= 0) ::close(received);
+    throw std::system_error(EBADMSG, std::system_category(), "picoring: recvmsg: not exactly one descriptor");
+  }
+  return received;
+}
+
+#else
+
+void send_fd(int, int) {
+  throw std::system_error(std::make_error_code(std::errc::not_supported), "picoring: send_fd (Linux only)");
+}
+int receive_fd(int) {
+  throw std::system_error(std::make_error_code(std::errc::not_supported), "picoring: receive_fd (Linux only)");
+}
+
+#endif
+
+}  // namespace picoring

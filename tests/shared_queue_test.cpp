@@ -1,0 +1,403 @@
+// The record queue between processes (Linux): a deque model in one process, then real second
+// processes (fork, descriptors inherited or passed over a Unix socket), peers that die without
+// closing, descriptors that are not queues, and a peer that writes counters and lengths that
+// cannot be right. Nothing may leak: descriptors and mappings are counted.
+#include <gtest/gtest.h>
+
+#if defined(__linux__)
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <span>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "picoring/shared_queue.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using picoring::QueueStatus;
+using picoring::SharedRecordReader;
+using picoring::SharedRecordWriter;
+using picoring_test::in_child;
+
+std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s)); }
+std::string string_of(std::span<const std::byte> s) { return {reinterpret_cast<const char*>(s.data()), s.size()}; }
+
+// A record that says which one it is: "<n>:" then filler up to `len` bytes.
+std::string numbered(std::uint64_t n, std::size_t len) {
+  std::string s = std::to_string(n) + ":";
+  while (s.size() < len) s.push_back(static_cast<char>('a' + (n + s.size()) % 26));
+  return s;
+}
+
+// The header page of a queue, mapped by the test itself to play a corrupt peer.
+struct RawHeader {
+  explicit RawHeader(int fd)
+      : p(static_cast<picoring::detail::SharedHeader*>(
+            ::mmap(nullptr, picoring::allocation_granularity(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0))) {}
+  RawHeader(const RawHeader&) = delete;
+  RawHeader& operator=(const RawHeader&) = delete;
+  ~RawHeader() { ::munmap(p, picoring::allocation_granularity()); }
+  picoring::detail::SharedHeader* p;
+};
+
+TEST(SharedRecordQueue, MatchesADequeAcrossManyWraps) {
+  auto w = SharedRecordWriter::create(1);  // one page
+  auto r = SharedRecordReader::attach(w.fd());
+  const std::size_t cap = w.capacity();
+  ASSERT_EQ(cap % picoring::allocation_granularity(), 0u);
+  ASSERT_EQ(r.capacity(), cap);
+  std::deque<std::string> model;
+  std::size_t used = 0;
+  std::mt19937_64 rng(11);
+  std::uint64_t next = 0;
+  for (int step = 0; step < 50000; ++step) {
+    const auto op = rng() % 5;
+    if (op < 2) {
+      const std::string rec = numbered(next, 1 + rng() % (cap / 3));
+      if (op == 0) {
+        const bool fits = used + picoring::record_footprint(rec.size()) <= cap;
+        ASSERT_EQ(w.push(bytes_of(rec)), fits);
+        if (!fits) continue;
+      } else {
+        // Reserve more than needed, then commit the record's length (or abandon it).
+        auto out = w.reserve(rec.size() + 5);
+        ASSERT_EQ(!out.empty(), used + picoring::record_footprint(rec.size() + 5) <= cap);
+        if (out.empty()) continue;
+        ASSERT_EQ(out.size(), rec.size() + 5);
+        if (rng() % 4 == 0) {
+          w.discard();
+          continue;
+        }
+        std::memcpy(out.data(), rec.data(), rec.size());
+        w.commit(rec.size());
+      }
+      model.push_back(rec);
+      used += picoring::record_footprint(rec.size());
+      ++next;
+    } else if (op < 4) {
+      const auto rec = r.front();
+      ASSERT_EQ(rec.empty(), model.empty());
+      if (rec.empty()) continue;
+      ASSERT_EQ(string_of(rec), model.front());
+      r.pop();
+      used -= picoring::record_footprint(model.front().size());
+      model.pop_front();
+    } else {
+      const std::size_t max = rng() % 4;
+      std::size_t seen = 0;
+      const std::size_t n = r.drain(
+          [&](std::span<const std::byte> rec) {
+            EXPECT_EQ(string_of(rec), model[seen]);
+            ++seen;
+          },
+          max);
+      ASSERT_EQ(n, std::min(max, model.size()));
+      for (std::size_t i = 0; i < n; ++i) {
+        used -= picoring::record_footprint(model.front().size());
+        model.pop_front();
+      }
+    }
+  }
+  EXPECT_GT(next, 1000u);
+}
+
+TEST(SharedRecordQueue, BadInputIsRejectedAndChangesNothing) {
+  auto w = SharedRecordWriter::create(4096);
+  auto r = SharedRecordReader::attach(w.fd());
+  EXPECT_THROW(static_cast<void>(w.reserve(0)), std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(w.reserve(w.max_record_size() + 1)), std::length_error);
+  EXPECT_THROW(w.commit(), std::logic_error);
+  EXPECT_THROW(w.discard(), std::logic_error);
+  auto out = w.reserve(10);
+  ASSERT_EQ(out.size(), 10u);
+  EXPECT_THROW(static_cast<void>(w.reserve(5)), std::logic_error);
+  EXPECT_THROW(w.commit(11), std::logic_error);
+  EXPECT_THROW(w.commit(0), std::logic_error);
+  EXPECT_TRUE(r.front().empty()) << "nothing is visible before commit";
+  std::memcpy(out.data(), "0123456789", 10);
+  w.commit();
+  EXPECT_EQ(string_of(r.front()), "0123456789");
+  r.pop();
+  EXPECT_THROW(r.pop(), std::out_of_range);
+}
+
+TEST(SharedRecordQueue, ASecondWriterOrReaderIsRefused) {
+  auto w = SharedRecordWriter::create(4096);
+  auto r = SharedRecordReader::attach(w.fd());
+  try {
+    static_cast<void>(SharedRecordWriter::attach(w.fd()));
+    ADD_FAILURE() << "a second writer attached";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::device_or_resource_busy) << e.what();
+  }
+  EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(w.fd())), std::system_error);
+  EXPECT_FALSE(w.closed()) << "a refused attach must not close the queue";
+  EXPECT_TRUE(w.push(bytes_of("still open")));
+  EXPECT_EQ(string_of(r.front()), "still open");
+}
+
+TEST(SharedRecordQueue, AChildProcessReadsWhatTheParentWrites) {
+  auto w = SharedRecordWriter::create(std::size_t{64} * 1024);
+  const int fd = w.fd();
+  constexpr std::uint64_t kRecords = 20000;
+  // The child inherits the descriptor across fork and attaches to it as the reader.
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int status = 0;
+    try {
+      auto r = SharedRecordReader::attach(fd);
+      for (std::uint64_t i = 0; i < kRecords; ++i) {
+        if (r.wait(30s) != QueueStatus::ok) ::_exit(2);
+        if (string_of(r.front()) != numbered(i, 1 + i % 300)) ::_exit(3);
+        r.pop();
+      }
+      status = r.wait(30s) == QueueStatus::closed ? 0 : 4;
+    } catch (...) {
+      status = 5;
+    }
+    ::_exit(status);
+  }
+  ASSERT_GT(pid, 0);
+  for (std::uint64_t i = 0; i < kRecords; ++i) {
+    ASSERT_EQ(w.push_wait(bytes_of(numbered(i, 1 + i % 300)), 30s), QueueStatus::ok) << i;
+  }
+  w.close();
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(SharedRecordQueue, TheDescriptorTravelsOverAUnixSocket) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  constexpr int kRecords = 5000;
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    // The child creates the queue and writes; the parent attaches by the descriptor it receives.
+    ::close(sv[0]);
+    int status = 0;
+    try {
+      auto w = SharedRecordWriter::create(4096);
+      picoring::send_fd(sv[1], w.fd());
+      w.close_fd();
+      for (int i = 0; i < kRecords && status == 0; ++i) {
+        if (w.push_wait(bytes_of(numbered(static_cast<std::uint64_t>(i), 40)), 30s) != QueueStatus::ok) status = 1;
+      }
+    } catch (...) {
+      status = 2;
+    }
+    ::_exit(status);  // the writer's destructor ran: the queue is closed
+  }
+  ASSERT_GT(pid, 0);
+  ::close(sv[1]);
+  const std::size_t fds = picoring_test::count_open_fds();
+  int got = 0;
+  {
+    const int fd = picoring::receive_fd(sv[0]);
+    auto r = SharedRecordReader::attach(fd);
+    ::close(fd);
+    while (r.wait(30s) == QueueStatus::ok) {
+      ASSERT_EQ(string_of(r.front()), numbered(static_cast<std::uint64_t>(got), 40));
+      r.pop();
+      ++got;
+    }
+  }
+  EXPECT_EQ(got, kRecords);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(picoring_test::count_open_fds(), fds) << "receive_fd's descriptor, the dup and the pidfd are closed";
+  // The child is gone: the socket is at end of file.
+  try {
+    static_cast<void>(picoring::receive_fd(sv[0]));
+    ADD_FAILURE() << "receive_fd returned at end of file";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::connection_reset);
+  }
+  ::close(sv[0]);
+}
+
+TEST(SharedRecordQueue, AMessageWithoutADescriptorIsRefused) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  ASSERT_EQ(::write(sv[1], "x", 1), 1);
+  try {
+    static_cast<void>(picoring::receive_fd(sv[0]));
+    ADD_FAILURE() << "no descriptor, no error";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::bad_message);
+  }
+  ::close(sv[0]);
+  ::close(sv[1]);
+}
+
+TEST(SharedRecordQueue, AReaderNoticesTheWriterDiedWithoutClosing) {
+  auto r = SharedRecordReader::create(4096);
+  const int fd = r.fd();
+  const int status = in_child([&] {
+    auto w = SharedRecordWriter::attach(fd);
+    for (int i = 0; i < 3; ++i) w.push(bytes_of(numbered(static_cast<std::uint64_t>(i), 10)));
+    ::_exit(0);  // a crash: no destructor, nothing closed
+    return 1;
+  });
+  ASSERT_EQ(status, 0);
+  EXPECT_FALSE(r.closed());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(r.wait(30s), QueueStatus::ok);
+    EXPECT_EQ(string_of(r.front()), numbered(static_cast<std::uint64_t>(i), 10));
+    r.pop();
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(r.wait(30s), QueueStatus::closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the writer's death must end the wait, not the timeout";
+}
+
+TEST(SharedRecordQueue, AWriterNoticesTheReaderDiedWithoutClosing) {
+  auto w = SharedRecordWriter::create(4096);
+  const int fd = w.fd();
+  ASSERT_EQ(in_child([&] {
+              auto r = SharedRecordReader::attach(fd);
+              ::_exit(0);
+              return 1;
+            }),
+            0);
+  while (w.push(bytes_of(std::string(100, 'x')))) {
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(w.wait_for_space(100, 30s), QueueStatus::closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+}
+
+TEST(SharedRecordQueue, AttachRefusesWhatIsNotAQueueAndLeaksNothing) {
+  const std::size_t fds = picoring_test::count_open_fds();
+  const std::size_t maps = picoring_test::count_mappings();
+  const std::size_t page = picoring::allocation_granularity();
+  const auto refused = [](int fd, const char* what) {
+    try {
+      static_cast<void>(SharedRecordReader::attach(fd));
+      ADD_FAILURE() << what << ": attached";
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("failed"), std::string::npos) << e.what();
+    }
+  };
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  refused(p[0], "a pipe");
+  ::close(p[0]);
+  ::close(p[1]);
+  refused(-1, "no descriptor");
+
+  const auto memfd = [&](bool seal, std::size_t size) {
+    const int fd = static_cast<int>(::syscall(SYS_memfd_create, "not-a-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+    if (seal) {
+      EXPECT_EQ(::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    }
+    return fd;
+  };
+  // A memfd that holds a real queue's header page (copied), its size and seals as given.
+  const auto copy_of_queue = [&](std::size_t size, bool seal) {
+    auto w = SharedRecordWriter::create(page);
+    const int copy = memfd(false, size);
+    std::vector<std::byte> head(page);
+    EXPECT_EQ(::pread(w.fd(), head.data(), page, 0), static_cast<ssize_t>(page));
+    EXPECT_EQ(::pwrite(copy, head.data(), page, 0), static_cast<ssize_t>(page));
+    if (seal) {
+      EXPECT_EQ(::fcntl(copy, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+    }
+    return copy;
+  };
+  int fd = copy_of_queue(2 * page, true);
+  {
+    auto r = SharedRecordReader::attach(fd);  // the control: a sealed copy is a queue
+    EXPECT_EQ(r.capacity(), page);
+  }
+  ::close(fd);
+  fd = copy_of_queue(2 * page, false);
+  refused(fd, "an unsealed memfd");  // the peer could truncate it: SIGBUS
+  ::close(fd);
+  fd = copy_of_queue(3 * page, true);
+  refused(fd, "a header whose capacity is not the memfd's");
+  ::close(fd);
+  fd = memfd(true, 2 * page);
+  refused(fd, "a sealed memfd of zeros");  // no magic
+  ::close(fd);
+  fd = memfd(true, page);
+  refused(fd, "a memfd of one page");
+  ::close(fd);
+  for (int i = 0; i < 50; ++i) {
+    auto w = SharedRecordWriter::create(8192);
+    auto r = SharedRecordReader::attach(w.fd());
+    ASSERT_TRUE(w.push(bytes_of("x")));
+    static_cast<void>(r.wait(0s));
+  }
+  EXPECT_EQ(picoring_test::count_open_fds(), fds);
+  EXPECT_EQ(picoring_test::count_mappings(), maps);
+}
+
+TEST(SharedRecordQueue, CorruptCountersAndLengthsFailCleanly) {
+  const auto fresh = [] {
+    auto w = SharedRecordWriter::create(4096);
+    auto r = SharedRecordReader::attach(w.fd());
+    return std::pair(std::move(w), std::move(r));
+  };
+  {
+    auto [w, r] = fresh();
+    RawHeader h(w.fd());
+    h.p->tail.store(w.capacity() + 8);  // more published than the ring holds
+    EXPECT_THROW(static_cast<void>(r.front()), std::system_error);
+    EXPECT_TRUE(r.closed());
+  }
+  {
+    auto [w, r] = fresh();
+    RawHeader h(w.fd());
+    h.p->tail.store(12);  // not a whole record
+    try {
+      static_cast<void>(r.front());
+      ADD_FAILURE() << "a misaligned counter was accepted";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+    }
+  }
+  {
+    auto [w, r] = fresh();
+    ASSERT_TRUE(w.push(bytes_of("hello")));
+    // The record's length, rewritten by the "writer" after publication: far past the ring.
+    const auto view = r.front();
+    const std::uint32_t huge = 0xFFFFFFF0u;
+    std::memcpy(const_cast<std::byte*>(view.data()) - 8, &huge, sizeof huge);
+    EXPECT_THROW(static_cast<void>(r.front()), std::system_error);
+  }
+  {
+    auto [w, r] = fresh();
+    RawHeader h(w.fd());
+    while (w.push(bytes_of(std::string(64, 'y')))) {
+    }
+    h.p->head.store(w.capacity() * 3);  // the reader "released" more than was written
+    EXPECT_THROW(static_cast<void>(w.push(bytes_of(std::string(64, 'z')))), std::system_error);
+    EXPECT_TRUE(w.closed());
+  }
+}
+
+}  // namespace
+
+#endif  // __linux__
