@@ -64,7 +64,7 @@ TEST(SharedRecordQueue, MatchesADequeAcrossManyWraps) {
   ASSERT_EQ(r.capacity(), cap);
   std::deque<std::string> model;
   std::size_t used = 0;
-  std::mt19937_64 rng(11);
+  std::mt19937 rng(11);
   std::uint64_t next = 0;
   for (int step = 0; step < 50000; ++step) {
     const auto op = rng() % 5;
@@ -164,7 +164,7 @@ TEST(SharedRecordQueue, AChildProcessReadsWhatTheParentWrites) {
       auto r = SharedRecordReader::attach(fd);
       for (std::uint64_t i = 0; i < kRecords; ++i) {
         if (r.wait(30s) != QueueStatus::ok) ::_exit(2);
-        if (string_of(r.front()) != numbered(i, 1 + i % 300)) ::_exit(3);
+        if (string_of(r.front()) != numbered(i, 1 + static_cast<std::size_t>(i % 300))) ::_exit(3);
         r.pop();
       }
       status = r.wait(30s) == QueueStatus::closed ? 0 : 4;
@@ -175,7 +175,7 @@ TEST(SharedRecordQueue, AChildProcessReadsWhatTheParentWrites) {
   }
   ASSERT_GT(pid, 0);
   for (std::uint64_t i = 0; i < kRecords; ++i) {
-    ASSERT_EQ(w.push_wait(bytes_of(numbered(i, 1 + i % 300)), 30s), QueueStatus::ok) << i;
+    ASSERT_EQ(w.push_wait(bytes_of(numbered(i, 1 + static_cast<std::size_t>(i % 300))), 30s), QueueStatus::ok) << i;
   }
   w.close();
   int status = 0;
