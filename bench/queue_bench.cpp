@@ -558,8 +558,13 @@ enum class Better { higher, lower };
 // so a change of regime on a shared machine moves them together) and its median over runs.
 void table(const char* title, const char* unit, std::vector<Row> rows, int runs, double scale,
            Better better = Better::higher) {
+  // Run r starts with row r (rotated order): no row always runs first, or right after the same
+  // neighbour, and every run holds one sample of each row taken back to back.
   for (int r = 0; r < runs; ++r) {
-    for (auto& row : rows) row.samples.push_back(row.run() * scale);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      auto& row = rows[(static_cast<std::size_t>(r) + i) % rows.size()];
+      row.samples.push_back(row.run() * scale);
+    }
   }
   std::printf("\n### %s\n\n| queue | %s (median of %d) | min | max |\n|---|---:|---:|---:|\n", title, unit, runs);
   for (auto& row : rows) {
