@@ -182,8 +182,15 @@ SharedRegion SharedRegion::attach(int fd, SharedRole role, Error& err) noexcept 
   r.data_ = map_mirrored(r.fd_, page, data, err);
   if (r.data_ == nullptr) return {};
   r.capacity_ = data;
-  std::int32_t none = 0;
-  if (!pid_of(*r.header_, role).compare_exchange_strong(none, self_pid(), std::memory_order_acq_rel)) {
+  // The role is free, or held by a process that has died without giving it up (a crash): a new
+  // reader then continues from the records the dead one had not released (at least once).
+  auto& holder = pid_of(*r.header_, role);
+  std::int32_t seen = 0;
+  bool claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
+  if (!claimed && seen > 0 && seen != self_pid() && ::kill(seen, 0) != 0 && errno == ESRCH) {
+    claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
+  }
+  if (!claimed) {
     err = {std::make_error_code(std::errc::device_or_resource_busy), role == SharedRole::writer
                                                                          ? "claim the writer role (the queue has one)"
                                                                          : "claim the reader role (the queue has one)"};

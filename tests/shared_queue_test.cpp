@@ -270,6 +270,26 @@ TEST(SharedRecordQueue, AReaderNoticesTheWriterDiedWithoutClosing) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the writer's death must end the wait, not the timeout";
 }
 
+TEST(SharedRecordQueue, ARestartedReaderTakesOverFromOneThatCrashed) {
+  auto w = SharedRecordWriter::create(4096);
+  const int fd = w.fd();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(w.push(bytes_of(numbered(static_cast<std::uint64_t>(i), 20))));
+  // The first reader releases one record, looks at the second, and crashes.
+  ASSERT_EQ(in_child([&] {
+              auto r = SharedRecordReader::attach(fd);
+              r.pop();
+              static_cast<void>(r.front());
+              ::_exit(0);
+              return 1;
+            }),
+            0);
+  // Its role is free again; the second reader starts at the first record not released.
+  auto r = SharedRecordReader::attach(fd);
+  EXPECT_EQ(string_of(r.front()), numbered(1, 20));
+  EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(fd)), std::system_error) << "this reader is alive";
+  EXPECT_TRUE(w.push(bytes_of("more")));
+}
+
 TEST(SharedRecordQueue, AWriterNoticesTheReaderDiedWithoutClosing) {
   auto w = SharedRecordWriter::create(4096);
   const int fd = w.fd();

@@ -27,7 +27,9 @@
 // from the header: a lying peer can only make the waits report `closed` early or late.
 //
 // Roles: one writer and one reader at a time, each claimed in the header by its process id (a
-// second writer or reader fails with std::system_error, EBUSY). Each handle is used by one thread at a
+// second writer or reader fails with std::system_error, EBUSY). A role whose process has died
+// without giving it up can be claimed again: a restarted reader continues with the records the
+// dead one had not released (delivery is at least once across a reader's crash). Each handle is used by one thread at a
 // time. Destroying or closing either handle closes the queue (the reader still drains what was
 // written); when the peer process dies without closing, the waits notice within 20 ms and
 // return QueueStatus::closed.
@@ -176,12 +178,14 @@ QueueStatus shared_wait(SharedRegion& r, Ready ready, std::atomic<std::uint32_t>
   }
 }
 
-// Publishes a counter and wakes the other side if it sleeps (the Dekker pair of shared_wait).
+// Publishes a counter and wakes the other side if it sleeps (the Dekker pair of shared_wait:
+// the sleeper announces itself, fences, then looks at the counter; this side stores the counter
+// with a sequentially consistent exchange, a full barrier in one instruction on x86, then looks
+// at the announcement: one of the two sees the other).
 inline void shared_publish(SharedRegion& r, std::atomic<std::uint64_t>& counter, std::uint64_t value,
                            std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& word) noexcept {
-  counter.store(value, std::memory_order_release);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (sleeping.load(std::memory_order_relaxed) != 0) {
+  counter.exchange(value, std::memory_order_seq_cst);
+  if (sleeping.load(std::memory_order_seq_cst) != 0) {
     word.fetch_add(1, std::memory_order_release);
     r.wake(word);
   }
