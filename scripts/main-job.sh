@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: a Release build and its tests, then the benchmark tables (picoring against a
 # classic two-memcpy ring and memcpy), written to build/release/bench-results/ (results.csv,
-# results.json, tables.md, speedup.png, records.md, asio.md, python.md) as well as printed. Extra arguments go to the
+# results.json, tables.md, speedup.png, records.md, asio.md, ipc.md, python.md) as well as printed. Extra arguments go to the
 # benchmark program (--quick, --max-mib N). Then the four scenarios, one summary line each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ build/release/bench/picoring_tables --out "$out" "$@" | tee "$out/tables.md"
 echo "chart: $out/speedup.png"
 build/release/bench/picoring_record_bench | tee "$out/records.md"
 if [ -x build/release/bench/picoring_asio_bench ]; then build/release/bench/picoring_asio_bench | tee "$out/asio.md"; fi
+build/release/bench/picoring_ipc_bench | tee "$out/ipc.md"
 echo
 python="$(sed -n 's/^Python3_EXECUTABLE:FILEPATH=//p' build/release/CMakeCache.txt)"
 PYTHONPATH=build/release/python "${python:-python3}" bench/python_windows.py --markdown | tee "$out/python.md"
