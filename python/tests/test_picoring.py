@@ -330,10 +330,17 @@ def test_spsc_blocked_consumer_is_woken_and_one_thread_per_end():
     t = threading.Thread(target=consume)
     t.start()
     started.wait()
-    time.sleep(0.1)
-    # The consumer is blocked in pop() with the GIL released, or this thread could not run here.
-    with pytest.raises(RuntimeError):
-        cons.pop(timeout=0)
+    # Once the consumer is blocked in pop() (with the GIL released, or this thread could not run
+    # here), a second thread on the same end is refused. Until then this pop just times out.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cons.pop(timeout=0)
+        except RuntimeError:
+            break
+        except TimeoutError:
+            assert time.monotonic() < deadline, "the consumer thread never blocked"
+            time.sleep(0.01)
     prod.extend(np.array([1, 2, 3], dtype=np.uint8))
     t.join(30)
     assert not t.is_alive()
