@@ -17,6 +17,7 @@
 #if defined(__linux__)
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -40,6 +41,22 @@ Error os_error(const char* step) { return {std::error_code(errno, std::system_ca
 Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
 
 std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::getpid()); }
+
+// Registers this process for membarrier(GLOBAL_EXPEDITED), once: then a sleeper in the other
+// process can run a barrier on this process's threads. False when the kernel (before 4.16), a
+// seccomp filter or an emulator refuses.
+bool global_membarrier_registered() noexcept {
+  static const bool registered = [] {
+#if defined(SYS_membarrier) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+    const long cmds = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    return cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
+           ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+  }();
+  return registered;
+}
 
 std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
   return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
@@ -128,6 +145,7 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Err
   h->kind = SharedHeader::kRecordQueue;
   h->header_bytes = page;
   h->data_bytes = data;
+  h->fences.store(global_membarrier_registered() ? 0 : 1, std::memory_order_relaxed);
   r.role_ = role;
   pid_of(*h, role).store(self_pid(), std::memory_order_release);
   r.has_role_ = true;
@@ -182,6 +200,7 @@ SharedRegion SharedRegion::attach(int fd, SharedRole role, Error& err) noexcept 
   r.data_ = map_mirrored(r.fd_, page, data, err);
   if (r.data_ == nullptr) return {};
   r.capacity_ = data;
+  if (!global_membarrier_registered()) r.header_->fences.store(1, std::memory_order_seq_cst);
   // The role is free, or held by a process that has died without giving it up (a crash): a new
   // reader then continues from the records the dead one had not released (at least once).
   auto& holder = pid_of(*r.header_, role);
@@ -267,6 +286,16 @@ void SharedRegion::park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, seen, &ts, nullptr, 0);
 }
 
+void SharedRegion::heavy_fence() noexcept {
+#if defined(SYS_membarrier) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+  if (header_->fences.load(std::memory_order_relaxed) == 0) {
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) return;
+    header_->fences.store(1, std::memory_order_seq_cst);  // refused now (seccomp): fences from here on
+  }
+#endif
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
 void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
@@ -287,6 +316,7 @@ void SharedRegion::close() noexcept {}
 bool SharedRegion::peer_alive() noexcept { return false; }
 void SharedRegion::park(std::atomic<std::uint32_t>&, std::uint32_t, std::chrono::steady_clock::time_point) noexcept {}
 void SharedRegion::wake(std::atomic<std::uint32_t>&) noexcept {}
+void SharedRegion::heavy_fence() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 #endif
 

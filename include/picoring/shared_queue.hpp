@@ -35,8 +35,9 @@
 // return QueueStatus::closed.
 //
 // Blocking: spin briefly, then sleep on a shared futex (not FUTEX_PRIVATE: the two processes
-// share the word's physical page), with ordinary sequentially consistent fences on both sides
-// (the in-process queues' membarrier() trick covers only one process's threads).
+// share the word's physical page). The hot path has no fence when both processes could register
+// for membarrier(GLOBAL_EXPEDITED) (the sleeper pays a system call instead), else a full
+// barrier per publication on both sides.
 //
 // Linux only (memfd seals, futexes). Elsewhere create() and attach() throw std::system_error
 // (not supported).
@@ -74,13 +75,20 @@ struct SharedHeader {
 
   alignas(64) std::atomic<std::uint64_t> tail;  // bytes ever published, written by the writer
   alignas(64) std::atomic<std::uint64_t> head;  // bytes ever released, written by the reader
+  // Read on every call, written once (closed, fences) or at attach (the ids): shared in both
+  // caches. Apart from what a parking side writes, so that parking costs the other side nothing.
   alignas(64) std::atomic<std::uint32_t> closed;
-  std::atomic<std::uint32_t> reader_sleeping;
+  // 0 while both processes are registered for membarrier(GLOBAL_EXPEDITED): a side that
+  // publishes then needs no fence (a sleeper's membarrier stands in for it); 1 once either is
+  // not, for good: a full fence on both sides (see shared_publish).
+  std::atomic<std::uint32_t> fences;
+  std::atomic<std::int32_t> writer_pid;  // 0: no writer
+  std::atomic<std::int32_t> reader_pid;  // 0: no reader
+  // Written when a side parks or wakes the other.
+  alignas(64) std::atomic<std::uint32_t> reader_sleeping;
   std::atomic<std::uint32_t> writer_sleeping;
   std::atomic<std::uint32_t> data_word;   // futex: bumped when records were published
   std::atomic<std::uint32_t> space_word;  // futex: bumped when space was freed
-  std::atomic<std::int32_t> writer_pid;   // 0: no writer
-  std::atomic<std::int32_t> reader_pid;   // 0: no reader
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std::uint32_t>::is_always_lock_free,
               "shared counters must be lock-free: a lock would live in one process only");
@@ -119,6 +127,9 @@ class SharedRegion {
   void park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
             std::chrono::steady_clock::time_point deadline) noexcept;
   void wake(std::atomic<std::uint32_t>& word) noexcept;
+  // The sleeper's half of the handshake, after announcing itself: membarrier(GLOBAL_EXPEDITED)
+  // while the queue is in asymmetric mode, else (or if that call fails: then for good) a fence.
+  void heavy_fence() noexcept;
 
  private:
   void swap(SharedRegion& o) noexcept {
@@ -160,7 +171,7 @@ QueueStatus shared_wait(SharedRegion& r, Ready ready, std::atomic<std::uint32_t>
   for (;;) {
     const std::uint32_t seen = word.load(std::memory_order_acquire);
     sleeping.fetch_add(1, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the waker's fence
+    r.heavy_fence();  // pairs with shared_publish
     QueueStatus outcome = QueueStatus::ok;
     bool done = true;
     if (ready()) {
@@ -178,13 +189,22 @@ QueueStatus shared_wait(SharedRegion& r, Ready ready, std::atomic<std::uint32_t>
   }
 }
 
-// Publishes a counter and wakes the other side if it sleeps (the Dekker pair of shared_wait:
-// the sleeper announces itself, fences, then looks at the counter; this side stores the counter
-// with a sequentially consistent exchange, a full barrier in one instruction on x86, then looks
-// at the announcement: one of the two sees the other).
+// Publishes a counter and wakes the other side if it sleeps. The Dekker pair of shared_wait: the
+// sleeper announces itself, runs heavy_fence(), then looks at the counter; this side stores the
+// counter, then looks at the announcement; one of the two must see the other. In asymmetric mode
+// the sleeper's membarrier(GLOBAL_EXPEDITED) runs a full barrier on this process's running
+// threads, so this side needs only a compiler barrier (a fence here would stall every
+// publication until the store reached the other core). Otherwise a sequentially consistent
+// exchange (one full barrier) orders the store before the load. A switch to fences while a
+// publication is in flight can lose one wake-up: the sleeper looks again within 20 ms.
 inline void shared_publish(SharedRegion& r, std::atomic<std::uint64_t>& counter, std::uint64_t value,
                            std::atomic<std::uint32_t>& sleeping, std::atomic<std::uint32_t>& word) noexcept {
-  counter.exchange(value, std::memory_order_seq_cst);
+  if (r.header()->fences.load(std::memory_order_relaxed) == 0) {
+    counter.store(value, std::memory_order_release);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    counter.exchange(value, std::memory_order_seq_cst);
+  }
   if (sleeping.load(std::memory_order_seq_cst) != 0) {
     word.fetch_add(1, std::memory_order_release);
     r.wake(word);
@@ -264,6 +284,7 @@ class SharedRecordWriter {
     Framing::check_length(len, capacity());
     if (closed()) return QueueStatus::closed;
     const std::size_t need = record_footprint(len);
+    if (free_bytes(need) >= need) return QueueStatus::ok;  // the usual case: no clock, no wait
     auto& h = *r_.header();
     const QueueStatus st = detail::shared_wait(
         r_, [&] { return free_bytes(need) >= need; }, h.writer_sleeping, h.space_word, detail::deadline_after(timeout));
@@ -382,6 +403,7 @@ class SharedRecordReader {
   template <class Rep, class Period>
   QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
     if (r_.header() == nullptr) return QueueStatus::closed;
+    if (readable() != 0) return QueueStatus::ok;  // the usual case: no clock, no wait
     auto& h = *r_.header();
     return detail::shared_wait(
         r_, [&] { return readable() != 0; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
