@@ -243,19 +243,13 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (const std::size_t size : {std::size_t{64}, std::size_t{1024}, std::size_t{16384}, std::size_t{65536}}) {
     const std::string wire = make_wire(size, mib << 20);
-    std::vector<std::vector<double>> secs(cs.size());
-    std::vector<std::vector<double>> ratio(cs.size());
     std::vector<Outcome> seen(cs.size());
-    for (int r = 0; r < runs; ++r) {
-      std::vector<double> t(cs.size());
-      for (std::size_t i = 0; i < cs.size(); ++i) {
-        const std::size_t k = (static_cast<std::size_t>(r) + i) % cs.size();
-        seen[k] = cs[k].run(wire, buffer_bytes(size));
-        t[k] = seen[k].seconds;
-        secs[k].push_back(t[k]);
-      }
-      for (std::size_t k = 1; k < cs.size(); ++k) ratio[k].push_back(t[k] / t[0]);
-    }
+    const auto rounds = picoring_bench::rotated_rounds(runs, cs.size(), [&](std::size_t k) {
+      seen[k] = cs[k].run(wire, buffer_bytes(size));
+      return seen[k].seconds;
+    });
+    const auto& secs = rounds.seconds;
+    const auto& ratio = rounds.ratio_to_first;
     for (std::size_t k = 1; k < cs.size(); ++k) {
       if (seen[k].messages != seen[0].messages || seen[k].sum != seen[0].sum) {
         std::fprintf(stderr, "%s and picoring disagree at %zu B messages\n", cs[k].name, size);

@@ -33,6 +33,30 @@ inline double median(std::vector<double> samples) {
   return samples[samples.size() / 2];
 }
 
+// Rounds of a comparison: contender k = 0 .. n-1 runs once per round, round r in the order
+// r, r + 1, ... (rotated, so that none always runs first or right after the same neighbour).
+// run(k) returns its seconds. Kept: each contender's samples, and for k > 0 the ratio
+// t[k] / t[0] taken within each round (a shared machine changes regime between rounds far more
+// than within one; report the ratios' median).
+struct Rounds {
+  std::vector<std::vector<double>> seconds;
+  std::vector<std::vector<double>> ratio_to_first;
+};
+template <class Run>
+Rounds rotated_rounds(int rounds, std::size_t n, Run run) {
+  Rounds out{std::vector<std::vector<double>>(n), std::vector<std::vector<double>>(n)};
+  for (int r = 0; r < rounds; ++r) {
+    std::vector<double> t(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t k = (static_cast<std::size_t>(r) + i) % n;
+      t[k] = run(k);
+      out.seconds[k].push_back(t[k]);
+    }
+    for (std::size_t k = 1; k < n; ++k) out.ratio_to_first[k].push_back(t[k] / t[0]);
+  }
+  return out;
+}
+
 // Pins the calling thread to one CPU (taken modulo the CPUs there are, so that a harness written
 // for CPUs 0 and 1 still runs on a one-CPU machine). Returns false when the system refuses.
 inline bool pin_this_thread(int cpu) {

@@ -295,17 +295,10 @@ int main(int argc, char** argv) {
   std::printf("\n");
   for (const std::size_t size : {std::size_t{64}, std::size_t{4096}}) {
     const std::uint64_t n = size > 1024 ? std::max<std::uint64_t>(messages / 8, 1) : messages;
-    std::vector<std::vector<double>> secs(cs.size());
-    std::vector<std::vector<double>> ratio(cs.size());
-    for (int r = 0; r < runs; ++r) {
-      std::vector<double> t(cs.size());
-      for (std::size_t i = 0; i < cs.size(); ++i) {
-        const std::size_t k = (static_cast<std::size_t>(r) + i) % cs.size();
-        t[k] = cs[k].run(size, n);
-        secs[k].push_back(t[k]);
-      }
-      for (std::size_t k = 1; k < cs.size(); ++k) ratio[k].push_back(t[k] / t[0]);
-    }
+    const auto rounds =
+        picoring_bench::rotated_rounds(runs, cs.size(), [&](std::size_t k) { return cs[k].run(size, n); });
+    const auto& secs = rounds.seconds;
+    const auto& ratio = rounds.ratio_to_first;
     std::printf("| %zu B | %.2f |", size, static_cast<double>(n) / picoring_bench::median(secs[0]) / 1e6);
     for (std::size_t k = 1; k < cs.size(); ++k) std::printf(" %.2fx |", picoring_bench::median(ratio[k]));
     std::printf("\n");

@@ -340,21 +340,10 @@ int main(int argc, char** argv) {
   rows.push_back({uniform(65536), contenders<65536>()});
   rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), payload), contenders<4096>()});
   for (auto& row : rows) {
-    // Round r runs the contenders in the order r, r + 1, ... (rotated), so that none always runs
-    // first or after the same neighbour. Ratios are taken within each round (the machine's
-    // regime changes between rounds far more than within one) and their median is reported.
     const auto& fns = row.c.runs;
-    std::vector<std::vector<double>> secs(fns.size());
-    std::vector<std::vector<double>> ratio(fns.size());
-    for (int r = 0; r < runs; ++r) {
-      std::vector<double> t(fns.size());
-      for (std::size_t i = 0; i < fns.size(); ++i) {
-        const std::size_t k = (static_cast<std::size_t>(r) + i) % fns.size();
-        t[k] = fns[k](row.w);
-        secs[k].push_back(t[k]);
-      }
-      for (std::size_t k = 1; k < fns.size(); ++k) ratio[k].push_back(t[k] / t[0]);
-    }
+    const auto rounds = picoring_bench::rotated_rounds(runs, fns.size(), [&](std::size_t k) { return fns[k](row.w); });
+    const auto& secs = rounds.seconds;
+    const auto& ratio = rounds.ratio_to_first;
     std::vector<double> rate;  // records per second, median
     rate.reserve(secs.size());
     for (auto& s : secs) rate.push_back(static_cast<double>(row.w.records) / picoring_bench::median(s));

@@ -211,33 +211,27 @@ inline void shared_publish(SharedRegion& r, std::atomic<std::uint64_t>& counter,
   }
 }
 
-}  // namespace detail
-
-// The writing end. Move-only; one thread at a time. Errors and reservation rules as RecordRing's,
-// plus: a counter from the reader that cannot be right throws std::system_error
-// (errc::corrupt_shared_state) and closes the queue.
-class SharedRecordWriter {
-  using Framing = detail::RecordFraming;
-
+// What both ends of a shared queue have: the mapping, how it is made, and what it tells.
+template <class End, SharedRole kRole>
+class SharedEnd {
  public:
-  SharedRecordWriter() noexcept = default;
-  // Creates a queue of at least min_capacity bytes and becomes its writer. Throws as
-  // MirrorBuffer's constructor (the step names the failed call: memfd_create, ftruncate,
-  // F_ADD_SEALS, mmap ...).
-  static SharedRecordWriter create(std::size_t min_capacity) {
+  // A new queue of at least min_capacity bytes (rounded up to whole pages), this end's role
+  // claimed. Throws as MirrorBuffer's constructor (the step names the failed call:
+  // memfd_create, ftruncate, fcntl(F_ADD_SEALS), mmap ...).
+  static End create(std::size_t min_capacity) {
     Error err;
-    SharedRecordWriter w(detail::SharedRegion::create(min_capacity, detail::SharedRole::writer, err));
+    End end(SharedRegion::create(min_capacity, kRole, err));
     if (err) throw_error(err);
-    return w;
+    return end;
   }
-  // Becomes the writer of the queue behind fd (not consumed: close your copy when you like).
-  // Throws std::system_error naming the check that failed (not a sealed picoring memfd, wrong
-  // layout or version, a size that does not match; EBUSY if the queue has a writer).
-  static SharedRecordWriter attach(int fd) {
+  // This end of the queue behind fd (not consumed: close your copy when you like). Throws
+  // std::system_error naming the check that failed (not a sealed picoring memfd, wrong layout
+  // or version, a size that does not match; EBUSY when a live process holds this role).
+  static End attach(int fd) {
     Error err;
-    SharedRecordWriter w(detail::SharedRegion::attach(fd, detail::SharedRole::writer, err));
+    End end(SharedRegion::attach(fd, kRole, err));
     if (err) throw_error(err);
-    return w;
+    return end;
   }
 
   // The memfd, to pass to the other process (send_fd, or inherited by a child: it is
@@ -245,11 +239,34 @@ class SharedRecordWriter {
   int fd() const noexcept { return r_.fd(); }
   void close_fd() noexcept { r_.close_fd(); }
   std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
-  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  std::size_t max_record_size() const noexcept { return RecordFraming::max_length(capacity()); }
   bool closed() const noexcept {
     return r_.header() == nullptr || r_.header()->closed.load(std::memory_order_acquire) != 0;
   }
+  // Closes the queue for both ends (the reader still drains what was published) and wakes the other.
   void close() noexcept { r_.close(); }
+
+ protected:
+  SharedEnd() noexcept = default;
+  explicit SharedEnd(SharedRegion r) noexcept : r_(std::move(r)) {}
+
+  SharedRegion r_;
+};
+
+}  // namespace detail
+
+// The writing end. Move-only; one thread at a time. Errors and reservation rules as RecordRing's,
+// plus: a counter from the reader that cannot be right throws std::system_error
+// (errc::corrupt_shared_state) and closes the queue.
+class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::SharedRole::writer> {
+  using Base = detail::SharedEnd<SharedRecordWriter, detail::SharedRole::writer>;
+  using Framing = detail::RecordFraming;
+  friend Base;
+
+ public:
+  SharedRecordWriter() noexcept = default;
+  // Also, from SharedEnd: create(min_capacity), attach(fd), fd(), close_fd(), capacity(),
+  // max_record_size(), closed(), close().
 
   // Exactly len contiguous writable bytes for one record, or an empty span when there is no
   // room now or the queue is closed. commit() publishes it; discard() abandons it.
@@ -299,7 +316,7 @@ class SharedRecordWriter {
   }
 
  private:
-  explicit SharedRecordWriter(detail::SharedRegion r) noexcept : r_(std::move(r)) {
+  explicit SharedRecordWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
   }
   std::size_t index() const noexcept { return static_cast<std::size_t>(tail_ % r_.capacity()); }
@@ -324,7 +341,6 @@ class SharedRecordWriter {
     detail::shared_publish(r_, h.tail, tail_, h.reader_sleeping, h.data_word);
   }
 
-  detail::SharedRegion r_;
   std::uint64_t tail_ = 0;
   std::uint64_t head_cache_ = 0;
   std::size_t reserved_ = 0;
@@ -333,32 +349,15 @@ class SharedRecordWriter {
 // The reading end. Move-only; one thread at a time. front() checks what the writer published
 // (the counter and the record's length) and throws std::system_error
 // (errc::corrupt_shared_state), closing the queue, when it cannot be right.
-class SharedRecordReader {
+class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::SharedRole::reader> {
+  using Base = detail::SharedEnd<SharedRecordReader, detail::SharedRole::reader>;
   using Framing = detail::RecordFraming;
+  friend Base;
 
  public:
   SharedRecordReader() noexcept = default;
-  static SharedRecordReader create(std::size_t min_capacity) {
-    Error err;
-    SharedRecordReader rd(detail::SharedRegion::create(min_capacity, detail::SharedRole::reader, err));
-    if (err) throw_error(err);
-    return rd;
-  }
-  static SharedRecordReader attach(int fd) {
-    Error err;
-    SharedRecordReader rd(detail::SharedRegion::attach(fd, detail::SharedRole::reader, err));
-    if (err) throw_error(err);
-    return rd;
-  }
-
-  int fd() const noexcept { return r_.fd(); }
-  void close_fd() noexcept { r_.close_fd(); }
-  std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
-  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
-  bool closed() const noexcept {
-    return r_.header() == nullptr || r_.header()->closed.load(std::memory_order_acquire) != 0;
-  }
-  void close() noexcept { r_.close(); }
+  // Also, from SharedEnd: create(min_capacity), attach(fd), fd(), close_fd(), capacity(),
+  // max_record_size(), closed(), close().
 
   // The oldest record as one contiguous span, or an empty span when none is published. Valid
   // until pop().
@@ -410,7 +409,7 @@ class SharedRecordReader {
   }
 
  private:
-  explicit SharedRecordReader(detail::SharedRegion r) noexcept : r_(std::move(r)) {
+  explicit SharedRecordReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) head_ = tail_cache_ = r_.header()->head.load(std::memory_order_relaxed);
   }
   // Published bytes not yet released, reloading the writer's counter when none are known.
@@ -425,7 +424,6 @@ class SharedRecordReader {
     return static_cast<std::size_t>(tail - head_);
   }
 
-  detail::SharedRegion r_;
   std::uint64_t head_ = 0;
   std::uint64_t tail_cache_ = 0;
 };
