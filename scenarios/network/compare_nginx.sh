@@ -9,6 +9,8 @@ bin=$1 work=$2 n=${3:-20000}
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "compare_nginx: needs nginx"; exit 1; }
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 mkdir -p "$work/nginx"
+# nginx reads -c relative to its -p prefix: with a relative WORK_DIR both must be absolute.
+work=$(cd "$work" && pwd)
 rm -f "$work/port"
 "$bin" --port 0 --port-file "$work/port" >"$work/server.txt" 2>&1 &
 server=$!
