@@ -5,9 +5,13 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -55,6 +59,41 @@ Rounds rotated_rounds(int rounds, std::size_t n, Run run) {
     for (std::size_t k = 1; k < n; ++k) out.ratio_to_first[k].push_back(t[k] / t[0]);
   }
   return out;
+}
+
+// The command line of the comparison benchmarks: --runs R (rounds), an amount per run (--mib N,
+// --messages N: `amount_flag`), --quick (the smoke tests' one short run: `quick`). Whole numbers
+// from 1 to the limits only ("12x", "0", "-5" are refused); on anything else prints the usage and
+// returns false (exit with 2 then).
+struct RunOptions {
+  long long runs;
+  long long amount;
+};
+inline bool parse_run_options(int argc, char** argv, const char* amount_flag, long long amount_max, RunOptions quick,
+                              RunOptions& options) {
+  const auto whole = [](const char* text, long long max, long long& out) {
+    char* end = nullptr;
+    errno = 0;
+    const long long v = std::strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno != 0 || v < 1 || v > max) return false;
+    out = v;
+    return true;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      options = quick;
+    } else if (a == "--runs" && i + 1 < argc && whole(argv[i + 1], 100000, options.runs)) {
+      ++i;
+    } else if (a == amount_flag && i + 1 < argc && whole(argv[i + 1], amount_max, options.amount)) {
+      ++i;
+    } else {
+      std::fprintf(stderr, "usage: %s [--runs R] [%s N] [--quick]  (whole numbers, N at most %lld)\n", argv[0],
+                   amount_flag, amount_max);
+      return false;
+    }
+  }
+  return true;
 }
 
 // Pins the calling thread to one CPU (taken modulo the CPUs there are, so that a harness written

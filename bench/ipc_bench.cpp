@@ -258,26 +258,10 @@ struct Contender {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int runs = 5;
-  std::uint64_t messages = 1000000;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--runs" && i + 1 < argc) {
-      runs = std::atoi(argv[++i]);
-    } else if (a == "--messages" && i + 1 < argc) {
-      messages = std::strtoull(argv[++i], nullptr, 10);
-    } else if (a == "--quick") {
-      runs = 1;
-      messages = 20000;
-    } else {
-      std::fprintf(stderr, "usage: %s [--runs R] [--messages N] [--quick]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (runs < 1 || messages < 1) {
-    std::fprintf(stderr, "--runs and --messages want positive whole numbers\n");
-    return 2;
-  }
+  picoring_bench::RunOptions options{5, 1000000};
+  if (!picoring_bench::parse_run_options(argc, argv, "--messages", 1000000000, {1, 20000}, options)) return 2;
+  const auto runs = static_cast<int>(options.runs);
+  const auto messages = static_cast<std::uint64_t>(options.amount);
   const std::vector<Contender> cs = {
       {"shared queue", shared_queue},
       {"pipe", [](std::size_t s, std::uint64_t n) { return stream(false, false, s, n); }},

@@ -296,26 +296,10 @@ std::vector<std::uint32_t> log_like_lengths() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int runs = 9;
-  std::size_t mib = 16;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--runs" && i + 1 < argc) {
-      runs = std::atoi(argv[++i]);
-    } else if (a == "--mib" && i + 1 < argc) {
-      mib = static_cast<std::size_t>(std::atol(argv[++i]));
-    } else if (a == "--quick") {
-      runs = 1;
-      mib = 2;
-    } else {
-      std::fprintf(stderr, "usage: %s [--runs R] [--mib N] [--quick]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (runs < 1 || mib < 1) {
-    std::fprintf(stderr, "--runs and --mib want positive whole numbers\n");
-    return 2;
-  }
+  picoring_bench::RunOptions options{9, 16};
+  if (!picoring_bench::parse_run_options(argc, argv, "--mib", 4096, {1, 2}, options)) return 2;
+  const auto runs = static_cast<int>(options.runs);
+  const auto mib = static_cast<std::size_t>(options.amount);
 
   std::printf(
       "\n### Variable-size records between two threads (%zu KiB of records in flight, %zu MiB per run, median of "
