@@ -5,6 +5,7 @@
 //   build/release/bench/picoring_gbench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -325,6 +326,22 @@ void resident_args(benchmark::internal::Benchmark* b) {
     for (std::int64_t how : {0, 1, 2}) b->Args({s, how});
 }
 
+// What a server pays per connection for its ring: a new byte stream, or one taken from a
+// RingPool and given back (a clear()); both write and read 64 bytes so the ring is used.
+template <bool Pooled>
+void BM_ConnectionRing(benchmark::State& state) {
+  picoring::RingPool<picoring::PicoByteStream> pool(size_of(state), {}, 1);
+  if (Pooled) pool.prefill(1);
+  std::array<std::byte, 64> msg{};
+  for (auto _ : state) {
+    auto ring = Pooled ? pool.take() : picoring::PicoByteStream(size_of(state));
+    benchmark::DoNotOptimize(ring.write(msg));
+    benchmark::DoNotOptimize(ring.read(msg));
+    if (Pooled) pool.give(std::move(ring));
+  }
+  state.SetLabel(pool.created() <= 1 ? "" : "pool made rings in the loop");
+}
+
 BENCHMARK(BM_Write_Picoring)->Apply(sizes);
 BENCHMARK(BM_Write_Classic)->Apply(sizes);
 BENCHMARK(BM_Write_Memcpy)->Apply(sizes);
@@ -338,6 +355,8 @@ BENCHMARK(BM_Create_Plain)->Apply(create_sizes);
 BENCHMARK(BM_CreateAndTouch_Mirrored)->Apply(create_sizes);
 BENCHMARK(BM_CreateAndTouch_Plain)->Apply(create_sizes);
 BENCHMARK(BM_CreateAndTouch_Resident)->Apply(resident_args);
+BENCHMARK(BM_ConnectionRing<false>)->Name("BM_ConnectionRing_New")->Apply(create_sizes);
+BENCHMARK(BM_ConnectionRing<true>)->Name("BM_ConnectionRing_Pooled")->Apply(create_sizes);
 
 }  // namespace
 

@@ -46,7 +46,7 @@ struct Options {
   double seconds_per_cell = 0.4;
   std::size_t max_size = std::size_t{500} << 20;
   bool rings = true;      // tables 1-4
-  bool residency = true;  // tables 5-6
+  bool residency = true;  // tables 5-7
 };
 
 std::string human(std::size_t bytes) {
@@ -370,6 +370,56 @@ class Bench {
     first.emplace_back("touch loop", f[4]);
     first.emplace_back("classic", f[5]);
     add("firstlap", size, std::move(first));
+
+    // 7. Repeated writes: the seam write again and again into a fresh ring of each kind, 50 ms
+    // apart, each write timed alone (lap by lap, the kinds interleaved). A ring whose pages the
+    // kernel takes back between laps (proactive reclaim, cgroup pressure) pays faults on later
+    // laps, which then run slower than the first steady ones. 16 laps: 0.8 s per size.
+    constexpr std::size_t kLaps = 16;
+    std::vector<picoring::PicoRing<std::byte>> fresh;
+    for (const auto& v : variants) fresh.emplace_back(2 * size, v.options);
+    ClassicRing fresh_classic(fresh[0].capacity());
+    std::vector<std::function<void()>> writes;
+    for (auto& ring : fresh) {
+      const std::size_t at = ring.capacity() - (size + 1) / 2;
+      writes.emplace_back([&ring, &src, at] {
+        ring.clear();
+        ring.commit(at);
+        ring.release(at);
+        ring.push_slice(src);
+        clobber();
+      });
+    }
+    writes.emplace_back([&fresh_classic, &src, start] {
+      fresh_classic.clear();
+      fresh_classic.commit(start);
+      fresh_classic.release(start);
+      fresh_classic.write(src);
+      clobber();
+    });
+    std::vector<std::vector<double>> lap_ns(writes.size());
+    std::vector<long> later_faults(writes.size(), 0);
+    for (std::size_t lap = 0; lap < kLaps; ++lap) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      for (std::size_t i = 0; i < writes.size(); ++i) {
+        const long faults = minor_faults();
+        const auto t0 = Clock::now();
+        writes[i]();
+        lap_ns[i].push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+        if (lap >= kLaps / 2) later_faults[i] += minor_faults() - faults;
+      }
+    }
+    std::vector<std::pair<std::string, double>> rep;
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      const std::string name = i < fresh.size() ? variants[i].name : "classic";
+      const auto& ns = lap_ns[i];
+      rep.emplace_back(name + " first", ns[0]);
+      rep.emplace_back(name + " steady", picoring_bench::median({ns[1], ns[2], ns[3]}));
+      rep.emplace_back(name + " later", picoring_bench::median({ns.begin() + kLaps / 2, ns.end()}));
+      rep.emplace_back(name + " worst", *std::max_element(ns.begin() + 1, ns.end()));
+      rep.emplace_back(name + " faults", static_cast<double>(later_faults[i]) / (kLaps - kLaps / 2));
+    }
+    add("repeats", size, std::move(rep));
   }
 
   const std::vector<Result>& results() const { return results_; }
@@ -459,6 +509,24 @@ void print_residency(const std::vector<Result>& all, bool locked) {
   std::printf(
       "\nThe ring's capacity is twice the size. populate pays the faults at creation "
       "(MADV_POPULATE_WRITE);\nthe touch-loop column does the same by hand, for comparison.\n");
+  std::printf("\n### 7. Repeated writes: the seam write of table 5, 16 laps 50 ms apart, into fresh rings (us)\n\n");
+  std::printf(
+      "| size | kind | first lap | first steady laps | later laps | worst lap | later / steady | faults per later lap "
+      "|\n"
+      "|---:|---|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : all) {
+    if (r.table != "repeats") continue;
+    for (const char* kind : {"default", "populate", "lock", "huge", "classic"}) {
+      const std::string k = kind;
+      std::printf("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.2fx | %.1f |\n", human(r.size).c_str(), kind,
+                  get(r, k + " first") / 1e3, get(r, k + " steady") / 1e3, get(r, k + " later") / 1e3,
+                  get(r, k + " worst") / 1e3, get(r, k + " later") / get(r, k + " steady"), get(r, k + " faults"));
+    }
+  }
+  std::printf(
+      "\nFirst steady laps: median of laps 2-4; later laps: median of laps 9-16; worst: the slowest of laps 2-16.\n"
+      "Kinds as in table 5. A later/steady ratio well above 1 with faults on later laps means the kernel\n"
+      "took pages back between laps.\n");
 }
 
 // The targets, checked against this run's figures (printed, never asserted in a test).
@@ -481,6 +549,8 @@ void print_targets(const std::vector<Result>& all) {
       {"wrapped window obtained in < 5 ns", "window", "picoring", "", 0, 0, 5.0},
       {"seam write, populate+lock >= 0.95x classic", "residency", "lock", "classic", 0.95},
       {"seam write, populate+lock >= 0.9x memcpy from 64 KiB", "residency", "lock", "memcpy", 0.9, 65536},
+      {"repeated writes, populate+lock: later laps <= 1.1x the first steady ones", "repeats", "lock later",
+       "lock steady", 1 / 1.1},
   };
   std::printf("\n### Targets (this run)\n\n| target | holds | misses (size: figure) |\n|---|---|---|\n");
   for (const auto& c : checks) {
@@ -547,7 +617,7 @@ int run(int argc, char** argv) {
     } else if (a == "--only" && i + 1 < argc) {
       const std::string which = argv[++i];
       if (which != "rings" && which != "residency") {
-        std::fprintf(stderr, "--only wants rings (tables 1-4) or residency (tables 5-6), not '%s'\n", which.c_str());
+        std::fprintf(stderr, "--only wants rings (tables 1-4) or residency (tables 5-7), not '%s'\n", which.c_str());
         return 2;
       }
       opt.rings = which == "rings";
@@ -608,7 +678,7 @@ int run(int argc, char** argv) {
   bool residency_locked = false;
   for (std::size_t size : sizes) {
     if (!opt.residency || size < (std::size_t{1} << 20) || size > opt.max_size) continue;
-    const std::size_t needed = 12 * size + (std::size_t{256} << 20);
+    const std::size_t needed = 14 * size + (std::size_t{256} << 20);  // table 7 holds 14x
     if (mem_available() < needed) {
       skipped.push_back("residency at " + human(size) + " (needs " + std::to_string(needed >> 20) + " MiB)");
       continue;

@@ -162,7 +162,7 @@ MirrorBuffer MirrorBuffer::create(std::size_t min_elements, std::size_t element_
   second[0] = std::byte{0x00};
   const bool backward = first[0] == std::byte{0x00};
   if (!forward || !backward) {
-    detail::unmap_mirror(base, size);
+    detail::unmap_mirror(base, size, mapped.locked);
     err = {make_error_code(errc::mirror_mismatch), "verify mirror"};
     return buffer;
   }
@@ -203,7 +203,7 @@ bool MirrorBuffer::inherited() const noexcept { return owner_ != 0 && owner_ != 
 void MirrorBuffer::reset() noexcept {
   // An inherited buffer's range is not ours in this process: the child may have mapped
   // something else there since the fork, and munmap would remove it.
-  if (base_ != nullptr && !inherited()) detail::unmap_mirror(base_, size_);
+  if (base_ != nullptr && !inherited()) detail::unmap_mirror(base_, size_, locked_);
   base_ = nullptr;
   size_ = 0;
   backend_ = Backend::automatic;

@@ -32,7 +32,8 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
 // inherited by another process).
 std::uint64_t process_id() noexcept;
 
-// Releases both views and the reservation that holds them.
-void unmap_mirror(std::byte* base, std::size_t size) noexcept;
+// Releases both views and the reservation that holds them; `locked`: map_mirror locked them
+// (Windows unlocks and gives back the working set it grew for them).
+void unmap_mirror(std::byte* base, std::size_t size, bool locked) noexcept;
 
 }  // namespace picoring::detail

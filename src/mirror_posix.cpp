@@ -441,6 +441,7 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
 
 std::uint64_t process_id() noexcept { return static_cast<std::uint64_t>(::getpid()); }
 
-void unmap_mirror(std::byte* base, std::size_t size) noexcept { ::munmap(base, 2 * size); }
+// munmap also unlocks what mlock locked: `locked` needs no work here.
+void unmap_mirror(std::byte* base, std::size_t size, bool /*locked*/) noexcept { ::munmap(base, 2 * size); }
 
 }  // namespace picoring::detail

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <mutex>
 
 #include "mirror_platform.hpp"
 
@@ -194,6 +195,64 @@ std::byte* map_views(std::size_t size, const MirrorOptions& options, Backend& us
   return base;
 }
 
+// VirtualLock keeps pages in the working set, and a process may lock only as many pages as its
+// minimum working set holds (less a small overhead), which starts small (about 200 KiB). So
+// the minimum and maximum grow by what the views lock, both views counted (the working set
+// counts virtual pages), and shrink by as much when they are unlocked. One mutex, so that two
+// threads' read-modify-write of the sizes cannot lose an update; code elsewhere in the process
+// that sets the working set size itself is not coordinated with.
+std::mutex working_set_mutex;
+
+bool grow_working_set(SIZE_T by, bool grow, Error& err) noexcept {
+  std::lock_guard lock(working_set_mutex);
+  HANDLE process = ::GetCurrentProcess();
+  SIZE_T minimum = 0;
+  SIZE_T maximum = 0;
+  if (!::GetProcessWorkingSetSize(process, &minimum, &maximum)) {
+    fail(err, "GetProcessWorkingSetSize");
+    return false;
+  }
+  if (grow) {
+    if (minimum > std::numeric_limits<SIZE_T>::max() - by || maximum > std::numeric_limits<SIZE_T>::max() - by) {
+      err = {make_error_code(errc::size_overflow), "SetProcessWorkingSetSize (grow for VirtualLock)"};
+      return false;
+    }
+    minimum += by;
+    maximum += by;
+  } else {
+    minimum = minimum > by ? minimum - by : minimum;
+    maximum = maximum > by ? maximum - by : maximum;
+  }
+  if (!::SetProcessWorkingSetSize(process, minimum, maximum)) {
+    fail(err, grow ? "SetProcessWorkingSetSize (grow for VirtualLock)" : "SetProcessWorkingSetSize (shrink)");
+    return false;
+  }
+  return true;
+}
+
+// Locks both views; on failure nothing stays locked and the working set is as it was.
+bool lock_views(std::byte* base, std::size_t size, Error& err) noexcept {
+  if (!grow_working_set(2 * size, true, err)) return false;
+  if (!::VirtualLock(base, size)) {
+    fail(err, "VirtualLock (first view)");
+  } else if (!::VirtualLock(base + size, size)) {
+    fail(err, "VirtualLock (second view)");
+    ::VirtualUnlock(base, size);
+  } else {
+    return true;
+  }
+  Error ignored;
+  grow_working_set(2 * size, false, ignored);
+  return false;
+}
+
+void unlock_views(std::byte* base, std::size_t size) noexcept {
+  ::VirtualUnlock(base, size);
+  ::VirtualUnlock(base + size, size);
+  Error ignored;
+  grow_working_set(2 * size, false, ignored);
+}
+
 }  // namespace
 
 Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) noexcept {
@@ -201,22 +260,16 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
     err = {make_error_code(errc::size_overflow), "size computation"};
     return {};
   }
-  // Locking would need VirtualLock on both views plus a larger working set
-  // (SetProcessWorkingSetSize); not implemented: refused, never silently skipped.
   if (options.numa_node >= 0) {
     fail(err, "NUMA binding (not supported on Windows)", ERROR_NOT_SUPPORTED);
-    return {};
-  }
-  if (options.residency == Residency::lock) {
-    fail(err, "VirtualLock (Residency::lock is not supported on Windows)", ERROR_NOT_SUPPORTED);
     return {};
   }
   Mapped mapped;
   mapped.page_size = query_granularity();
   mapped.base = map_views(size, options, mapped.backend, err);
   if (mapped.base == nullptr) return {};
-  // populate and lock_if_allowed: the section is committed already (SEC_COMMIT); touching each
-  // page through both views maps it, so the first lap takes no fault.
+  // populate and lock: the section is committed already (SEC_COMMIT); touching each page
+  // through both views maps it, so the first lap takes no fault.
   if (options.residency != Residency::on_demand) {
     SYSTEM_INFO info{};
     ::GetSystemInfo(&info);
@@ -226,12 +279,22 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
       *p = *p;
     }
   }
+  if (options.residency == Residency::lock || options.residency == Residency::lock_if_allowed) {
+    Error lock_err;
+    mapped.locked = lock_views(mapped.base, size, lock_err);
+    if (!mapped.locked && options.residency == Residency::lock) {
+      unmap_mirror(mapped.base, size, false);
+      err = lock_err;
+      return {};
+    }
+  }
   return mapped;
 }
 
 std::uint64_t process_id() noexcept { return 0; }  // no fork(): views never reach another process
 
-void unmap_mirror(std::byte* base, std::size_t size) noexcept {
+void unmap_mirror(std::byte* base, std::size_t size, bool locked) noexcept {
+  if (locked) unlock_views(base, size);
   ::UnmapViewOfFile(base);
   ::UnmapViewOfFile(base + size);
 }

@@ -104,8 +104,11 @@ std::size_t mirror_size_for(std::size_t min_elements, std::size_t element_size, 
 //     when RLIMIT_MEMLOCK (ulimit -l) is too low; both views count against it, i.e. twice the
 //     ring, unless the process has CAP_IPC_LOCK. Unlocked when the buffer is destroyed.
 //   lock_if_allowed: lock when the limit allows, else populate only; locked() says which.
-// Windows: populate is a touch loop; lock is refused (ERROR_NOT_SUPPORTED), lock_if_allowed
-// populates only.
+// Windows: populate is a touch loop; lock is VirtualLock on both views, after growing the
+// process's minimum and maximum working set by twice the ring (VirtualLock cannot lock more
+// than the minimum working set holds); both are shrunk back when the buffer is destroyed.
+// Refused locks fail with the step ("SetProcessWorkingSetSize ...", "VirtualLock ...") and the
+// Windows error (ERROR_WORKING_SET_QUOTA, ERROR_NO_SYSTEM_RESOURCES).
 enum class Residency { on_demand, populate, lock, lock_if_allowed };
 
 // Page size of the backing memory. Huge pages cut TLB misses for rings of many megabytes.

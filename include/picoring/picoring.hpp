@@ -5,12 +5,14 @@
 //   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
 //   picoring/mpsc.hpp           make_mpsc: thread-safe multi-producer single-consumer queue
 //   picoring/record_ring.hpp    RecordRing, make_record_spsc: variable-size records, each one span
+//   picoring/pool.hpp           RingPool: rings kept for reuse (no system call per take)
 //   picoring/queue_status.hpp   QueueStatus, what the queues' blocking calls report
 #pragma once
 
 #include "picoring/byte_stream.hpp"
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/mpsc.hpp"
+#include "picoring/pool.hpp"
 #include "picoring/queue_status.hpp"
 #include "picoring/record_ring.hpp"
 #include "picoring/ring.hpp"

@@ -27,7 +27,7 @@
 //   kernel does not answer unread bytes with a RST that destroys the response in flight.
 // - A client that half-closes (shutdown(SHUT_WR)) after its request gets its response, then the
 //   connection is closed. Expect: 100-continue is answered at once.
-// - Rings are reused: closed connections return theirs to a pool, so a new connection costs no
+// - Rings are reused: closed connections return theirs to picoring::RingPool, so a new connection costs no
 //   memfd_create/mmap (the expensive part of a short connection).
 //
 // Server: prints one summary line at exit. Client (the test's independent checker): sends N
@@ -43,6 +43,7 @@
 #include <fcntl.h>
 
 #include <picoring/byte_stream.hpp>
+#include <picoring/pool.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -84,40 +85,12 @@ struct Limits {
   std::size_t max_connections = 10000;
 };
 
-// A connection's two rings. Kept in a pool between connections: a ring costs a memfd_create,
-// three mmap and an munmap to make, and nothing to reuse.
-struct Rings {
-  picoring::PicoByteStream in;
-  picoring::PicoByteStream out;
-};
-
-class RingPool {
- public:
-  explicit RingPool(std::size_t ring_bytes) : ring_bytes_(ring_bytes) {}
-  // A cleared pair, or none (err set) when the system refuses new rings (out of descriptors...).
-  std::unique_ptr<Rings> take(picoring::Error& err) {
-    if (!free_.empty()) {
-      auto r = std::move(free_.back());
-      free_.pop_back();
-      return r;
-    }
-    auto r = std::make_unique<Rings>();
-    r->in = picoring::PicoByteStream(ring_bytes_, err);
-    if (!err) r->out = picoring::PicoByteStream(2 * ring_bytes_, err);
-    if (err) return nullptr;
-    return r;
-  }
-  void give(std::unique_ptr<Rings> r) {
-    if (r == nullptr || free_.size() >= kMaxPooled) return;
-    r->in.clear();
-    r->out.clear();
-    free_.push_back(std::move(r));
-  }
-
- private:
-  static constexpr std::size_t kMaxPooled = 256;
-  std::size_t ring_bytes_;
-  std::vector<std::unique_ptr<Rings>> free_;
+// A connection's two rings come from pools and go back when it closes: making a ring costs a
+// memfd_create, three mmap and an munmap; reusing one costs a clear(). At most 256 of each wait.
+struct RingPools {
+  explicit RingPools(std::size_t ring_bytes) : in(ring_bytes, {}, 256), out(2 * ring_bytes, {}, 256) {}
+  picoring::RingPool<picoring::PicoByteStream> in;
+  picoring::RingPool<picoring::PicoByteStream> out;
 };
 
 std::string_view reason(http::Verdict v) {
@@ -135,12 +108,15 @@ std::string_view reason(http::Verdict v) {
 
 class Connection {
  public:
-  Connection(int fd, std::unique_ptr<Rings> rings, Clock::time_point now)
-      : fd_(fd), rings_(std::move(rings)), in_(rings_->in), out_(rings_->out), last_activity_(now) {}
+  Connection(int fd, picoring::PicoByteStream in, picoring::PicoByteStream out, Clock::time_point now)
+      : fd_(fd), in_(std::move(in)), out_(std::move(out)), last_activity_(now) {}
   ~Connection() { ::close(fd_); }
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  std::unique_ptr<Rings> give_back_rings() { return std::move(rings_); }
+  void give_back_rings(RingPools& pools) {
+    pools.in.give(std::move(in_));
+    pools.out.give(std::move(out_));
+  }
 
   int fd() const { return fd_; }
   bool wants_read() const { return !peer_closed_ && (lingering_ || (!closing_ && in_.available_to_write() > 0)); }
@@ -357,9 +333,8 @@ class Connection {
   }
 
   int fd_;
-  std::unique_ptr<Rings> rings_;
-  picoring::PicoByteStream& in_;
-  picoring::PicoByteStream& out_;
+  picoring::PicoByteStream in_;
+  picoring::PicoByteStream out_;
   std::string chunked_body_;  // a chunked request's decoded body (the ring holds it with chunk headers)
   std::size_t consumed_since_lap_ = 0;
   Clock::time_point last_activity_;
@@ -435,7 +410,7 @@ int serve(int port, const char* port_file, const Limits& limits) {
   int spare = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
 
   Counters c;
-  RingPool pool(limits.ring_bytes);
+  RingPools pools(limits.ring_bytes);
   std::vector<std::unique_ptr<Connection>> conns;
   std::vector<pollfd> fds;
   const auto t0 = Clock::now();
@@ -475,17 +450,20 @@ int serve(int port, const char* port_file, const Limits& limits) {
           continue;
         }
         picoring::Error err;
-        auto rings = pool.take(err);
-        if (rings == nullptr) {  // no descriptor or memory for the rings: say so, keep serving
+        auto in = pools.in.take(err);
+        picoring::PicoByteStream out;
+        if (!err) out = pools.out.take(err);
+        if (err) {  // no descriptor or memory for the rings: say so, keep serving
+          pools.in.give(std::move(in));
           refuse(fd);
           ++c.refused;
           continue;
         }
-        auto conn = std::make_unique<Connection>(fd, std::move(rings), now);
+        auto conn = std::make_unique<Connection>(fd, std::move(in), std::move(out), now);
         // The request usually arrived with the connection: read it now rather than a poll later.
         if (conn->on_readable(c, now) && conn->wants_write()) conn->on_writable(c, now);
         if (conn->done()) {
-          pool.give(conn->give_back_rings());
+          conn->give_back_rings(pools);
         } else {
           conns.push_back(std::move(conn));
         }
@@ -502,7 +480,7 @@ int serve(int port, const char* port_file, const Limits& limits) {
       if (alive && (re & POLLOUT) != 0) alive = conn.on_writable(c, now);
       if (alive && tick) conn.on_tick(c, now, limits);
       if (!alive || conn.done()) {
-        pool.give(conn.give_back_rings());
+        conn.give_back_rings(pools);
         conns[i].reset();
       }
     }
