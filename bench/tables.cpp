@@ -376,6 +376,7 @@ class Bench {
     // kernel takes back between laps (proactive reclaim, cgroup pressure) pays faults on later
     // laps, which then run slower than the first steady ones. 16 laps: 0.8 s per size.
     constexpr std::size_t kLaps = 16;
+    constexpr std::size_t kFirstLaterLap = kLaps / 2;  // laps kFirstLaterLap.. are the "later" ones
     std::vector<picoring::PicoRing<std::byte>> fresh;
     for (const auto& v : variants) fresh.emplace_back(2 * size, v.options);
     ClassicRing fresh_classic(fresh[0].capacity());
@@ -406,7 +407,7 @@ class Bench {
         const auto t0 = Clock::now();
         writes[i]();
         lap_ns[i].push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
-        if (lap >= kLaps / 2) later_faults[i] += minor_faults() - faults;
+        if (lap >= kFirstLaterLap) later_faults[i] += minor_faults() - faults;
       }
     }
     std::vector<std::pair<std::string, double>> rep;
@@ -415,9 +416,10 @@ class Bench {
       const auto& ns = lap_ns[i];
       rep.emplace_back(name + " first", ns[0]);
       rep.emplace_back(name + " steady", picoring_bench::median({ns[1], ns[2], ns[3]}));
-      rep.emplace_back(name + " later", picoring_bench::median({ns.begin() + kLaps / 2, ns.end()}));
+      rep.emplace_back(name + " later", picoring_bench::median({ns.begin() + kFirstLaterLap, ns.end()}));
       rep.emplace_back(name + " worst", *std::max_element(ns.begin() + 1, ns.end()));
-      rep.emplace_back(name + " faults", static_cast<double>(later_faults[i]) / (kLaps - kLaps / 2));
+      constexpr auto kLaterLaps = static_cast<double>(kLaps - kFirstLaterLap);
+      rep.emplace_back(name + " faults", static_cast<double>(later_faults[i]) / kLaterLaps);
     }
     add("repeats", size, std::move(rep));
   }

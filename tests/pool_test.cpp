@@ -61,8 +61,8 @@ TEST(RingPool, ATakenRingIsGivenBackEmptyAndReusedWithoutANewMapping) {
 
 TEST(RingPool, KeepsAtMostMaxIdleRings) {
   RingPool<PicoByteStream> pool(4096, {}, 2);
-  std::vector<PicoByteStream> taken;
-  for (int i = 0; i < 4; ++i) taken.push_back(pool.take());
+  std::vector<PicoByteStream> taken(4);
+  for (auto& s : taken) s = pool.take();
   EXPECT_EQ(pool.created(), 4u);
   std::set<const std::byte*> distinct;
   for (const auto& s : taken) distinct.insert(s.memory().data());
@@ -85,21 +85,18 @@ TEST(RingPool, RingsItCannotHandOutAgainAreDestroyedNotKept) {
   pool.give(PicoRing<std::uint32_t>(1000));             // same capacity, made elsewhere: kept
   EXPECT_EQ(pool.idle(), 1u);
   pool.give(PicoRing<std::uint32_t>(capacity * 4));  // another capacity
-  PicoRing<std::uint32_t> moved_from(1000);
-  PicoRing<std::uint32_t> keep = std::move(moved_from);
-  pool.give(std::move(moved_from));  // NOLINT(bugprone-use-after-move): empty on purpose
-  pool.give(PicoRing<std::uint32_t>());
+  pool.give(PicoRing<std::uint32_t>());              // empty, as a moved-from ring is
   EXPECT_EQ(pool.idle(), 1u);
   EXPECT_EQ(pool.take().capacity(), capacity);
 }
 
 TEST(RingPool, PrefillMakesRingsAheadSoTakeMakesNone) {
-  RingPool<RecordRing> pool(64 * 1024, {}, 8);
+  RingPool<RecordRing> pool(std::size_t{64} * 1024, {}, 8);
   pool.prefill(5);
   EXPECT_EQ(pool.idle(), 5u);
   EXPECT_EQ(pool.created(), 5u);
-  std::vector<RecordRing> taken;
-  for (int i = 0; i < 5; ++i) taken.push_back(pool.take());
+  std::vector<RecordRing> taken(5);
+  for (auto& r : taken) r = pool.take();
   EXPECT_EQ(pool.created(), 5u);
   pool.prefill(100);  // at most max_idle
   EXPECT_EQ(pool.idle(), 8u);
@@ -164,7 +161,7 @@ TEST(RingPool, ThreadsTakeAndGiveConcurrently) {
       for (std::size_t round = 0; round < rounds; ++round) {
         auto ring = pool.take();
         if (!ring.empty()) ++failures;
-        const auto mark = static_cast<std::uint32_t>(t * 1000003u + round);
+        const auto mark = static_cast<std::uint32_t>(std::size_t{t} * 1000003u + round);
         for (int i = 0; i < 64; ++i) ring.push(mark);
         std::this_thread::yield();
         for (const auto v : ring) {
