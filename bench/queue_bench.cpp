@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -51,17 +52,20 @@ constexpr std::size_t kCapacity = 65536;
 // the producer reads (the queue pointer, the item count). Keeping the checksum on cache lines of
 // its own stops the harness itself from making the two threads share a line.
 constexpr std::size_t kNoSharing = 128;
-// The SPSC tables' two CPUs (--cpus): on a many-core machine CPU 0 also takes interrupts, and
-// which pair shares a cache or a core complex changes the figures.
-int g_producer_cpu = 0;
-int g_consumer_cpu = 1;
-// Dependent multiply-adds the single-item consumer does per item (--work): a consumer that does
-// something with each item runs a different race with its producer than one that only pops.
-int g_consumer_work = 0;
-// What the "batching" rows pass to set_batching on both ends (--batching).
-std::size_t g_batch_min = 256;
-long long g_batch_wait_ns = 1000;
-picoring::Batching batching_setting() { return {g_batch_min, std::chrono::nanoseconds(g_batch_wait_ns)}; }
+// What the command line chose; set once in main, then passed (read-only) to every measurement.
+struct Settings {
+  // The SPSC tables' two CPUs (--cpus): on a many-core machine CPU 0 also takes interrupts, and
+  // which pair shares a cache or a core complex changes the figures.
+  int producer_cpu = 0;
+  int consumer_cpu = 1;
+  // Dependent multiply-adds the single-item consumer does per item (--work): a consumer that does
+  // something with each item runs a different race with its producer than one that only pops.
+  int consumer_work = 0;
+  // What the "batching" rows pass to set_batching on both ends (--batching).
+  std::size_t batch_min = 256;
+  long long batch_wait_ns = 1000;
+  picoring::Batching batching() const { return {batch_min, std::chrono::nanoseconds(batch_wait_ns)}; }
+};
 
 // What the single-item consumer computes from the items 1..n, replayed on one thread.
 std::uint64_t fold(std::uint64_t acc, std::uint64_t v, int work) {
@@ -83,6 +87,7 @@ void pin(int cpu) { picoring_bench::pin_this_thread(cpu); }
 // --- adapters: the same two calls for every queue -------------------------------------------------
 
 struct Pico {
+  explicit Pico(const Settings& /*unused*/) {}
   std::pair<picoring::SpscProducer<std::uint64_t>, picoring::SpscConsumer<std::uint64_t>> q =
       picoring::make_spsc<std::uint64_t>(kCapacity);
   bool push(std::uint64_t v) { return q.first.try_push(v); }
@@ -95,17 +100,18 @@ struct Pico {
 };
 // The same queue with batching on both ends (see picoring::Batching).
 struct PicoBatching : Pico {
-  PicoBatching() {
-    q.first.set_batching(batching_setting());
-    q.second.set_batching(batching_setting());
+  explicit PicoBatching(const Settings& cfg) : Pico(cfg) {
+    q.first.set_batching(cfg.batching());
+    q.second.set_batching(cfg.batching());
   }
 };
-std::string batching_row(const char* what) {
-  return std::string(what) + ", batching " + std::to_string(g_batch_min) + " / " + std::to_string(g_batch_wait_ns) +
+std::string batching_row(const Settings& cfg, const char* what) {
+  return std::string(what) + ", batching " + std::to_string(cfg.batch_min) + " / " + std::to_string(cfg.batch_wait_ns) +
          " ns";
 }
 #if PICORING_HAVE_BOOST
 struct Boost {
+  explicit Boost(const Settings& /*unused*/) {}
   boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<kCapacity>> q;
   bool push(std::uint64_t v) { return q.push(v); }
   bool pop(std::uint64_t& v) { return q.pop(v); }
@@ -117,6 +123,7 @@ struct Boost {
 #endif
 #if PICORING_HAVE_RWQ
 struct Moody {
+  explicit Moody(const Settings& /*unused*/) {}
   moodycamel::ReaderWriterQueue<std::uint64_t> q{kCapacity};
   bool push(std::uint64_t v) { return q.try_enqueue(v); }
   bool pop(std::uint64_t& v) { return q.try_dequeue(v); }
@@ -124,6 +131,7 @@ struct Moody {
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
 struct AtomicQ {
+  explicit AtomicQ(const Settings& /*unused*/) {}
   atomic_queue::AtomicQueueB2<std::uint64_t, std::allocator<std::uint64_t>, true, false, true> q{kCapacity};
   bool push(std::uint64_t v) { return q.try_push(v); }
   bool pop(std::uint64_t& v) { return q.try_pop(v); }
@@ -131,17 +139,17 @@ struct AtomicQ {
 #endif
 
 // Runs producer and consumer on their CPUs (--cpus) from a common start; returns seconds.
-double run_pair(const std::function<void()>& produce, const std::function<void()>& consume) {
+double run_pair(const Settings& cfg, const std::function<void()>& produce, const std::function<void()>& consume) {
   std::atomic<int> ready{0};
   Clock::time_point t0;
   std::thread p([&] {
-    pin(g_producer_cpu);
+    pin(cfg.producer_cpu);
     ready.fetch_add(1);
     while (ready.load() < 2) {
     }
     produce();
   });
-  pin(g_consumer_cpu);
+  pin(cfg.consumer_cpu);
   ready.fetch_add(1);
   while (ready.load() < 2) {
   }
@@ -160,8 +168,8 @@ struct Misses {
 };
 
 template <class Q>
-double throughput(std::uint64_t items, Misses* misses = nullptr) {
-  auto q = std::make_unique<Q>();
+double throughput(const Settings& cfg, std::uint64_t items, Misses* misses = nullptr) {
+  auto q = std::make_unique<Q>(cfg);
   alignas(kNoSharing) std::uint64_t sum = 0;
   alignas(kNoSharing) std::uint64_t full = 0;
   alignas(kNoSharing) std::uint64_t empty = 0;
@@ -169,6 +177,7 @@ double throughput(std::uint64_t items, Misses* misses = nullptr) {
   // that the compiler keeps in registers: nothing in the caller's stack frame is read or
   // written per item.
   const double s = run_pair(
+      cfg,
       [queue = q.get(), items, &full] {
         Q* const qq = queue;
         const std::uint64_t n = items;
@@ -178,13 +187,13 @@ double throughput(std::uint64_t items, Misses* misses = nullptr) {
         }
         full = missed;
       },
-      [queue = q.get(), items, &sum, &empty] {
+      [queue = q.get(), items, &sum, &empty, consumer_work = cfg.consumer_work] {
         Q* const qq = queue;
         const std::uint64_t n = items;
         std::uint64_t local = 0;
         std::uint64_t missed = 0;
         std::uint64_t v = 0;
-        const int work = g_consumer_work;
+        const int work = consumer_work;
         for (std::uint64_t i = 0; i < n; ++i) {
           while (!qq->pop(v)) ++missed;
           local = fold(local, v, work);
@@ -192,7 +201,7 @@ double throughput(std::uint64_t items, Misses* misses = nullptr) {
         sum = local;
         empty = missed;
       });
-  if (sum != expected_fold(items, g_consumer_work)) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
+  if (sum != expected_fold(items, cfg.consumer_work)) std::fprintf(stderr, "checksum mismatch\n"), std::exit(1);
   if (misses != nullptr) {
     misses->full.push_back(static_cast<double>(full) / static_cast<double>(items));
     misses->empty.push_back(static_cast<double>(empty) / static_cast<double>(items));
@@ -203,10 +212,11 @@ double throughput(std::uint64_t items, Misses* misses = nullptr) {
 // The producer pushes item by item; the consumer takes everything readable per call (the loop
 // most consumers run: wake up, drain, process). Only queues with such a call take part.
 template <class Q>
-double drain_throughput(std::uint64_t items) {
-  auto q = std::make_unique<Q>();
+double drain_throughput(const Settings& cfg, std::uint64_t items) {
+  auto q = std::make_unique<Q>(cfg);
   alignas(kNoSharing) std::uint64_t sum = 0;
   const double s = run_pair(
+      cfg,
       [queue = q.get(), items] {
         Q* const qq = queue;
         const std::uint64_t n = items;
@@ -228,10 +238,11 @@ double drain_throughput(std::uint64_t items) {
 
 // Ping-pong over two queues; returns ns per round trip.
 template <class Q>
-double round_trip(std::uint64_t trips) {
-  auto there = std::make_unique<Q>();
-  auto back = std::make_unique<Q>();
+double round_trip(const Settings& cfg, std::uint64_t trips) {
+  auto there = std::make_unique<Q>(cfg);
+  auto back = std::make_unique<Q>(cfg);
   const double s = run_pair(
+      cfg,
       [&] {
         std::uint64_t v = 0;
         for (std::uint64_t i = 0; i < trips; ++i) {
@@ -254,11 +265,12 @@ double round_trip(std::uint64_t trips) {
 }
 
 // Batches of 64: copying (push_slice / pop_slice) and zero-copy (reserve+commit / peek+release).
-double pico_batched(std::uint64_t items, bool zero_copy) {
+double pico_batched(const Settings& cfg, std::uint64_t items, bool zero_copy) {
   auto [producer, consumer] = picoring::make_spsc<std::uint64_t>(kCapacity);
   constexpr std::size_t kBatch = 64;
   alignas(kNoSharing) std::uint64_t sum = 0;
   const double s = run_pair(
+      cfg,
       [&, &producer = producer] {
         std::uint64_t next = 1;
         std::uint64_t buf[kBatch];
@@ -297,11 +309,12 @@ double pico_batched(std::uint64_t items, bool zero_copy) {
 }
 
 #if PICORING_HAVE_BOOST
-double boost_batched(std::uint64_t items) {
+double boost_batched(const Settings& cfg, std::uint64_t items) {
   auto q = std::make_unique<boost::lockfree::spsc_queue<std::uint64_t, boost::lockfree::capacity<kCapacity>>>();
   constexpr std::size_t kBatch = 64;
   alignas(kNoSharing) std::uint64_t sum = 0;
   const double s = run_pair(
+      cfg,
       [&] {
         std::uint64_t next = 1;
         std::uint64_t buf[kBatch];
@@ -329,12 +342,13 @@ double boost_batched(std::uint64_t items) {
 // bytes. picoring: reserve/commit + peek/release in place. boost: push(bytes) + pop into a
 // buffer (its only way to get a contiguous window).
 
-double pico_windows(std::size_t window, std::uint64_t bytes) {
+double pico_windows(const Settings& cfg, std::size_t window, std::uint64_t bytes) {
   auto [producer, consumer] = picoring::make_spsc<std::byte>(std::size_t{4} << 20);
   std::vector<std::byte> src(window, std::byte{1});
   alignas(kNoSharing) std::uint64_t sum = 0;
   const std::uint64_t count = bytes / window;
   const double s = run_pair(
+      cfg,
       [&, &producer = producer] {
         for (std::uint64_t i = 0; i < count;) {
           auto slots = producer.reserve(window);
@@ -358,13 +372,14 @@ double pico_windows(std::size_t window, std::uint64_t bytes) {
 }
 
 #if PICORING_HAVE_BOOST
-double boost_windows(std::size_t window, std::uint64_t bytes) {
+double boost_windows(const Settings& cfg, std::size_t window, std::uint64_t bytes) {
   auto q = std::make_unique<boost::lockfree::spsc_queue<std::byte, boost::lockfree::capacity<(4u << 20)>>>();
   std::vector<std::byte> src(window, std::byte{1});
   std::vector<std::byte> dst(window);
   alignas(kNoSharing) std::uint64_t sum = 0;
   const std::uint64_t count = bytes / window;
   const double s = run_pair(
+      cfg,
       [&] {
         for (std::uint64_t i = 0; i < count;) {
           if (q->write_available() < window) continue;
@@ -553,14 +568,133 @@ struct Row {
 
 enum class Better { higher, lower };
 
+// The regime probe: the round trip of one cache line between the SPSC tables' two CPUs (two
+// threads ping-ponging a counter), measured before every run of a table. On a shared VM it
+// moves between periods of fast and of slow transfers, and every queue's figure moves with it;
+// classifying runs by it compares the queues within each period (docs/benchmarks.md).
+double line_round_trip_ns(const Settings& cfg) {
+  constexpr std::uint64_t kTrips = 20000;
+  struct alignas(kNoSharing) Line {
+    std::atomic<std::uint64_t> v{0};
+  };
+  auto line = std::make_unique<Line>();
+  const double s = run_pair(
+      cfg,
+      [l = line.get()] {
+        for (std::uint64_t i = 1; i <= kTrips; ++i) {
+          while (l->v.load(std::memory_order_acquire) != 2 * i - 1) {
+          }
+          l->v.store(2 * i, std::memory_order_release);
+        }
+      },
+      [l = line.get()] {
+        for (std::uint64_t i = 1; i <= kTrips; ++i) {
+          l->v.store(2 * i - 1, std::memory_order_release);
+          while (l->v.load(std::memory_order_acquire) != 2 * i) {
+          }
+        }
+      });
+  return s * 1e9 / static_cast<double>(kTrips);
+}
+
+// Labels each run 0 (fast transfers: the lower probe values) or 1 (slow), by the split of the
+// sorted log(probe) values that leaves the least spread within the two groups. The split counts
+// only when each group has at least two runs and their medians differ by at least 1.5x: else
+// every run is labelled 0 (one regime).
+std::vector<int> classify_regimes(const std::vector<double>& probe) {
+  std::vector<int> label(probe.size(), 0);
+  std::vector<double> logs(probe.size());
+  std::transform(probe.begin(), probe.end(), logs.begin(), [](double v) { return std::log(v); });
+  std::vector<double> sorted = logs;
+  std::sort(sorted.begin(), sorted.end());
+  const auto spread = [](auto first, auto last) {
+    const double n = static_cast<double>(last - first);
+    double mean = 0;
+    for (auto it = first; it != last; ++it) mean += *it / n;
+    double ss = 0;
+    for (auto it = first; it != last; ++it) ss += (*it - mean) * (*it - mean);
+    return ss;
+  };
+  double best = -1;
+  std::size_t cut = 0;  // runs [0, cut) of the sorted order are the fast ones
+  for (std::size_t k = 2; k + 2 <= sorted.size(); ++k) {
+    const double ss = spread(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k)) +
+                      spread(sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
+    if (best < 0 || ss < best) {
+      best = ss;
+      cut = k;
+    }
+  }
+  if (cut == 0) return label;
+  const std::vector<double> fast(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(cut));
+  const std::vector<double> slow(sorted.begin() + static_cast<std::ptrdiff_t>(cut), sorted.end());
+  if (std::exp(median(slow) - median(fast)) < 1.5) return label;
+  const double threshold = sorted[cut];
+  for (std::size_t r = 0; r < logs.size(); ++r) label[r] = logs[r] >= threshold ? 1 : 0;
+  return label;
+}
+
+bool is_ours(const std::vector<Row>::value_type& row) { return row.name.rfind("picoring", 0) == 0; }
+
+// The table again, one column per regime (see classify_regimes; one column when the probe saw
+// one), then each picoring row against each peer: the median over that regime's runs of the
+// ratio within a run. Against each peer separately, not the best of them per run: the maximum
+// of several noisy figures is biased upwards, and the targets name peers.
+void print_regimes(const std::vector<Row>& rows, const std::vector<double>& probe, Better better) {
+  const std::vector<int> label = classify_regimes(probe);
+  const int regimes = *std::max_element(label.begin(), label.end()) + 1;
+  const char* names[] = {"fast transfers", "slow transfers"};
+  const auto runs_of = [&](int g) {
+    std::vector<std::size_t> r;
+    for (std::size_t i = 0; i < label.size(); ++i)
+      if (label[i] == g) r.push_back(i);
+    return r;
+  };
+  std::printf(
+      "\nBy regime: runs grouped by a cache-line round trip between the two CPUs measured before each\n"
+      "run (%.0f-%.0f ns in this table); medians within each group.\n\n| queue |",
+      *std::min_element(probe.begin(), probe.end()), *std::max_element(probe.begin(), probe.end()));
+  for (int g = 0; g < regimes; ++g) {
+    std::vector<double> p;
+    for (std::size_t r : runs_of(g)) p.push_back(probe[r]);
+    std::printf(" %s: %zu runs, line %.0f ns |", regimes == 1 ? "one regime" : names[g], p.size(), median(p));
+  }
+  std::printf("\n|---|%s\n", regimes == 2 ? "---:|---:|" : "---:|");
+  const auto cell = [&](int g, const char* format, const auto& value_of_run) {
+    std::vector<double> v;
+    for (std::size_t r : runs_of(g)) v.push_back(value_of_run(r));
+    std::printf(format, median(v));
+  };
+  for (const auto& row : rows) {
+    std::printf("| %s |", row.name.c_str());
+    for (int g = 0; g < regimes; ++g) cell(g, " %.1f |", [&](std::size_t r) { return row.samples[r]; });
+    std::printf("\n");
+  }
+  for (const auto& ours : rows) {
+    if (!is_ours(ours)) continue;
+    for (const auto& peer : rows) {
+      if (is_ours(peer)) continue;
+      std::printf("| %s / %s (%s is better) |", ours.name.c_str(), peer.name.c_str(),
+                  better == Better::higher ? "higher" : "lower");
+      for (int g = 0; g < regimes; ++g)
+        cell(g, " %.2fx |", [&](std::size_t r) { return ours.samples[r] / peer.samples[r]; });
+      std::printf("\n");
+    }
+  }
+}
+
 // Prints the table; when there are peers, also, for each picoring row, the ratio
 // picoring / best peer taken within each run (the rows of one run are measured back to back,
 // so a change of regime on a shared machine moves them together) and its median over runs.
+// With a probe (the SPSC tables), each run starts with it and the table is printed again by
+// regime.
 void table(const char* title, const char* unit, std::vector<Row> rows, int runs, double scale,
-           Better better = Better::higher) {
+           Better better = Better::higher, const std::function<double()>& probe = {}) {
+  std::vector<double> probes;
   // Run r starts with row r (rotated order): no row always runs first, or right after the same
   // neighbour, and every run holds one sample of each row taken back to back.
   for (int r = 0; r < runs; ++r) {
+    if (probe) probes.push_back(probe());
     for (std::size_t i = 0; i < rows.size(); ++i) {
       auto& row = rows[(static_cast<std::size_t>(r) + i) % rows.size()];
       row.samples.push_back(row.run() * scale);
@@ -572,28 +706,30 @@ void table(const char* title, const char* unit, std::vector<Row> rows, int runs,
                 *std::min_element(row.samples.begin(), row.samples.end()),
                 *std::max_element(row.samples.begin(), row.samples.end()));
   }
-  const auto is_ours = [](const Row& row) { return row.name.rfind("picoring", 0) == 0; };
-  if (std::all_of(rows.begin(), rows.end(), is_ours)) return;
   // The best peer of each run, found once for all picoring rows.
-  std::vector<double> best(static_cast<std::size_t>(runs));
-  for (std::size_t r = 0; r < best.size(); ++r) {
-    bool first = true;
-    for (const auto& row : rows) {
-      if (is_ours(row)) continue;
-      const double v = row.samples[r];
-      if (first || (better == Better::higher ? v > best[r] : v < best[r])) best[r] = v;
-      first = false;
+  std::vector<double> best;
+  if (!std::all_of(rows.begin(), rows.end(), is_ours)) {
+    best.resize(static_cast<std::size_t>(runs));
+    for (std::size_t r = 0; r < best.size(); ++r) {
+      bool first = true;
+      for (const auto& row : rows) {
+        if (is_ours(row)) continue;
+        const double v = row.samples[r];
+        if (first || (better == Better::higher ? v > best[r] : v < best[r])) best[r] = v;
+        first = false;
+      }
+    }
+    std::printf("\n");
+    for (const auto& ours : rows) {
+      if (!is_ours(ours)) continue;
+      std::vector<double> ratios;
+      for (std::size_t r = 0; r < best.size(); ++r) ratios.push_back(ours.samples[r] / best[r]);
+      std::printf("%s / best peer, per run (%s is better): median %.2fx, min %.2fx, max %.2fx\n", ours.name.c_str(),
+                  better == Better::higher ? "higher" : "lower", median(ratios),
+                  *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
     }
   }
-  std::printf("\n");
-  for (const auto& ours : rows) {
-    if (!is_ours(ours)) continue;
-    std::vector<double> ratios;
-    for (std::size_t r = 0; r < best.size(); ++r) ratios.push_back(ours.samples[r] / best[r]);
-    std::printf("%s / best peer, per run (%s is better): median %.2fx, min %.2fx, max %.2fx\n", ours.name.c_str(),
-                better == Better::higher ? "higher" : "lower", median(ratios),
-                *std::min_element(ratios.begin(), ratios.end()), *std::max_element(ratios.begin(), ratios.end()));
-  }
+  if (probe) print_regimes(rows, probes, better);
 }
 
 // A whole decimal number in [lo, hi]; false for anything else ("12x", "", out of range).
@@ -619,6 +755,7 @@ int main(int argc, char** argv) {
   std::uint64_t items = 10'000'000;
   int runs = 11;
   std::string only;  // empty: every table
+  Settings cfg;
   const auto usage = [] {
     std::fprintf(stderr,
                  "usage: picoring_queue_bench [--items N] [--runs R] "
@@ -637,15 +774,15 @@ int main(int argc, char** argv) {
     } else if (flag == "--runs" && parse_count(value, 1, 1000, n)) {
       runs = static_cast<int>(n);
     } else if (flag == "--work" && parse_count(value, 0, 10000, n)) {
-      g_consumer_work = static_cast<int>(n);
+      cfg.consumer_work = static_cast<int>(n);
     } else if (flag == "--only") {
       only = value;
     } else if (flag == "--cpus" && parse_pair(value, 0, 4095, n, m)) {
-      g_producer_cpu = static_cast<int>(n);
-      g_consumer_cpu = static_cast<int>(m);
+      cfg.producer_cpu = static_cast<int>(n);
+      cfg.consumer_cpu = static_cast<int>(m);
     } else if (flag == "--batching" && parse_pair(value, 1, 1LL << 30, n, m)) {
-      g_batch_min = static_cast<std::size_t>(n);
-      g_batch_wait_ns = m;
+      cfg.batch_min = static_cast<std::size_t>(n);
+      cfg.batch_wait_ns = m;
     } else {
       std::fprintf(stderr, "%s %s: not a valid option and value\n", flag.c_str(), value);
       return usage();
@@ -664,16 +801,17 @@ int main(int argc, char** argv) {
   std::printf(
       "## SPSC queues: %u logical CPUs, producer on CPU %d, consumer on CPU %d, capacity %zu, %llu items per run\n"
       "## blocking handshake: %s\n",
-      std::thread::hardware_concurrency(), g_producer_cpu, g_consumer_cpu, kCapacity,
+      std::thread::hardware_concurrency(), cfg.producer_cpu, cfg.consumer_cpu, kCapacity,
       static_cast<unsigned long long>(items),
       picoring::fences_use_membarrier() ? "membarrier (no fence on the hot path)"
                                         : "no membarrier here: a full fence on every push and pop");
+  const std::function<double()> probe = [&cfg] { return line_round_trip_ns(cfg); };
   if (want("single")) {
     struct Queue {
       const char* name;
-      double (*run)(std::uint64_t, Misses*);
+      double (*run)(const Settings&, std::uint64_t, Misses*);
     };
-    const std::string batching = batching_row("picoring SpscQueue");
+    const std::string batching = batching_row(cfg, "picoring SpscQueue");
     std::vector<Queue> queues{{"picoring SpscQueue", &throughput<Pico>}, {batching.c_str(), &throughput<PicoBatching>}};
 #if PICORING_HAVE_BOOST
     queues.push_back({"boost::lockfree::spsc_queue", &throughput<Boost>});
@@ -687,12 +825,13 @@ int main(int argc, char** argv) {
     std::vector<Misses> misses(queues.size());
     std::vector<Row> tp;
     for (std::size_t i = 0; i < queues.size(); ++i) {
-      tp.push_back({queues[i].name, [&, i] { return queues[i].run(items, &misses[i]); }, {}});
+      tp.push_back({queues[i].name, [&, i] { return queues[i].run(cfg, items, &misses[i]); }, {}});
     }
-    const std::string title = g_consumer_work == 0 ? std::string("Single-item throughput (uint64_t)")
-                                                   : "Single-item throughput (uint64_t), consumer does " +
-                                                         std::to_string(g_consumer_work) + " multiply-adds per item";
-    table(title.c_str(), "M items/s", tp, runs, 1e-6);
+    const std::string title = cfg.consumer_work == 0
+                                  ? std::string("Single-item throughput (uint64_t)")
+                                  : "Single-item throughput (uint64_t), consumer does " +
+                                        std::to_string(cfg.consumer_work) + " multiply-adds per item";
+    table(title.c_str(), "M items/s", tp, runs, 1e-6, Better::higher, probe);
     // A consumer that keeps finding the queue empty trails the producer item by item (every item
     // moves cache lines between the cores); one that never does reads lines written long before.
     std::printf(
@@ -705,38 +844,41 @@ int main(int argc, char** argv) {
 
   if (want("drain")) {
     std::vector<Row> dr{
-        {"picoring try_push / consume (drains in place)", [&] { return drain_throughput<Pico>(items); }, {}},
-        {batching_row("picoring try_push / consume"), [&] { return drain_throughput<PicoBatching>(items); }, {}}};
+        {"picoring try_push / consume (drains in place)", [&] { return drain_throughput<Pico>(cfg, items); }, {}},
+        {batching_row(cfg, "picoring try_push / consume"),
+         [&] { return drain_throughput<PicoBatching>(cfg, items); },
+         {}}};
 #if PICORING_HAVE_BOOST
     dr.push_back(
-        {"boost::lockfree::spsc_queue push / consume_all", [&] { return drain_throughput<Boost>(items); }, {}});
+        {"boost::lockfree::spsc_queue push / consume_all", [&] { return drain_throughput<Boost>(cfg, items); }, {}});
 #endif
-    table("Single-item producer, draining consumer (uint64_t)", "M items/s", dr, runs, 1e-6);
+    table("Single-item producer, draining consumer (uint64_t)", "M items/s", dr, runs, 1e-6, Better::higher, probe);
   }
 
   if (want("roundtrip")) {
     const std::uint64_t trips = items / 20;
-    std::vector<Row> rt{{"picoring SpscQueue", [&] { return round_trip<Pico>(trips); }, {}},
-                        {batching_row("picoring SpscQueue"), [&] { return round_trip<PicoBatching>(trips); }, {}}};
+    std::vector<Row> rt{
+        {"picoring SpscQueue", [&] { return round_trip<Pico>(cfg, trips); }, {}},
+        {batching_row(cfg, "picoring SpscQueue"), [&] { return round_trip<PicoBatching>(cfg, trips); }, {}}};
 #if PICORING_HAVE_BOOST
-    rt.push_back({"boost::lockfree::spsc_queue", [&] { return round_trip<Boost>(trips); }, {}});
+    rt.push_back({"boost::lockfree::spsc_queue", [&] { return round_trip<Boost>(cfg, trips); }, {}});
 #endif
 #if PICORING_HAVE_RWQ
-    rt.push_back({"moodycamel::ReaderWriterQueue", [&] { return round_trip<Moody>(trips); }, {}});
+    rt.push_back({"moodycamel::ReaderWriterQueue", [&] { return round_trip<Moody>(cfg, trips); }, {}});
 #endif
 #if PICORING_HAVE_ATOMIC_QUEUE
-    rt.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return round_trip<AtomicQ>(trips); }, {}});
+    rt.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return round_trip<AtomicQ>(cfg, trips); }, {}});
 #endif
-    table("Round trip (ping-pong over two queues)", "ns per round trip", rt, runs, 1.0, Better::lower);
+    table("Round trip (ping-pong over two queues)", "ns per round trip", rt, runs, 1.0, Better::lower, probe);
   }
 
   if (want("batched")) {
     std::vector<Row> bt{
-        {"picoring push_slice/pop_slice, 64 per batch", [&] { return pico_batched(items * 4, false); }, {}},
-        {"picoring reserve+commit / peek+release (zero copy)", [&] { return pico_batched(items * 4, true); }, {}}};
+        {"picoring push_slice/pop_slice, 64 per batch", [&] { return pico_batched(cfg, items * 4, false); }, {}},
+        {"picoring reserve+commit / peek+release (zero copy)", [&] { return pico_batched(cfg, items * 4, true); }, {}}};
 #if PICORING_HAVE_BOOST
     bt.push_back({"boost::lockfree::spsc_queue push(ptr, n)/pop(ptr, n), 64 per batch",
-                  [&] { return boost_batched(items * 4); },
+                  [&] { return boost_batched(cfg, items * 4); },
                   {}});
 #endif
     table("Batched throughput (uint64_t)", "M items/s", bt, runs, 1e-6);
@@ -746,10 +888,10 @@ int main(int argc, char** argv) {
     for (std::size_t w : {std::size_t{1024}, std::size_t{16384}, std::size_t{65536}}) {
       const std::uint64_t bytes = items * 200;  // 2 GB per run at the default item count
       std::vector<Row> wr{
-          {"picoring reserve/commit + peek/release (in place)", [&] { return pico_windows(w, bytes); }, {}}};
+          {"picoring reserve/commit + peek/release (in place)", [&] { return pico_windows(cfg, w, bytes); }, {}}};
 #if PICORING_HAVE_BOOST
       wr.push_back({"boost::lockfree::spsc_queue<std::byte> push/pop into a buffer",
-                    [&] { return boost_windows(w, bytes); },
+                    [&] { return boost_windows(cfg, w, bytes); },
                     {}});
 #endif
       const std::string title = "Byte windows of " + std::to_string(w / 1024) + " KiB, consumer checksums each window";

@@ -13,7 +13,7 @@ for arg in "$@"; do
   case "$arg" in
     # The main job also builds the benchmarks' peers, and draws a chart.
     # nginx is the HTTP scenario's peer in the same run.
-    --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libatomic-queue-dev python3-matplotlib nginx-light) ;;
+    --main-job) packages+=(libboost-dev libjack-jackd2-dev libreaderwriterqueue-dev libconcurrentqueue-dev libatomic-queue-dev python3-matplotlib nginx-light) ;;
     # The test suite also builds with clang and runs clang-tidy and clang-format, cross-builds for i686 and aarch64
     # run under qemu-user, a Windows cross build run under wine, and the libFuzzer harnesses (clang's runtime).
     # pytest runs the Python tests; venv, pip, setuptools and wheel check that pip installs the package.
