@@ -464,23 +464,26 @@ double pico_mpsc(int producers, std::uint64_t per_producer, bool batched) {
           }
         }
       },
-      [&, &consumer = consumer](std::uint64_t total) {
+      // Locals only in the loop (see kNoSharing): the sum is stored once at the end.
+      [&sum, c = &consumer, batched](std::uint64_t total) {
         std::uint64_t got = 0;
         std::uint64_t v = 0;
+        std::uint64_t local = 0;
         while (got < total) {
           if (batched) {
-            auto window = consumer.peek();
-            for (std::uint64_t x : window) sum += x;
-            consumer.release(window.size());
+            auto window = c->peek();
+            for (std::uint64_t x : window) local += x;
+            c->release(window.size());
             got += window.size();
             if (window.empty()) std::this_thread::yield();
-          } else if (consumer.try_pop(v)) {
-            sum += v;
+          } else if (c->try_pop(v)) {
+            local += v;
             ++got;
           } else {
             std::this_thread::yield();
           }
         }
+        sum = local;
       });
   expect_sum(sum, producers, per_producer);
   return rate;
@@ -508,23 +511,25 @@ double moody_mpsc(int producers, std::uint64_t per_producer, bool batched) {
           i += k;
         }
       },
-      [&](std::uint64_t total) {
+      [&sum, queue = &q, batched](std::uint64_t total) {
         std::uint64_t got = 0;
         std::uint64_t v = 0;
+        std::uint64_t local = 0;
         std::uint64_t buf[256];
         while (got < total) {
           if (batched) {
-            const std::size_t n = q.try_dequeue_bulk(buf, 256);
-            for (std::size_t i = 0; i < n; ++i) sum += buf[i];
+            const std::size_t n = queue->try_dequeue_bulk(buf, 256);
+            for (std::size_t i = 0; i < n; ++i) local += buf[i];
             got += n;
             if (n == 0) std::this_thread::yield();
-          } else if (q.try_dequeue(v)) {
-            sum += v;
+          } else if (queue->try_dequeue(v)) {
+            local += v;
             ++got;
           } else {
             std::this_thread::yield();
           }
         }
+        sum = local;
       });
   expect_sum(sum, producers, per_producer);
   return rate;
@@ -542,16 +547,18 @@ double atomic_mpsc(int producers, std::uint64_t per_producer) {
           while (!q->try_push(i)) std::this_thread::yield();
         }
       },
-      [&](std::uint64_t total) {
+      [&sum, queue = q.get()](std::uint64_t total) {
         std::uint64_t v = 0;
+        std::uint64_t local = 0;
         for (std::uint64_t got = 0; got < total;) {
-          if (q->try_pop(v)) {
-            sum += v;
+          if (queue->try_pop(v)) {
+            local += v;
             ++got;
           } else {
             std::this_thread::yield();
           }
         }
+        sum = local;
       });
   expect_sum(sum, producers, per_producer);
   return rate;
