@@ -46,7 +46,7 @@ struct Options {
   double seconds_per_cell = 0.4;
   std::size_t max_size = std::size_t{500} << 20;
   bool rings = true;      // tables 1-4
-  bool residency = true;  // tables 5-7
+  bool residency = true;  // tables 5, 5b, 6, 7
 };
 
 std::string human(std::size_t bytes) {
@@ -338,9 +338,43 @@ class Bench {
     // moves into creation; the question is what the whole costs. "touch loop" is populate
     // done by hand (on_demand, then a write per page through each view), against the
     // library's MADV_POPULATE_WRITE.
-    std::vector<std::function<void()>> laps;
     const std::size_t cap = rings[0].capacity();
     rings.clear();
+
+    // 5b. The byte stream's write + read (table 4) into streams made each way, beside the
+    // classic ring's two-memcpy write + read.
+    {
+      std::vector<picoring::PicoByteStream> streams;
+      for (const auto& v : variants) streams.emplace_back(2 * size, v.options);
+      std::vector<std::byte> dst(size);
+      std::vector<std::function<void()>> cycles;
+      for (auto& stream : streams) {
+        const std::size_t at = stream.capacity() - (size + 1) / 2;
+        cycles.emplace_back([&stream, &src, &dst, at] {
+          stream.clear();
+          stream.commit(at);
+          stream.release(at);
+          stream.write(src);
+          stream.read(dst);
+          clobber();
+        });
+      }
+      cycles.emplace_back([&classic, &src, &dst, start] {
+        classic.clear();
+        classic.commit(start);
+        classic.release(start);
+        classic.write(src);
+        classic.read(dst);
+        clobber();
+      });
+      const auto c = measure(std::move(cycles), opt_.seconds_per_cell);
+      std::vector<std::pair<std::string, double>> stream_row;
+      for (std::size_t i = 0; i < streams.size(); ++i) stream_row.emplace_back(variants[i].name, c[i]);
+      stream_row.emplace_back("classic", c[streams.size()]);
+      add("residency_stream", size, std::move(stream_row));
+    }
+
+    std::vector<std::function<void()>> laps;
     for (const auto& v : variants) {
       laps.emplace_back([&v, size] {
         picoring::PicoRing<std::byte> ring(2 * size, v.options);
@@ -498,6 +532,19 @@ void print_residency(const std::vector<Result>& all, bool locked) {
       "std::vector (anonymous memory, zeroed at construction). Same write as table 3; faults counted over 8\n"
       "writes of each, after the timed rounds.\n",
       locked ? "locked" : "not locked: RLIMIT_MEMLOCK too low, populated only");
+  std::printf("\n### 5b. Residency: byte stream write + read across the end, streams made each way\n\n");
+  std::printf(
+      "| size | default ns | populate ns | lock ns | huge ns | classic ns | populate+lock / classic |\n"
+      "|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : all) {
+    if (r.table != "residency_stream") continue;
+    std::printf("| %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.2fx |\n", human(r.size).c_str(), get(r, "default"),
+                get(r, "populate"), get(r, "lock"), get(r, "huge"), get(r, "classic"),
+                get(r, "classic") / get(r, "lock"));
+  }
+  std::printf(
+      "\nThe write + read of table 4 (PicoByteStream write() then read() into a buffer; classic: two-memcpy\n"
+      "write and read), into streams made with the options of table 5, untouched before timing.\n");
   std::printf("\n### 6. First lap: create the ring, write every byte once, destroy it (ms)\n\n");
   std::printf(
       "| size | default | populate | lock | huge | on_demand + touch loop | classic (vector + memset) |\n"
@@ -551,6 +598,7 @@ void print_targets(const std::vector<Result>& all) {
       {"wrapped window obtained in < 5 ns", "window", "picoring", "", 0, 0, 5.0},
       {"seam write, populate+lock >= 0.95x classic", "residency", "lock", "classic", 0.95},
       {"seam write, populate+lock >= 0.9x memcpy from 64 KiB", "residency", "lock", "memcpy", 0.9, 65536},
+      {"stream write+read, populate+lock >= 0.95x classic", "residency_stream", "lock", "classic", 0.95},
       {"repeated writes, populate+lock: later laps <= 1.1x the first steady ones", "repeats", "lock later",
        "lock steady", 1 / 1.1},
   };
