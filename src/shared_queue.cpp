@@ -103,10 +103,61 @@ SharedHeader* map_header(int fd, std::size_t header_bytes, Error& err) noexcept 
   return static_cast<SharedHeader*>(h);
 }
 
+bool valid(Residency residency, Error& err) noexcept {
+  if (residency == Residency::on_demand || residency == Residency::populate || residency == Residency::lock ||
+      residency == Residency::lock_if_allowed)
+    return true;
+  err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
+  return false;
+}
+
+#if !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older C libraries lack the name
+#endif
+
+// Faults in [at, at + bytes) for writing without writing anything: the peer may be writing
+// records there. Kernels before 5.14 (EINVAL) get a reading touch per page, which maps the
+// shared pages too.
+bool populate(std::byte* at, std::size_t bytes, Error& err) noexcept {
+  if (::madvise(at, bytes, MADV_POPULATE_WRITE) == 0) return true;
+  if (errno != EINVAL) {
+    err = os_error("madvise(MADV_POPULATE_WRITE)");
+    return false;
+  }
+  const std::size_t page = allocation_granularity();
+  unsigned sink = 0;
+  for (std::size_t off = 0; off < bytes; off += page) sink += static_cast<unsigned>(*static_cast<volatile std::byte*>(at + off));
+  static_cast<void>(sink);
+  return true;
+}
+
 }  // namespace
 
-SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Error& err) noexcept {
+// This process's mapping (header page, both data views) made resident as asked.
+bool SharedRegion::make_resident(SharedRegion& r, Residency residency, Error& err) noexcept {
+  if (residency == Residency::on_demand) return true;
+  auto* header = reinterpret_cast<std::byte*>(r.header_);
+  const auto data = static_cast<std::size_t>(r.capacity_);
+  if (residency == Residency::lock || residency == Residency::lock_if_allowed) {
+    if (::mlock(header, r.header_bytes_) == 0 && ::mlock(r.data_, 2 * data) == 0) {
+      r.locked_ = true;
+      return true;
+    }
+    const int e = errno;
+    ::munlock(header, r.header_bytes_);  // unmapping would unlock too; the fallback keeps the mapping
+    if (residency == Residency::lock) {
+      err = {std::error_code(e, std::system_category()),
+             "mlock (header and both data views count against RLIMIT_MEMLOCK, ulimit -l)"};
+      return false;
+    }
+  }
+  return populate(header, r.header_bytes_, err) && populate(r.data_, 2 * data, err);
+}
+
+SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Residency residency,
+                                  Error& err) noexcept {
   err = {};
+  if (!valid(residency, err)) return {};
   const std::size_t page = allocation_granularity();
   // Whole pages (every page size is a multiple of the records' 8-byte alignment); the header
   // takes one page of its own.
@@ -139,6 +190,7 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Err
   r.data_ = map_mirrored(r.fd_, page, data, err);
   if (r.data_ == nullptr) return {};
   r.capacity_ = data;
+  if (!make_resident(r, residency, err)) return {};
   SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
   h->magic = SharedHeader::kMagic;
   h->version = SharedHeader::kVersion;
@@ -152,8 +204,9 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Err
   return r;
 }
 
-SharedRegion SharedRegion::attach(int fd, SharedRole role, Error& err) noexcept {
+SharedRegion SharedRegion::attach(int fd, SharedRole role, Residency residency, Error& err) noexcept {
   err = {};
+  if (!valid(residency, err)) return {};
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     err = os_error("fstat");
@@ -200,6 +253,7 @@ SharedRegion SharedRegion::attach(int fd, SharedRole role, Error& err) noexcept 
   r.data_ = map_mirrored(r.fd_, page, data, err);
   if (r.data_ == nullptr) return {};
   r.capacity_ = data;
+  if (!make_resident(r, residency, err)) return {};
   if (!global_membarrier_registered()) r.header_->fences.store(1, std::memory_order_seq_cst);
   // The role is free, or held by a process that has died without giving it up (a crash): a new
   // reader then continues from the records the dead one had not released (at least once).
@@ -302,11 +356,11 @@ void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
 
 #else  // not Linux
 
-SharedRegion SharedRegion::create(std::size_t, SharedRole, Error& err) noexcept {
+SharedRegion SharedRegion::create(std::size_t, SharedRole, Residency, Error& err) noexcept {
   err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
   return {};
 }
-SharedRegion SharedRegion::attach(int, SharedRole, Error& err) noexcept {
+SharedRegion SharedRegion::attach(int, SharedRole, Residency, Error& err) noexcept {
   err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
   return {};
 }

@@ -17,7 +17,6 @@
 #include <windows.h>
 #endif
 #if defined(__linux__)
-#include <linux/capability.h>
 #include <linux/mempolicy.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -68,6 +67,9 @@ TEST(Residency, EveryChoiceGivesAWorkingMirror) {
 
 #if defined(__linux__)
 
+using picoring_test::drop_ipc_lock_capability;
+using picoring_test::locked_bytes;
+
 long minor_faults() {
   rusage u{};
   ::getrusage(RUSAGE_THREAD, &u);
@@ -86,16 +88,6 @@ long faults_of_a_lap(const MirrorBuffer& m) {
   const long after = minor_faults();
   EXPECT_EQ(sum, m.size() / page);  // the second view shows what the first wrote
   return after - before;
-}
-
-// "VmLck:  1234 kB" of /proc/self/status, in bytes.
-std::size_t locked_bytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmLck:", 0) == 0) return static_cast<std::size_t>(std::stoull(line.substr(6))) * 1024;
-  }
-  return 0;
 }
 
 bool skip_fault_counts(std::string& why) {
@@ -144,16 +136,6 @@ TEST(Residency, ALockedBufferStaysLockedUntilDestroyed) {
   EXPECT_GE(locked_bytes() - before, 2 * m.size());
   m.reset();
   EXPECT_EQ(locked_bytes(), before);
-}
-
-// Drops CAP_IPC_LOCK from this process (call it in a child): the RLIMIT_MEMLOCK limit then
-// applies even to root.
-bool drop_ipc_lock_capability() {
-  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
-  __user_cap_data_struct data[2] = {};
-  if (::syscall(SYS_capget, &header, data) != 0) return false;
-  data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-  return ::syscall(SYS_capset, &header, data) == 0;
 }
 
 TEST(Residency, ARefusedLockIsAnErrorOrFallsBackWhenAllowed) {

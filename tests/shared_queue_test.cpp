@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -431,6 +433,99 @@ TEST(SharedRecordQueue, CorruptCountersAndLengthsFailCleanly) {
     EXPECT_THROW(static_cast<void>(w.push(bytes_of(std::string(64, 'z')))), std::system_error);
     EXPECT_TRUE(w.closed());
   }
+}
+
+// Residency: each process's mapping (header page and both data views) is made resident as its
+// end asks, without touching the records already there.
+long thread_minor_faults() {
+  rusage u{};
+  ::getrusage(RUSAGE_THREAD, &u);
+  return u.ru_minflt;
+}
+
+// Pushes records of 1000 bytes until `bytes` have gone through, popping as it goes (a full lap
+// and more); returns the minor faults the writer and reader took.
+long faults_over_a_lap(SharedRecordWriter& w, SharedRecordReader& r, std::size_t bytes) {
+  const std::string rec(1000, 'x');
+  const long before = thread_minor_faults();
+  for (std::size_t done = 0; done < bytes; done += rec.size()) {
+    if (!w.push(bytes_of(rec))) {
+      r.pop();
+      EXPECT_TRUE(w.push(bytes_of(rec)));
+    }
+  }
+  return thread_minor_faults() - before;
+}
+
+TEST(SharedRecordQueue, EachEndPopulatesItsMappingAsAskedAndLeavesTheRecordsAlone) {
+  if (picoring_test::kSanitized || picoring_test::emulator() != nullptr)
+    GTEST_SKIP() << "sanitizers and emulators take page faults of their own";
+  const std::size_t size = std::size_t{4} << 20;
+  const auto pages = static_cast<long>(size / picoring::allocation_granularity());
+  {
+    auto w = SharedRecordWriter::create(size);
+    auto r = SharedRecordReader::attach(w.fd());
+    EXPECT_GE(faults_over_a_lap(w, r, 2 * size), pages) << "the control: on demand, a lap faults its pages";
+  }
+  for (auto residency : {picoring::Residency::populate, picoring::Residency::lock_if_allowed}) {
+    auto w = SharedRecordWriter::create(size, residency);
+    ASSERT_TRUE(w.push(bytes_of("written before the reader attached")));
+    auto r = SharedRecordReader::attach(w.fd(), residency);
+    EXPECT_EQ(string_of(r.front()), "written before the reader attached") << "populating wrote nothing";
+    r.pop();
+    EXPECT_LE(faults_over_a_lap(w, r, 2 * size), 4) << "residency " << static_cast<int>(residency);
+  }
+}
+
+TEST(SharedRecordQueue, ALockedEndStaysLockedUntilItGoes) {
+  if (picoring_test::emulator() != nullptr) GTEST_SKIP() << "VmLck under an emulator is the emulator's";
+  if (picoring_test::kSanitized) GTEST_SKIP() << "the sanitizer runtime turns mlock into a no-op";
+  const std::size_t before = picoring_test::locked_bytes();
+  {
+    std::optional<SharedRecordWriter> w;
+    try {
+      w.emplace(SharedRecordWriter::create(std::size_t{1} << 20, picoring::Residency::lock));
+    } catch (const std::system_error& e) {
+      ASSERT_NE(std::string(e.what()).find("mlock"), std::string::npos) << e.what();
+      GTEST_SKIP() << "RLIMIT_MEMLOCK is too low here: " << e.what();
+    }
+    EXPECT_TRUE(w->locked());
+    EXPECT_GE(picoring_test::locked_bytes() - before, 2 * w->capacity() + picoring::allocation_granularity());
+  }
+  EXPECT_EQ(picoring_test::locked_bytes(), before);
+}
+
+TEST(SharedRecordQueue, ARefusedLockIsAnErrorOrFallsBackAndLeaksNothing) {
+  if (picoring_test::kSanitized) GTEST_SKIP() << "the sanitizer runtime turns mlock into a no-op";
+  const int rc = in_child([] {
+    if (!picoring_test::drop_ipc_lock_capability()) return 77;
+    rlimit lim{};
+    ::getrlimit(RLIMIT_MEMLOCK, &lim);
+    lim.rlim_cur = rlim_t{64} * 1024;
+    if (::setrlimit(RLIMIT_MEMLOCK, &lim) != 0) return 77;
+    const bool count = picoring_test::emulator() == nullptr;
+    const std::size_t fds = picoring_test::count_open_fds();
+    const std::size_t maps = picoring_test::count_mappings();
+    try {
+      static_cast<void>(SharedRecordWriter::create(std::size_t{1} << 20, picoring::Residency::lock));
+      return 1;
+    } catch (const std::system_error& e) {
+      if (std::string(e.what()).find("RLIMIT_MEMLOCK") == std::string::npos) return 2;
+    }
+    if (count && (picoring_test::count_open_fds() != fds || picoring_test::count_mappings() != maps)) return 3;
+    auto w = SharedRecordWriter::create(std::size_t{1} << 20, picoring::Residency::lock_if_allowed);
+    if (w.locked()) return 4;
+    if (!w.push(bytes_of("still works"))) return 5;
+    try {
+      static_cast<void>(SharedRecordReader::attach(w.fd(), static_cast<picoring::Residency>(9)));
+      return 6;
+    } catch (const std::system_error& e) {
+      if (e.code() != std::errc::invalid_argument) return 7;
+    }
+    return 0;
+  });
+  if (rc == 77) GTEST_SKIP() << "cannot drop CAP_IPC_LOCK or set RLIMIT_MEMLOCK here";
+  EXPECT_EQ(rc, 0);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "picoring/spsc.hpp"  // picoring::QueueStatus
 
 #if defined(__linux__)
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
@@ -235,6 +236,26 @@ inline std::size_t count_mappings() {
     if (ours) ++n;
   }
   return n;
+}
+
+// "VmLck:  1234 kB" of /proc/self/status, in bytes.
+inline std::size_t locked_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmLck:", 0) == 0) return static_cast<std::size_t>(std::stoull(line.substr(6))) * 1024;
+  }
+  return 0;
+}
+
+// Drops CAP_IPC_LOCK from this process (call it in a child): the RLIMIT_MEMLOCK limit then
+// applies even to root.
+inline bool drop_ipc_lock_capability() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) return false;
+  data[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
+  return ::syscall(SYS_capset, &header, data) == 0;
 }
 
 // Runs `body` in a forked child and returns its exit status (body returns the exit code), or

@@ -100,11 +100,12 @@ enum class SharedRole { writer, reader };
 class SharedRegion {
  public:
   SharedRegion() noexcept = default;
-  // A new queue of at least min_capacity bytes (rounded up to pages), with `role` claimed.
-  static SharedRegion create(std::size_t min_capacity, SharedRole role, Error& err) noexcept;
+  // A new queue of at least min_capacity bytes (rounded up to pages), with `role` claimed, this
+  // process's mapping made resident as `residency` asks.
+  static SharedRegion create(std::size_t min_capacity, SharedRole role, Residency residency, Error& err) noexcept;
   // The queue behind fd (duplicated: the caller's descriptor stays the caller's), validated,
-  // with `role` claimed.
-  static SharedRegion attach(int fd, SharedRole role, Error& err) noexcept;
+  // with `role` claimed and this process's mapping made resident as `residency` asks.
+  static SharedRegion attach(int fd, SharedRole role, Residency residency, Error& err) noexcept;
   SharedRegion(SharedRegion&& o) noexcept { swap(o); }
   SharedRegion& operator=(SharedRegion&& o) noexcept {
     SharedRegion(std::move(o)).swap(*this);
@@ -117,6 +118,7 @@ class SharedRegion {
   SharedHeader* header() const noexcept { return header_; }
   std::byte* data() const noexcept { return data_; }
   std::uint64_t capacity() const noexcept { return capacity_; }
+  bool locked() const noexcept { return locked_; }
   int fd() const noexcept { return fd_; }
   void close_fd() noexcept;
   void close() noexcept;  // marks the queue closed and wakes the peer
@@ -132,6 +134,7 @@ class SharedRegion {
   void heavy_fence() noexcept;
 
  private:
+  static bool make_resident(SharedRegion& r, Residency residency, Error& err) noexcept;
   void swap(SharedRegion& o) noexcept {
     std::swap(header_, o.header_);
     std::swap(data_, o.data_);
@@ -143,6 +146,7 @@ class SharedRegion {
     std::swap(peer_fd_, o.peer_fd_);
     std::swap(owner_, o.owner_);
     std::swap(has_role_, o.has_role_);
+    std::swap(locked_, o.locked_);
   }
   SharedHeader* header_ = nullptr;
   std::byte* data_ = nullptr;
@@ -154,6 +158,7 @@ class SharedRegion {
   int peer_fd_ = -1;
   std::int32_t owner_ = 0;  // the process that mapped it (a fork child's copy releases nothing)
   bool has_role_ = false;   // a complete region, its role claimed: leaving closes the queue
+  bool locked_ = false;     // header and both data views mlock()ed in this process
 };
 
 [[noreturn]] void throw_corrupt(const char* what);
@@ -218,18 +223,26 @@ class SharedEnd {
   // A new queue of at least min_capacity bytes (rounded up to whole pages), this end's role
   // claimed. Throws as MirrorBuffer's constructor (the step names the failed call:
   // memfd_create, ftruncate, fcntl(F_ADD_SEALS), mmap ...).
-  static End create(std::size_t min_capacity) {
+  //
+  // `residency` is MirrorBuffer's (Residency in mirror_buffer.hpp) for this process's mapping:
+  // the header page and both data views. populate faults them in now (MADV_POPULATE_WRITE,
+  // which writes nothing, so the peer's data is safe; a reading touch loop before Linux 5.14);
+  // lock also mlock()s them until this end goes (RLIMIT_MEMLOCK counts both views and the
+  // header page; refused: std::system_error naming "mlock"); lock_if_allowed falls back to
+  // populate, and locked() says which. Each process chooses for its own mapping.
+  static End create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
     Error err;
-    End end(SharedRegion::create(min_capacity, kRole, err));
+    End end(SharedRegion::create(min_capacity, kRole, residency, err));
     if (err) throw_error(err);
     return end;
   }
   // This end of the queue behind fd (not consumed: close your copy when you like). Throws
   // std::system_error naming the check that failed (not a sealed picoring memfd, wrong layout
-  // or version, a size that does not match; EBUSY when a live process holds this role).
-  static End attach(int fd) {
+  // or version, a size that does not match; EBUSY when a live process holds this role), or,
+  // with `residency`, as create().
+  static End attach(int fd, Residency residency = Residency::on_demand) {
     Error err;
-    End end(SharedRegion::attach(fd, kRole, err));
+    End end(SharedRegion::attach(fd, kRole, residency, err));
     if (err) throw_error(err);
     return end;
   }
@@ -239,6 +252,8 @@ class SharedEnd {
   int fd() const noexcept { return r_.fd(); }
   void close_fd() noexcept { r_.close_fd(); }
   std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
+  // True when this process's mapping is mlock()ed (Residency::lock, or lock_if_allowed allowed).
+  bool locked() const noexcept { return r_.locked(); }
   std::size_t max_record_size() const noexcept { return RecordFraming::max_length(capacity()); }
   bool closed() const noexcept {
     return r_.header() == nullptr || r_.header()->closed.load(std::memory_order_acquire) != 0;
