@@ -1,4 +1,5 @@
-// The shared record queue against a peer that lies. A writer and a reader of one queue run in
+// The shared record queue and byte stream against a peer that lies (the first input byte picks
+// which). A writer and a reader of one queue run in
 // this process, checked against a std::deque<std::string> until the input starts playing the
 // peer: it overwrites the counters in the header or any bytes of the data (record lengths) through
 // a mapping of its own. From then on every call may fail with the documented errors
@@ -6,6 +7,7 @@
 // lie within its own mapping of the ring, and every byte of it is read or written to prove it.
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <span>
@@ -48,10 +50,92 @@ void guarded(bool lied, F&& f) {
   }
 }
 
+// The byte stream: a std::deque<char> model until the peer lies; writable() and readable() must
+// stay inside the mappings whatever the counters say.
+void fuzz_stream(FuzzedDataProvider& in) {
+  auto w = picoring::SharedStreamWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 3 * 4096));
+  auto r = picoring::SharedStreamReader::attach(w.fd());
+  const std::size_t cap = w.capacity();
+  const std::size_t page = picoring::allocation_granularity();
+  void* raw = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, w.fd(), 0);
+  FUZZ_CHECK(raw != MAP_FAILED);
+  auto* header = static_cast<picoring::detail::SharedHeader*>(raw);
+  // Each side's mapping starts where its first window starts (both empty: offset 0).
+  const Bounds wb{w.writable().data(), 2 * cap};
+  const Bounds rb{wb.base == nullptr ? nullptr : r.readable().data(), 2 * cap};
+  std::deque<char> model;
+  bool lied = false;
+  char next = 'a';
+  while (in.remaining_bytes() > 0) {
+    switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+      case 0:
+        guarded(lied, [&] {
+          const auto out = w.writable();
+          wb.check(out);
+          if (!lied) FUZZ_CHECK(out.size() == cap - model.size());
+          const auto k = in.ConsumeIntegralInRange<std::size_t>(0, out.size());
+          for (std::size_t i = 0; i < k; ++i) {
+            out[i] = static_cast<std::byte>(next);
+            if (!lied) model.push_back(next);
+            next = next == 'z' ? 'a' : static_cast<char>(next + 1);
+          }
+          w.commit(k);
+        });
+        break;
+      case 1:
+        guarded(lied, [&] {
+          const auto in_view = r.readable();
+          rb.check(in_view);
+          static_cast<void>(touch(in_view));
+          if (!lied) {
+            FUZZ_CHECK(in_view.size() == model.size());
+            FUZZ_CHECK(std::equal(model.begin(), model.end(), reinterpret_cast<const char*>(in_view.data())));
+          }
+          const auto k = in.ConsumeIntegralInRange<std::size_t>(0, in_view.size());
+          r.release(k);
+          if (!lied) model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(k));
+        });
+        break;
+      case 2:
+        guarded(lied, [&] {
+          std::string out(in.ConsumeIntegralInRange<std::size_t>(0, cap + 8), '\0');
+          const std::size_t n = r.read(std::as_writable_bytes(std::span(out)));
+          if (!lied) {
+            FUZZ_CHECK(n == std::min(out.size(), model.size()));
+            FUZZ_CHECK(std::equal(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), model.begin()));
+            model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(n));
+          }
+        });
+        break;
+      case 3:
+        guarded(lied, [&] {
+          const std::string text(in.ConsumeIntegralInRange<std::size_t>(0, cap + 8), next);
+          const std::size_t n = w.write(std::as_bytes(std::span(text)));
+          if (!lied) {
+            FUZZ_CHECK(n == std::min(text.size(), cap - model.size()));
+            model.insert(model.end(), text.begin(), text.begin() + static_cast<std::ptrdiff_t>(n));
+          }
+        });
+        break;
+      default: {  // the peer rewrites a counter
+        const auto value = in.ConsumeIntegral<std::uint64_t>();
+        (in.ConsumeBool() ? header->tail : header->head).store(value);
+        lied = true;
+        break;
+      }
+    }
+  }
+  ::munmap(raw, page);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
+  if (in.ConsumeBool()) {
+    fuzz_stream(in);
+    return 0;
+  }
   auto w = picoring::SharedRecordWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 3 * 4096));
   auto r = picoring::SharedRecordReader::attach(w.fd());
   const std::size_t cap = w.capacity();

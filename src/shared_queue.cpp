@@ -126,7 +126,8 @@ bool populate(std::byte* at, std::size_t bytes, Error& err) noexcept {
   }
   const std::size_t page = allocation_granularity();
   unsigned sink = 0;
-  for (std::size_t off = 0; off < bytes; off += page) sink += static_cast<unsigned>(*static_cast<volatile std::byte*>(at + off));
+  for (std::size_t off = 0; off < bytes; off += page)
+    sink += static_cast<unsigned>(*static_cast<volatile std::byte*>(at + off));
   static_cast<void>(sink);
   return true;
 }
@@ -154,7 +155,7 @@ bool SharedRegion::make_resident(SharedRegion& r, Residency residency, Error& er
   return populate(header, r.header_bytes_, err) && populate(r.data_, 2 * data, err);
 }
 
-SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Residency residency,
+SharedRegion SharedRegion::create(std::size_t min_capacity, std::uint32_t kind, SharedRole role, Residency residency,
                                   Error& err) noexcept {
   err = {};
   if (!valid(residency, err)) return {};
@@ -194,7 +195,7 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Res
   SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
   h->magic = SharedHeader::kMagic;
   h->version = SharedHeader::kVersion;
-  h->kind = SharedHeader::kRecordQueue;
+  h->kind = kind;
   h->header_bytes = page;
   h->data_bytes = data;
   h->fences.store(global_membarrier_registered() ? 0 : 1, std::memory_order_relaxed);
@@ -204,7 +205,8 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedRole role, Res
   return r;
 }
 
-SharedRegion SharedRegion::attach(int fd, SharedRole role, Residency residency, Error& err) noexcept {
+SharedRegion SharedRegion::attach(int fd, std::uint32_t kind, SharedRole role, Residency residency,
+                                  Error& err) noexcept {
   err = {};
   if (!valid(residency, err)) return {};
   struct stat st {};
@@ -246,7 +248,11 @@ SharedRegion SharedRegion::attach(int fd, SharedRole role, Residency residency, 
     err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
     return {};
   }
-  if (h.kind != SharedHeader::kRecordQueue || h.header_bytes != page || h.data_bytes != data) {
+  if (h.kind != kind) {
+    err = corrupt("check header (kind: records and bytes do not mix, or not a known kind)");
+    return {};
+  }
+  if (h.header_bytes != page || h.data_bytes != data) {
     err = corrupt("check header (layout, page size and capacity against the memfd's size)");
     return {};
   }
@@ -356,11 +362,11 @@ void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
 
 #else  // not Linux
 
-SharedRegion SharedRegion::create(std::size_t, SharedRole, Residency, Error& err) noexcept {
+SharedRegion SharedRegion::create(std::size_t, std::uint32_t, SharedRole, Residency, Error& err) noexcept {
   err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
   return {};
 }
-SharedRegion SharedRegion::attach(int, SharedRole, Residency, Error& err) noexcept {
+SharedRegion SharedRegion::attach(int, std::uint32_t, SharedRole, Residency, Error& err) noexcept {
   err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
   return {};
 }

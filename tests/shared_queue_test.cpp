@@ -435,6 +435,151 @@ TEST(SharedRecordQueue, CorruptCountersAndLengthsFailCleanly) {
   }
 }
 
+// The byte stream between processes: a deque<char> model across many wraps (both ends in this
+// process, attached by descriptor), a forked reader, kind checks, lying counters.
+TEST(SharedByteStream, MatchesADequeAcrossManyWraps) {
+  const std::size_t fds = picoring_test::count_open_fds();
+  {
+    auto w = picoring::SharedStreamWriter::create(4096);
+    auto r = picoring::SharedStreamReader::attach(w.fd());
+    const std::size_t cap = w.capacity();
+    std::deque<char> model;
+    std::mt19937 rng(11);
+    std::uint64_t next = 0;
+    for (int step = 0; step < 20000; ++step) {
+      switch (rng() % 4) {
+        case 0: {  // write() of a random length: as much as fits
+          std::string chunk(1 + rng() % (cap / 2), '\0');
+          for (char& c : chunk) c = static_cast<char>('a' + next++ % 26);
+          const std::size_t room = cap - model.size();
+          const std::size_t n = w.write(bytes_of(chunk));
+          ASSERT_EQ(n, std::min(room, chunk.size()));
+          model.insert(model.end(), chunk.begin(), chunk.begin() + static_cast<std::ptrdiff_t>(n));
+          next -= chunk.size() - n;
+          break;
+        }
+        case 1: {  // writable() + commit(k): filled in place, wrapped or not
+          auto out = w.writable();
+          ASSERT_EQ(out.size(), cap - model.size());
+          const std::size_t k = out.empty() ? 0 : rng() % (out.size() + 1);
+          for (std::size_t i = 0; i < k; ++i) {
+            out[i] = static_cast<std::byte>('a' + next % 26);
+            model.push_back(static_cast<char>('a' + next++ % 26));
+          }
+          w.commit(k);
+          break;
+        }
+        case 2: {  // readable(): everything, one span; release a prefix
+          auto in = r.readable();
+          ASSERT_EQ(in.size(), model.size());
+          ASSERT_TRUE(std::equal(model.begin(), model.end(), reinterpret_cast<const char*>(in.data())));
+          const std::size_t k = in.empty() ? 0 : rng() % (in.size() + 1);
+          r.release(k);
+          model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(k));
+          break;
+        }
+        default: {  // read() into a buffer
+          std::string out(1 + rng() % cap, '\0');
+          const std::size_t n = r.read(std::as_writable_bytes(std::span(out)));
+          ASSERT_EQ(n, std::min(out.size(), model.size()));
+          ASSERT_TRUE(std::equal(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(n), model.begin()));
+          model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(n));
+        }
+      }
+    }
+    // Bad input changes nothing.
+    const std::size_t before = r.readable().size();
+    EXPECT_THROW(w.commit(cap - before + 1), std::out_of_range);
+    EXPECT_THROW(r.release(before + 1), std::out_of_range);
+    EXPECT_EQ(r.readable().size(), before);
+    EXPECT_THROW(static_cast<void>(r.wait(cap + 1, 0s)), std::length_error);
+    EXPECT_THROW(static_cast<void>(w.wait_for_space(cap + 1, 0s)), std::length_error);
+    EXPECT_EQ(r.wait(before + 1, 1ms), QueueStatus::timed_out);
+  }
+  EXPECT_EQ(picoring_test::count_open_fds(), fds);
+}
+
+TEST(SharedByteStream, RecordsAndBytesDoNotMix) {
+  auto records = SharedRecordWriter::create(4096);
+  auto bytes = picoring::SharedStreamWriter::create(4096);
+  try {
+    static_cast<void>(picoring::SharedStreamReader::attach(records.fd()));
+    ADD_FAILURE() << "a stream reader attached to a record queue";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+    EXPECT_NE(std::string(e.what()).find("kind"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(bytes.fd())), std::system_error);
+}
+
+TEST(SharedByteStream, AChildProcessReadsEveryByteInOrder) {
+  auto w = picoring::SharedStreamWriter::create(std::size_t{64} * 1024);
+  const int fd = w.fd();
+  constexpr std::uint64_t kBytes = std::uint64_t{16} << 20;
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int status = 0;
+    try {
+      auto r = picoring::SharedStreamReader::attach(fd);
+      std::uint64_t at = 0;
+      while (status == 0 && r.wait(1, 30s) == QueueStatus::ok) {
+        const auto in = r.readable();
+        for (std::byte b : in) {
+          if (b != static_cast<std::byte>(at * 7 + at / 4096)) status = 3;
+          ++at;
+        }
+        r.release(in.size());
+      }
+      if (status == 0 && at != kBytes) status = 2;
+    } catch (...) {
+      status = 5;
+    }
+    ::_exit(status);
+  }
+  ASSERT_GT(pid, 0);
+  std::vector<std::byte> chunk(3000);
+  for (std::uint64_t at = 0; at < kBytes;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size(), kBytes - at));
+    for (std::size_t i = 0; i < n; ++i) chunk[i] = static_cast<std::byte>((at + i) * 7 + (at + i) / 4096);
+    std::size_t written = 0;
+    ASSERT_EQ(w.write_all(std::span(chunk).first(n), 30s, &written), QueueStatus::ok);
+    ASSERT_EQ(written, n);
+    at += n;
+  }
+  w.close();
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(SharedByteStream, LyingCountersFailCleanly) {
+  {
+    auto w = picoring::SharedStreamWriter::create(4096);
+    auto r = picoring::SharedStreamReader::attach(w.fd());
+    RawHeader h(w.fd());
+    h.p->tail.store(w.capacity() + 1);  // more published than the ring holds
+    try {
+      static_cast<void>(r.readable());
+      ADD_FAILURE() << "an out-of-range tail was accepted";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+    }
+    EXPECT_TRUE(r.closed()) << "a corrupt peer closes the stream";
+  }
+  {
+    auto w = picoring::SharedStreamWriter::create(4096);
+    auto r = picoring::SharedStreamReader::attach(w.fd());
+    const std::string text(w.capacity(), 'z');
+    ASSERT_EQ(w.write(bytes_of(text)), w.capacity());
+    RawHeader h(w.fd());
+    h.p->head.store(w.capacity() + 8);  // released more than was written
+    EXPECT_THROW(static_cast<void>(w.writable()), std::system_error);
+    EXPECT_TRUE(w.closed());
+  }
+}
+
 // Residency: each process's mapping (header page and both data views) is made resident as its
 // end asks, without touching the records already there.
 long thread_minor_faults() {

@@ -1,4 +1,6 @@
-// picoring: a record queue between two processes, in mirrored shared memory.
+// picoring: a record queue and a byte stream between two processes, in mirrored shared memory.
+// SharedRecordWriter / SharedRecordReader carry records (each one span); SharedStreamWriter /
+// SharedStreamReader carry bytes (every readable byte one span, like PicoByteStream).
 //
 //   // process A (creates the queue, writes)
 //   auto w = picoring::SharedRecordWriter::create(1 << 20);
@@ -40,7 +42,8 @@
 // barrier per publication on both sides.
 //
 // Linux only (memfd seals, futexes). Elsewhere create() and attach() throw std::system_error
-// (not supported).
+// (not supported). Both kinds share the header and the rules above; the header records the kind,
+// and an end of one kind refuses to attach to the other.
 #pragma once
 
 #include <atomic>
@@ -64,7 +67,8 @@ namespace detail {
 struct SharedHeader {
   static constexpr std::uint64_t kMagic = 0x31474e4952434950;  // "PICRING1", little endian
   static constexpr std::uint32_t kVersion = 1;
-  static constexpr std::uint32_t kRecordQueue = 1;  // the layout kind
+  static constexpr std::uint32_t kRecordQueue = 1;  // the layout kinds: records (RecordRing framing)
+  static constexpr std::uint32_t kByteStream = 2;   // or plain bytes
 
   // Written once by the creator before the descriptor is shared; checked by attach().
   std::uint64_t magic = 0;
@@ -102,10 +106,11 @@ class SharedRegion {
   SharedRegion() noexcept = default;
   // A new queue of at least min_capacity bytes (rounded up to pages), with `role` claimed, this
   // process's mapping made resident as `residency` asks.
-  static SharedRegion create(std::size_t min_capacity, SharedRole role, Residency residency, Error& err) noexcept;
+  static SharedRegion create(std::size_t min_capacity, std::uint32_t kind, SharedRole role, Residency residency,
+                             Error& err) noexcept;
   // The queue behind fd (duplicated: the caller's descriptor stays the caller's), validated,
   // with `role` claimed and this process's mapping made resident as `residency` asks.
-  static SharedRegion attach(int fd, SharedRole role, Residency residency, Error& err) noexcept;
+  static SharedRegion attach(int fd, std::uint32_t kind, SharedRole role, Residency residency, Error& err) noexcept;
   SharedRegion(SharedRegion&& o) noexcept { swap(o); }
   SharedRegion& operator=(SharedRegion&& o) noexcept {
     SharedRegion(std::move(o)).swap(*this);
@@ -232,17 +237,17 @@ class SharedEnd {
   // populate, and locked() says which. Each process chooses for its own mapping.
   static End create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
     Error err;
-    End end(SharedRegion::create(min_capacity, kRole, residency, err));
+    End end(SharedRegion::create(min_capacity, End::kKind, kRole, residency, err));
     if (err) throw_error(err);
     return end;
   }
   // This end of the queue behind fd (not consumed: close your copy when you like). Throws
-  // std::system_error naming the check that failed (not a sealed picoring memfd, wrong layout
-  // or version, a size that does not match; EBUSY when a live process holds this role), or,
-  // with `residency`, as create().
+  // std::system_error naming the check that failed (not a sealed picoring memfd, wrong layout,
+  // kind (records or bytes) or version, a size that does not match; EBUSY when a live process
+  // holds this role), or, with `residency`, as create().
   static End attach(int fd, Residency residency = Residency::on_demand) {
     Error err;
-    End end(SharedRegion::attach(fd, kRole, residency, err));
+    End end(SharedRegion::attach(fd, End::kKind, kRole, residency, err));
     if (err) throw_error(err);
     return end;
   }
@@ -254,7 +259,6 @@ class SharedEnd {
   std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
   // True when this process's mapping is mlock()ed (Residency::lock, or lock_if_allowed allowed).
   bool locked() const noexcept { return r_.locked(); }
-  std::size_t max_record_size() const noexcept { return RecordFraming::max_length(capacity()); }
   bool closed() const noexcept {
     return r_.header() == nullptr || r_.header()->closed.load(std::memory_order_acquire) != 0;
   }
@@ -279,9 +283,11 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
   friend Base;
 
  public:
+  static constexpr std::uint32_t kKind = detail::SharedHeader::kRecordQueue;
   SharedRecordWriter() noexcept = default;
-  // Also, from SharedEnd: create(min_capacity), attach(fd), fd(), close_fd(), capacity(),
-  // max_record_size(), closed(), close().
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  // Also, from SharedEnd: create(min_capacity, residency), attach(fd, residency), fd(),
+  // close_fd(), capacity(), locked(), closed(), close().
 
   // Exactly len contiguous writable bytes for one record, or an empty span when there is no
   // room now or the queue is closed. commit() publishes it; discard() abandons it.
@@ -370,9 +376,11 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
   friend Base;
 
  public:
+  static constexpr std::uint32_t kKind = detail::SharedHeader::kRecordQueue;
   SharedRecordReader() noexcept = default;
-  // Also, from SharedEnd: create(min_capacity), attach(fd), fd(), close_fd(), capacity(),
-  // max_record_size(), closed(), close().
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  // Also, from SharedEnd: create(min_capacity, residency), attach(fd, residency), fd(),
+  // close_fd(), capacity(), locked(), closed(), close().
 
   // The oldest record as one contiguous span, or an empty span when none is published. Valid
   // until pop().
@@ -434,6 +442,171 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
     if (tail - head_ > r_.capacity() || tail % 8 != 0) {
       r_.close();
       detail::throw_corrupt("picoring: shared queue: the writer's counter is out of range");
+    }
+    tail_cache_ = tail;
+    return static_cast<std::size_t>(tail - head_);
+  }
+
+  std::uint64_t head_ = 0;
+  std::uint64_t tail_cache_ = 0;
+};
+
+// A byte stream between two processes: PicoByteStream's windows over shared memory. The writer
+// fills writable() (recv() into it, or write()) and publishes with commit(n); the reader sees
+// every published byte as one span, readable(), and frees a prefix with release(n). Creation,
+// attach, roles, residency, closing and a dying peer as for the record queue; a stream end
+// refuses to attach to a record queue and the other way round. Move-only; one thread per end.
+class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::SharedRole::writer> {
+  using Base = detail::SharedEnd<SharedStreamWriter, detail::SharedRole::writer>;
+  friend Base;
+
+ public:
+  static constexpr std::uint32_t kKind = detail::SharedHeader::kByteStream;
+  SharedStreamWriter() noexcept = default;
+  // Also, from SharedEnd: create(min_capacity, residency), attach(fd, residency), fd(),
+  // close_fd(), capacity(), locked(), closed(), close().
+
+  // Every free byte as one contiguous span (empty when full or closed). Valid until commit().
+  // A reader's counter that cannot be right throws std::system_error (corrupt_shared_state)
+  // and closes the stream.
+  std::span<std::byte> writable() {
+    if (closed()) return {};
+    const std::size_t n = free_bytes(static_cast<std::size_t>(r_.capacity()));
+    return {r_.data() + index(), n};
+  }
+  // Publishes the first n bytes of the free space. Throws std::out_of_range, publishing
+  // nothing, if n is more than is free.
+  void commit(std::size_t n) {
+    if (n > free_bytes(n)) detail::throw_out_of_range("picoring: commit(n): n > free bytes");
+    if (n == 0) return;
+    tail_ += n;
+    auto& h = *r_.header();
+    detail::shared_publish(r_, h.tail, tail_, h.reader_sleeping, h.data_word);
+  }
+  // Copies in as much of bytes as fits now and publishes it; returns how many (0 when full or
+  // closed).
+  std::size_t write(std::span<const std::byte> bytes) {
+    const auto out = writable();
+    const std::size_t n = bytes.size() < out.size() ? bytes.size() : out.size();
+    if (n == 0) return 0;
+    std::memcpy(out.data(), bytes.data(), n);
+    commit(n);
+    return n;
+  }
+  // Blocks until n bytes are free (ok), the timeout passes (timed_out), or the stream is
+  // closed or the reader's process has died (closed). n > capacity() throws std::length_error.
+  template <class Rep, class Period>
+  QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (n > capacity()) detail::throw_length_error("picoring: wait_for_space(n): n > capacity()");
+    if (closed()) return QueueStatus::closed;
+    if (free_bytes(n) >= n) return QueueStatus::ok;
+    auto& h = *r_.header();
+    const QueueStatus st = detail::shared_wait(
+        r_, [&] { return free_bytes(n) >= n; }, h.writer_sleeping, h.space_word, detail::deadline_after(timeout));
+    return st == QueueStatus::ok && closed() ? QueueStatus::closed : st;
+  }
+  // Writes all of bytes, waiting for room as it goes: ok when all were published, else the
+  // status that stopped it (what was written before stays written; `written` says how much).
+  template <class Rep, class Period>
+  QueueStatus write_all(std::span<const std::byte> bytes, std::chrono::duration<Rep, Period> timeout,
+                        std::size_t* written = nullptr) {
+    const auto deadline = detail::deadline_after(timeout);
+    std::size_t done = 0;
+    QueueStatus st = QueueStatus::ok;
+    while (done < bytes.size()) {
+      done += write(bytes.subspan(done));
+      if (done == bytes.size()) break;
+      st = closed() ? QueueStatus::closed : wait_for_space(1, deadline - std::chrono::steady_clock::now());
+      if (st != QueueStatus::ok) break;
+    }
+    if (written != nullptr) *written = done;
+    return st;
+  }
+
+ private:
+  explicit SharedStreamWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {
+    if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
+  }
+  std::size_t index() const noexcept { return static_cast<std::size_t>(tail_ % r_.capacity()); }
+  // Free bytes, reloading the reader's counter only when the cached one shows fewer than want.
+  std::size_t free_bytes(std::size_t want) {
+    const std::uint64_t cap = r_.capacity();
+    if (r_.header() == nullptr) return 0;
+    if (cap - (tail_ - head_cache_) >= want) return static_cast<std::size_t>(cap - (tail_ - head_cache_));
+    const std::uint64_t head = r_.header()->head.load(std::memory_order_acquire);
+    // The reader cannot have released what was never written.
+    if (head - head_cache_ > tail_ - head_cache_) {
+      r_.close();
+      detail::throw_corrupt("picoring: shared stream: the reader's counter is out of range");
+    }
+    head_cache_ = head;
+    return static_cast<std::size_t>(cap - (tail_ - head));
+  }
+
+  std::uint64_t tail_ = 0;
+  std::uint64_t head_cache_ = 0;
+};
+
+// The reading end of a shared byte stream (see SharedStreamWriter).
+class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::SharedRole::reader> {
+  using Base = detail::SharedEnd<SharedStreamReader, detail::SharedRole::reader>;
+  friend Base;
+
+ public:
+  static constexpr std::uint32_t kKind = detail::SharedHeader::kByteStream;
+  SharedStreamReader() noexcept = default;
+
+  // Every published byte not yet released, as one contiguous span (wrapped or not); empty when
+  // none. Valid until release(). A writer's counter that cannot be right throws
+  // std::system_error (corrupt_shared_state) and closes the stream.
+  std::span<const std::byte> readable() {
+    const std::size_t n = available(static_cast<std::size_t>(r_.capacity()));
+    return {r_.data() + (n == 0 ? 0 : static_cast<std::size_t>(head_ % r_.capacity())), n};
+  }
+  // Frees the n oldest bytes for the writer. Throws std::out_of_range, freeing nothing, if n is
+  // more than is readable.
+  void release(std::size_t n) {
+    if (n > available(n)) detail::throw_out_of_range("picoring: release(n): n > readable");
+    if (n == 0) return;
+    head_ += n;
+    auto& h = *r_.header();
+    detail::shared_publish(r_, h.head, head_, h.writer_sleeping, h.space_word);
+  }
+  // Copies up to out.size() bytes out and releases them; returns how many.
+  std::size_t read(std::span<std::byte> out) {
+    const auto in = readable();
+    const std::size_t n = out.size() < in.size() ? out.size() : in.size();
+    if (n == 0) return 0;
+    std::memcpy(out.data(), in.data(), n);
+    release(n);
+    return n;
+  }
+  // Blocks until at least n bytes are readable (ok), the timeout passes (timed_out), or the
+  // stream is closed, or the writer's process has died, with fewer left (closed). n >
+  // capacity() throws std::length_error.
+  template <class Rep, class Period>
+  QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (n > capacity()) detail::throw_length_error("picoring: wait(n): n > capacity()");
+    if (r_.header() == nullptr) return QueueStatus::closed;
+    if (available(n) >= n) return QueueStatus::ok;
+    auto& h = *r_.header();
+    return detail::shared_wait(
+        r_, [&] { return available(n) >= n; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
+  }
+
+ private:
+  explicit SharedStreamReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {
+    if (r_.header() != nullptr) head_ = tail_cache_ = r_.header()->head.load(std::memory_order_relaxed);
+  }
+  // Published bytes not yet released, reloading the writer's counter when fewer than want are
+  // known.
+  std::size_t available(std::size_t want) {
+    if (r_.header() == nullptr) return 0;
+    if (tail_cache_ - head_ >= want) return static_cast<std::size_t>(tail_cache_ - head_);
+    const std::uint64_t tail = r_.header()->tail.load(std::memory_order_acquire);
+    if (tail - head_ > r_.capacity() || tail - tail_cache_ > tail - head_) {
+      r_.close();
+      detail::throw_corrupt("picoring: shared stream: the writer's counter is out of range");
     }
     tail_cache_ = tail;
     return static_cast<std::size_t>(tail - head_);
