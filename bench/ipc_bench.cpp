@@ -1,5 +1,6 @@
-// Messages between two processes: the shared record queue (picoring/shared_queue.hpp) against a
-// pipe, a Unix stream socket and a Unix datagram socket, in the same run, on the same messages.
+// Messages between two processes: the shared record queue (picoring/shared_queue.hpp) against
+// the shared byte stream, a pipe, a Unix stream socket and a Unix datagram socket, in the same
+// run, on the same messages.
 //
 // Throughput: a child process sends N messages of S bytes; the parent receives and checks them
 // (each message carries its sequence number). The stream transports need the messages framed:
@@ -122,6 +123,33 @@ double shared_queue(std::size_t size, std::uint64_t n) {
             if (rec.size() != size) die("shared queue: size");
             check(reinterpret_cast<const char*>(rec.data()), seq++);
           });
+        }
+      });
+}
+
+// The shared byte stream with the messages framed as on a pipe: one write_all per message; the
+// reader checks whole messages in place in readable() (no copy out, no memmove of a partial
+// message: the mirror keeps one that wraps contiguous) and releases them.
+double shared_stream(std::size_t size, std::uint64_t n) {
+  auto reader = picoring::SharedStreamReader::create(1 << 20);
+  const int fd = reader.fd();
+  return two_processes(
+      [&] {
+        auto w = picoring::SharedStreamWriter::attach(fd);
+        std::vector<char> msg(size, 'm');
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          if (w.write_all(std::as_bytes(std::span(msg)), 60s) != picoring::QueueStatus::ok) ::_exit(1);
+        }
+      },
+      [&] {
+        std::uint64_t seq = 0;
+        while (seq < n) {
+          if (reader.wait(size, 60s) != picoring::QueueStatus::ok) die("shared stream wait");
+          const auto in = reader.readable();
+          std::size_t at = 0;
+          for (; in.size() - at >= size; at += size) check(reinterpret_cast<const char*>(in.data()) + at, seq++);
+          reader.release(at);
         }
       });
 }
@@ -264,6 +292,7 @@ int main(int argc, char** argv) {
   const auto messages = static_cast<std::uint64_t>(options.amount);
   const std::vector<Contender> cs = {
       {"shared queue", shared_queue},
+      {"shared stream", shared_stream},
       {"pipe", [](std::size_t s, std::uint64_t n) { return stream(false, false, s, n); }},
       {"pipe batched", [](std::size_t s, std::uint64_t n) { return stream(false, true, s, n); }},
       {"stream socket", [](std::size_t s, std::uint64_t n) { return stream(true, false, s, n); }},

@@ -486,10 +486,13 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
   // Copies in as much of bytes as fits now and publishes it; returns how many (0 when full or
   // closed).
   std::size_t write(std::span<const std::byte> bytes) {
-    const auto out = writable();
-    const std::size_t n = bytes.size() < out.size() ? bytes.size() : out.size();
+    if (bytes.empty() || closed()) return 0;
+    // Asks only for what it needs: the reader's counter is reloaded when the cached free space
+    // is short, not on every write (writable() must look, since it promises all free bytes).
+    const std::size_t free = free_bytes(bytes.size());
+    const std::size_t n = bytes.size() < free ? bytes.size() : free;
     if (n == 0) return 0;
-    std::memcpy(out.data(), bytes.data(), n);
+    std::memcpy(r_.data() + index(), bytes.data(), n);
     commit(n);
     return n;
   }
