@@ -17,7 +17,6 @@
 #if defined(__linux__)
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <linux/membarrier.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -45,12 +44,20 @@ std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::getpid());
 // Registers this process for membarrier(GLOBAL_EXPEDITED), once: then a sleeper in the other
 // process can run a barrier on this process's threads. False when the kernel (before 4.16), a
 // seccomp filter or an emulator refuses.
+//
+// The commands are the kernel's ABI values, not <linux/membarrier.h>'s names: those are enum
+// constants, invisible to the preprocessor, so a `#if defined(MEMBARRIER_CMD_...)` test (which an
+// earlier version had) is always false and silently left every queue on full fences.
+constexpr int kMembarrierQuery = 0;
+constexpr int kMembarrierGlobalExpedited = 1 << 1;
+constexpr int kMembarrierRegisterGlobalExpedited = 1 << 2;
+
 bool global_membarrier_registered() noexcept {
   static const bool registered = [] {
-#if defined(SYS_membarrier) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
-    const long cmds = ::syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-    return cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0 &&
-           ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+#if defined(SYS_membarrier)
+    const long cmds = ::syscall(SYS_membarrier, kMembarrierQuery, 0, 0);
+    return cmds > 0 && (cmds & kMembarrierGlobalExpedited) != 0 &&
+           ::syscall(SYS_membarrier, kMembarrierRegisterGlobalExpedited, 0, 0) == 0;
 #else
     return false;
 #endif
@@ -347,9 +354,9 @@ void SharedRegion::park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
 }
 
 void SharedRegion::heavy_fence() noexcept {
-#if defined(SYS_membarrier) && defined(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+#if defined(SYS_membarrier)
   if (header_->fences.load(std::memory_order_relaxed) == 0) {
-    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) == 0) return;
+    if (::syscall(SYS_membarrier, kMembarrierGlobalExpedited, 0, 0) == 0) return;
     header_->fences.store(1, std::memory_order_seq_cst);  // refused now (seccomp): fences from here on
   }
 #endif

@@ -24,6 +24,7 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "picoring/shared_queue.hpp"
@@ -191,6 +192,31 @@ int ship_to_a_child(SharedRecordWriter& w, std::uint64_t records) {
 TEST(SharedRecordQueue, AChildProcessReadsWhatTheParentWrites) {
   auto w = SharedRecordWriter::create(std::size_t{64} * 1024);
   EXPECT_EQ(ship_to_a_child(w, 20000), 0);
+}
+
+// Where this kernel offers membarrier(GLOBAL_EXPEDITED) (asked here directly, with the ABI's
+// command values), a new queue must be in the fence-free mode (the header's `fences` 0): the
+// test above then runs that mode, and a build that cannot reach it (as one whose preprocessor
+// test could never be true once could) fails here instead of silently fencing every message.
+TEST(SharedRecordQueue, UsesTheFenceFreeModeWhereTheKernelOffersIt) {
+  const long cmds = ::syscall(SYS_membarrier, 0 /* QUERY */, 0, 0);
+  const bool offered = cmds > 0 && (cmds & (1 << 1) /* GLOBAL_EXPEDITED */) != 0;
+  auto w = SharedRecordWriter::create(4096);
+  RawHeader h(w.fd());
+  if (!offered) {
+    EXPECT_EQ(h.p->fences.load(), 1u);
+    GTEST_SKIP() << "membarrier(GLOBAL_EXPEDITED) is not offered here (an emulator or an old kernel)";
+  }
+  EXPECT_EQ(h.p->fences.load(), 0u);
+  // And a sleeper's heavy fence keeps it there: a wait that parks and is woken by a push.
+  auto r = SharedRecordReader::attach(w.fd());
+  std::thread pusher([&w] {
+    std::this_thread::sleep_for(20ms);
+    EXPECT_TRUE(w.push(bytes_of("wake up")));
+  });
+  EXPECT_EQ(r.wait(10s), QueueStatus::ok);
+  pusher.join();
+  EXPECT_EQ(h.p->fences.load(), 0u) << "the membarrier call failed and the queue fell back to fences";
 }
 
 // Where membarrier(GLOBAL_EXPEDITED) is refused, both sides use full fences: the same run so.
