@@ -1,5 +1,6 @@
-// Differential fuzzing of RecordRing and the SPSC record queue (driven from one thread, counters
-// started anywhere) against a std::deque<std::string>. Lengths run past the limits on purpose:
+// Differential fuzzing of RecordRing and the SPSC and MPSC record queues (driven from one
+// thread, counters started anywhere) against a std::deque<std::string> (for MPSC, a deque of
+// claimed places: open, committed or discarded). Lengths run past the limits on purpose:
 // every rejected call must throw the documented error and change nothing; every record must
 // come back whole, in order, whatever the wrap.
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "fuzz_support.hpp"
 #include "picoring/record_ring.hpp"
@@ -222,14 +224,131 @@ void run_spsc(FuzzedDataProvider& in) {
   }
 }
 
+// Several producer handles with overlapping reservations, committed (whole or short), discarded
+// or abandoned in any order: the consumer sees the committed records in claim order, skips the
+// rest, and each producer finds room exactly when the claimed places leave it.
+void run_mpsc(FuzzedDataProvider& in) {
+  picoring::Error err;
+  using State = picoring::detail::RecordMpscState;
+  State* s = picoring::detail::new_queue_state<State>(in.ConsumeIntegralInRange<std::size_t>(1, 20000), {}, err);
+  FUZZ_CHECK(s != nullptr);
+  s->start_at(in.ConsumeIntegral<std::uint64_t>() & ~std::uint64_t{7});
+  auto handles = picoring::detail::QueueAccess::handles<picoring::RecordMpscProducer, picoring::RecordMpscConsumer>(s);
+  auto& c = handles.second;
+  std::vector<picoring::RecordMpscProducer> producers(in.ConsumeIntegralInRange<std::size_t>(1, 4), handles.first);
+  const std::size_t cap = c.capacity();
+  const std::size_t max = producers[0].max_record_size();
+  struct Place {
+    int state;  // 0 open, 1 committed, 2 discarded
+    std::size_t footprint;
+    std::string text;
+  };
+  std::deque<Place> places;
+  std::uint64_t dropped = 0;                             // places popped from the front so far
+  std::vector<std::uint64_t> open(producers.size(), 0);  // the producer's open place + 1, 0: none
+  std::uint64_t seq = 0;
+  auto used = [&] {
+    std::size_t u = 0;
+    for (const auto& pl : places) u += pl.footprint;
+    return u;
+  };
+  auto place_of = [&](std::size_t who) -> Place& { return places[static_cast<std::size_t>(open[who] - 1 - dropped)]; };
+  auto pop_front = [&] {
+    places.pop_front();
+    ++dropped;
+  };
+  while (in.remaining_bytes() > 0) {
+    const std::size_t who = in.ConsumeIntegralInRange<std::size_t>(0, producers.size() - 1);
+    auto& p = producers[who];
+    switch (in.ConsumeIntegralInRange<int>(0, 6)) {
+      case 0:
+      case 1: {  // reserve (op 0) or push (op 1)
+        const bool push = in.ConsumeBool();
+        const std::size_t len = pick_length(in, max);
+        const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');
+        const bool fits = picoring::record_footprint(len) <= cap - used();
+        std::span<std::byte> out;
+        bool ok = false;
+        const int e = thrown_by([&] { push ? (ok = p.push(bytes_of(text))) : !(out = p.reserve(len)).empty(); });
+        FUZZ_CHECK(e == (open[who] != 0 ? 4 : expected_error(len, max)));
+        if (e != 0) break;
+        FUZZ_CHECK((push ? ok : !out.empty()) == fits);
+        if (!fits) break;
+        if (!push) std::memcpy(out.data(), text.data(), len);
+        places.push_back({push ? 1 : 0, picoring::record_footprint(len), text});
+        if (!push) open[who] = dropped + places.size();
+        break;
+      }
+      case 2: {  // commit, whole, shorter or with a bad length
+        const std::size_t reserved = open[who] != 0 ? place_of(who).text.size() : 0;
+        const std::size_t len = in.ConsumeIntegralInRange<std::size_t>(0, reserved + 2);
+        const bool whole = in.ConsumeBool();
+        const int e = thrown_by([&] { whole ? p.commit() : p.commit(len); });
+        const bool valid = reserved != 0 && (whole || (len != 0 && len <= reserved));
+        FUZZ_CHECK(e == (valid ? 0 : 4));
+        if (!valid) break;
+        place_of(who).state = 1;
+        if (!whole) place_of(who).text.resize(len);
+        open[who] = 0;
+        break;
+      }
+      case 3: {  // discard, or the handle replaced (an open reservation is then discarded)
+        const bool replace = in.ConsumeBool();
+        const int e = thrown_by([&] { replace ? void(p = picoring::RecordMpscProducer(producers[0])) : p.discard(); });
+        FUZZ_CHECK(e == (replace || open[who] != 0 ? 0 : 4));
+        if (open[who] != 0) place_of(who).state = 2;
+        open[who] = 0;
+        break;
+      }
+      case 4:
+      case 5: {  // front + pop
+        while (!places.empty() && places.front().state == 2) pop_front();
+        if (places.empty() || places.front().state == 0) {
+          FUZZ_CHECK(c.front().empty());
+          FUZZ_CHECK(thrown_by([&] { c.pop(); }) == 3);
+          break;
+        }
+        FUZZ_CHECK(same(c.front(), places.front().text));
+        c.pop();
+        pop_front();
+        break;
+      }
+      default: {  // drain up to a limit
+        const std::size_t limit = in.ConsumeIntegralInRange<std::size_t>(0, 8);
+        std::vector<std::string> want;
+        while (!places.empty() && places.front().state != 0 && want.size() < limit) {
+          if (places.front().state == 1) want.push_back(places.front().text);
+          pop_front();
+        }
+        std::size_t k = 0;
+        const std::size_t n = c.drain(
+            [&](std::span<std::byte> rec) {
+              FUZZ_CHECK(k < want.size() && same(rec, want[k]));
+              ++k;
+            },
+            limit);
+        FUZZ_CHECK(n == want.size() && k == n);
+        break;
+      }
+    }
+    for (std::size_t i = 0; i < producers.size(); ++i) FUZZ_CHECK(producers[i].reserved() == (open[i] != 0));
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
-  if (in.ConsumeBool()) {
-    run_ring(in);
-  } else {
-    run_spsc(in);
+  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+    case 0:
+      run_ring(in);
+      break;
+    case 1:
+      run_spsc(in);
+      break;
+    default:
+      run_mpsc(in);
+      break;
   }
   return 0;
 }

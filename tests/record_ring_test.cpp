@@ -388,3 +388,261 @@ TEST(RecordSpsc, TwoThreadsPassEveryRecordInOrderAndIntact) {
   producer.join();
   EXPECT_EQ(next, records);
 }
+
+// --- MPSC ---------------------------------------------------------------------------------------
+
+namespace {
+// An MPSC record queue whose positions start at `start` (a multiple of 8).
+std::pair<picoring::RecordMpscProducer, picoring::RecordMpscConsumer> record_mpsc_at(std::size_t capacity,
+                                                                                     std::uint64_t start) {
+  auto* s = picoring_test::state_starting_at<picoring::detail::RecordMpscState>(capacity, start);
+  return picoring::detail::QueueAccess::handles<picoring::RecordMpscProducer, picoring::RecordMpscConsumer>(s);
+}
+
+// The model of an MPSC record queue: every claimed place in claim order, and what became of it.
+struct PlaceModel {
+  enum State { open, committed, discarded } state;
+  std::size_t footprint;
+  std::string text;
+};
+}  // namespace
+
+// One thread plays three producers and the consumer: reservations overlap, commits come out of
+// order, some are short, some are discarded, some handles go away holding one. What the
+// consumer sees, and when each producer finds room, must match the model exactly, across the
+// 64-bit positions' wrap-around.
+TEST(RecordMpsc, InterleavedReservationsMatchTheModel) {
+  auto [first, c] = record_mpsc_at(4096, std::uint64_t{0} - 20000);
+  std::vector<picoring::RecordMpscProducer> producers;
+  producers.push_back(std::move(first));
+  producers.emplace_back(producers[0]);
+  producers.emplace_back(producers[0]);
+  std::vector<std::size_t> open_place(producers.size(), 0);  // index into places + 1, 0: none
+  std::deque<PlaceModel> places;
+  std::size_t dropped = 0;  // places popped from the model's front (to map open_place indices)
+  std::mt19937_64 rng(23);
+  std::uint64_t seq = 0;
+  const std::size_t cap = c.capacity();
+  ASSERT_EQ(cap & (cap - 1), 0u) << "a power of two";
+  auto used = [&] {
+    std::size_t u = 0;
+    for (const auto& pl : places) u += pl.footprint;
+    return u;
+  };
+  // The consumer's view: discarded places at the front are skipped (and freed) on any look.
+  auto skip_discarded = [&] {
+    while (!places.empty() && places.front().state == PlaceModel::discarded) {
+      places.pop_front();
+      ++dropped;
+    }
+  };
+  for (int step = 0; step < 30000; ++step) {
+    const std::size_t who = below(rng, producers.size());
+    auto& p = producers[who];
+    const auto op = rng() % 10;
+    if (op < 3 && open_place[who] == 0) {  // reserve
+      const std::size_t len = random_length(rng, p.max_record_size());
+      const bool fits = picoring::record_footprint(len) <= cap - used();
+      const auto out = p.reserve(len);
+      ASSERT_EQ(!out.empty(), fits) << "step " << step;
+      if (fits) {
+        const std::string text = record_text(seq++, len);
+        std::memcpy(out.data(), text.data(), len);
+        places.push_back({PlaceModel::open, picoring::record_footprint(len), text});
+        open_place[who] = dropped + places.size();
+      }
+    } else if (op < 5 && open_place[who] != 0) {  // commit, whole or short, or discard
+      auto& pl = places[open_place[who] - 1 - dropped];
+      const auto how = rng() % 3;
+      if (how == 0) {
+        p.discard();
+        pl.state = PlaceModel::discarded;
+      } else if (how == 1) {
+        const std::size_t len = 1 + below(rng, pl.text.size());
+        p.commit(len);
+        pl.text.resize(len);
+        pl.state = PlaceModel::committed;
+      } else {
+        p.commit();
+        pl.state = PlaceModel::committed;
+      }
+      open_place[who] = 0;
+    } else if (op < 6) {  // push
+      if (open_place[who] != 0) {
+        EXPECT_THROW(p.push(bytes_of(std::string("x"))), std::logic_error);
+        continue;
+      }
+      const std::string text = record_text(seq++, random_length(rng, p.max_record_size()));
+      const bool fits = picoring::record_footprint(text.size()) <= cap - used();
+      ASSERT_EQ(p.push(bytes_of(text)), fits);
+      if (fits) places.push_back({PlaceModel::committed, picoring::record_footprint(text.size()), text});
+    } else if (op < 7 && rng() % 8 == 0) {  // a handle goes away (holding a reservation or not)
+      if (open_place[who] != 0) places[open_place[who] - 1 - dropped].state = PlaceModel::discarded;
+      open_place[who] = 0;
+      p = picoring::RecordMpscProducer(producers[(who + 1) % producers.size()]);
+      ASSERT_FALSE(p.reserved());
+    } else if (op < 9) {  // front and pop
+      skip_discarded();
+      const auto rec = c.front();
+      if (!places.empty() && places.front().state == PlaceModel::committed) {
+        ASSERT_EQ(string_of(rec), places.front().text) << "step " << step;
+        c.pop();
+        places.pop_front();
+        ++dropped;
+      } else {
+        ASSERT_TRUE(rec.empty()) << "step " << step;
+        EXPECT_THROW(c.pop(), std::out_of_range);
+      }
+    } else {  // drain up to max
+      const std::size_t max = 1 + below(rng, 4);
+      std::vector<std::string> want;
+      std::size_t visited = 0;
+      while (!places.empty() && places.front().state != PlaceModel::open && visited < max) {
+        if (places.front().state == PlaceModel::committed) {
+          want.push_back(places.front().text);
+          ++visited;
+        }
+        places.pop_front();
+        ++dropped;
+      }
+      std::vector<std::string> got;
+      ASSERT_EQ(c.drain([&](std::span<std::byte> rec) { got.push_back(string_of(rec)); }, max), want.size());
+      ASSERT_EQ(got, want) << "step " << step;
+    }
+  }
+  EXPECT_FALSE(c.closed());
+}
+
+TEST(RecordMpsc, ARecordCommittedBeforeAnOlderOneWaitsForIt) {
+  auto [a, c] = picoring::make_record_mpsc(4096);
+  auto b = a;
+  auto older = a.reserve(5);
+  ASSERT_EQ(older.size(), 5u);
+  ASSERT_TRUE(b.push(bytes_of(std::string("newer"))));
+  EXPECT_TRUE(c.front().empty()) << "the older reservation holds the consumer back";
+  EXPECT_EQ(c.wait(std::chrono::milliseconds(5)), picoring::QueueStatus::timed_out);
+  std::memcpy(older.data(), "older", 5);
+  a.commit();
+  std::vector<std::string> got;
+  EXPECT_EQ(c.drain([&](std::span<std::byte> rec) { got.push_back(string_of(rec)); }), 2u);
+  EXPECT_EQ(got, (std::vector<std::string>{"older", "newer"}));
+}
+
+TEST(RecordMpsc, BadInputIsRejectedAndEmptyHandlesFailCleanly) {
+  auto [p, c] = picoring::make_record_mpsc(4096);
+  EXPECT_EQ(p.max_record_size(), p.capacity() - 8);
+  EXPECT_THROW(p.reserve(0), std::invalid_argument);
+  EXPECT_THROW(p.reserve(p.max_record_size() + 1), std::length_error);
+  EXPECT_THROW(p.commit(), std::logic_error);
+  EXPECT_THROW(p.discard(), std::logic_error);
+  auto out = p.reserve(3);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_THROW(p.reserve(3), std::logic_error);
+  EXPECT_THROW(p.commit(4), std::logic_error);
+  EXPECT_THROW(p.commit(0), std::logic_error);
+  EXPECT_THROW(p.push(bytes_of(std::string("x"))), std::logic_error);
+  EXPECT_TRUE(p.reserved()) << "the rejected calls left the reservation open";
+  std::memcpy(out.data(), "abc", 3);
+  p.commit();
+  EXPECT_THROW(p.commit(), std::logic_error) << "a second commit";
+  EXPECT_EQ(string_of(c.front()), "abc");
+  c.pop();
+  EXPECT_THROW(c.pop(), std::out_of_range);
+  // The largest record fills the ring; nothing else fits until it is popped.
+  auto big = p.reserve(p.max_record_size());
+  ASSERT_EQ(big.size(), p.max_record_size());
+  auto q = p;
+  EXPECT_TRUE(q.reserve(1).empty());
+  EXPECT_FALSE(q.push(bytes_of(std::string("x"))));
+  p.commit();
+  EXPECT_EQ(c.front().size(), p.max_record_size());
+  c.pop();
+  EXPECT_TRUE(q.push(bytes_of(std::string("x"))));
+
+  picoring::RecordMpscProducer ep;
+  picoring::RecordMpscConsumer ec;
+  EXPECT_TRUE(ep.reserve(8).empty());
+  EXPECT_FALSE(ep.push(bytes_of(std::string("x"))));
+  EXPECT_TRUE(ec.front().empty());
+  EXPECT_EQ(ec.wait(std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
+  EXPECT_EQ(ep.push_wait(bytes_of(std::string("x")), std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
+  picoring::Error err;
+  auto [np, nc] = picoring::make_record_mpsc(0, err);
+  EXPECT_TRUE(err);
+  EXPECT_FALSE(np);
+  EXPECT_FALSE(nc);
+}
+
+// The queue closes when the last producer copy goes; one that goes holding a reservation
+// publishes it as skipped, so the consumer still reaches what was committed after it.
+TEST(RecordMpsc, ProducersLeavingDoNotStrandTheConsumer) {
+  auto [p, c] = picoring::make_record_mpsc(4096);
+  auto q = p;
+  ASSERT_FALSE(p.reserve(100).empty());
+  ASSERT_TRUE(q.push(bytes_of(std::string("after"))));
+  { auto gone = std::move(p); }
+  EXPECT_FALSE(c.closed()) << "a copy is still alive";
+  EXPECT_EQ(c.wait(std::chrono::seconds(1)), picoring::QueueStatus::ok);
+  EXPECT_EQ(string_of(c.front()), "after");
+  c.pop();
+  { auto gone = std::move(q); }
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(c.wait(std::chrono::seconds(1)), picoring::QueueStatus::closed);
+}
+
+// Three producer threads and the consumer on a small ring, full most of the time, across the
+// positions' wrap-around: every committed record arrives once, intact, each producer's in the
+// order it made them; discarded and short reservations leave no trace.
+TEST(RecordMpsc, ThreadsPassEveryRecordOnceInEachProducersOrder) {
+  constexpr std::uint64_t kProducers = 3;
+  auto [first, c] = record_mpsc_at(4096, std::uint64_t{0} - 50000);
+  const std::uint64_t per_producer = picoring_test::scaled(40000);
+  std::vector<std::thread> threads;
+  for (std::uint64_t id = 0; id < kProducers; ++id) {
+    threads.emplace_back([p = picoring::RecordMpscProducer(first), id, per_producer]() mutable {
+      std::mt19937_64 rng(100 + id);
+      for (std::uint64_t seq = 0; seq < per_producer; ++seq) {
+        const std::size_t len = 16 + below(rng, 500);
+        std::string text = record_text(seq * kProducers + id, len);
+        const std::uint64_t tag[2] = {id, seq};
+        std::memcpy(text.data(), tag, sizeof tag);
+        const auto how = seq % 4;
+        if (how == 0) {  // reserve more than needed, commit short; sometimes a discard first
+          std::span<std::byte> out;
+          while ((out = p.reserve(len + 9)).empty()) std::this_thread::yield();
+          if (rng() % 5 == 0) {
+            p.discard();
+            while ((out = p.reserve(len + 9)).empty()) std::this_thread::yield();
+          }
+          std::memcpy(out.data(), text.data(), len);
+          p.commit(len);
+        } else {
+          ASSERT_EQ(p.push_wait(bytes_of(text), std::chrono::seconds(30)), picoring::QueueStatus::ok);
+        }
+      }
+    });
+  }
+  first = picoring::RecordMpscProducer();  // the threads' copies keep the queue open
+  std::vector<std::uint64_t> next(kProducers, 0);
+  std::uint64_t total = 0;
+  for (;;) {
+    const auto st = c.wait(std::chrono::seconds(30));
+    if (st == picoring::QueueStatus::closed) break;
+    ASSERT_EQ(st, picoring::QueueStatus::ok);
+    c.drain([&](std::span<std::byte> rec) {
+      std::uint64_t tag[2] = {};
+      ASSERT_GE(rec.size(), sizeof tag);
+      std::memcpy(tag, rec.data(), sizeof tag);
+      ASSERT_LT(tag[0], kProducers);
+      ASSERT_EQ(tag[1], next[tag[0]]) << "producer " << tag[0];
+      std::string text = record_text(tag[1] * kProducers + tag[0], rec.size());
+      std::memcpy(text.data(), tag, sizeof tag);
+      ASSERT_EQ(string_of(rec), text);
+      ++next[tag[0]];
+      ++total;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(total, per_producer * kProducers);
+  for (const auto n : next) EXPECT_EQ(n, per_producer);
+}

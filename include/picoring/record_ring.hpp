@@ -30,11 +30,14 @@
 #pragma once
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <new>
 #include <span>
 #include <utility>
 
@@ -79,15 +82,36 @@ struct RecordFraming {
   static void check_commit_length(std::size_t length, std::size_t open) {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
-  static void write_header(const Slots<std::byte>& slots, std::size_t at, std::size_t length) noexcept {
-    write_header_at(slots.base() + at, length);
+  // The header's second word, the flags: bit 0 marks a discarded reservation (MPSC only: a
+  // claimed place must be published, so a discard is published as a record nobody reads), the
+  // bits above it count the 8-byte units that follow the record's own footprint (MPSC only:
+  // commit(n) below the reserved length leaves the claimed place as it was).
+  static constexpr std::uint32_t kDiscarded = 1;
+  static std::uint32_t padding_flags(std::size_t reserved, std::size_t length) noexcept {
+    return static_cast<std::uint32_t>((record_footprint(reserved) - record_footprint(length)) / 8 * 2);
+  }
+  struct Header {
+    std::uint32_t length;
+    std::uint32_t flags;
+    bool discarded() const noexcept { return (flags & kDiscarded) != 0; }
+    // Bytes to the next header.
+    std::size_t advance() const noexcept { return record_footprint(length) + std::size_t{flags >> 1} * 8; }
+  };
+  static void write_header(const Slots<std::byte>& slots, std::size_t at, std::size_t length,
+                           std::uint32_t flags = 0) noexcept {
+    write_header_at(slots.base() + at, length, flags);
   }
   static std::size_t read_length(const Slots<std::byte>& slots, std::size_t at) noexcept {
     return read_length_at(slots.base() + at);
   }
+  static Header read_header(const Slots<std::byte>& slots, std::size_t at) noexcept {
+    Header h{};
+    std::memcpy(&h, slots.base() + at, kHeader);
+    return h;
+  }
   // The same at a header's address (the shared queue's memory is not a Slots).
-  static void write_header_at(std::byte* header, std::size_t length) noexcept {
-    const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), 0};  // length, flags (none yet)
+  static void write_header_at(std::byte* header, std::size_t length, std::uint32_t flags = 0) noexcept {
+    const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), flags};
     std::memcpy(header, words, kHeader);
   }
   static std::size_t read_length_at(const std::byte* header) noexcept {
@@ -267,6 +291,10 @@ struct RecordSpscState : QueueShared<std::byte> {
   // Bytes ever released, written by the consumer.
   alignas(kFalseSharingRange) std::atomic<std::size_t> head{0};
   bool closes_when_leaving(bool /*producer*/) noexcept { return true; }
+  // The consumer's look at what is published: the producer's counter.
+  Position published_end(Position /*known*/, Position /*head*/, std::size_t /*want*/) const noexcept {
+    return tail.load(std::memory_order_acquire);
+  }
 };
 
 }  // namespace detail
@@ -386,19 +414,23 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   std::size_t reserved_ = 0;    // length of the open reservation, 0 when none
 };
 
-// The reading end of an SPSC record queue. Thread rules as SpscConsumer's.
-class RecordConsumer : public detail::QueueHandle<std::byte, detail::RecordSpscState> {
-  using Base = detail::QueueHandle<std::byte, detail::RecordSpscState>;
+// The reading end of a record queue, SPSC (RecordConsumer) or MPSC (RecordMpscConsumer).
+// Thread rules as SpscConsumer's: move-only, one thread at a time, concurrently with the
+// producers. Every member is wait-free except wait(); O(1) except drain (O(records)).
+template <class State>
+class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
+  using Base = detail::QueueHandle<std::byte, State>;
   using Framing = detail::RecordFraming;
+  using Position = typename State::Position;
 
  public:
-  RecordConsumer() noexcept = default;
-  RecordConsumer(RecordConsumer&& o) noexcept
+  BasicRecordConsumer() noexcept = default;
+  BasicRecordConsumer(BasicRecordConsumer&& o) noexcept
       : Base(std::move(o)),
         head_(std::exchange(o.head_, 0)),
         index_(std::exchange(o.index_, 0)),
         tail_cache_(std::exchange(o.tail_cache_, 0)) {}
-  RecordConsumer& operator=(RecordConsumer&& o) noexcept {
+  BasicRecordConsumer& operator=(BasicRecordConsumer&& o) noexcept {
     if (this != &o) {
       head_ = std::exchange(o.head_, 0);
       index_ = std::exchange(o.index_, 0);
@@ -407,34 +439,41 @@ class RecordConsumer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     }
     return *this;
   }
-  ~RecordConsumer() = default;  // closes the queue
+  ~BasicRecordConsumer() = default;  // closes the queue
 
   // The oldest record as one contiguous span; empty when none is published. The span stays
-  // valid until pop(): the producer never writes over it.
+  // valid until pop(): no producer writes over it. (MPSC: a record published after one still
+  // reserved waits for it; discarded reservations are skipped here.)
   std::span<std::byte> front() noexcept {
-    if (readable(1) == 0) return {};
-    return {slots_.base() + index_ + Framing::kHeader, Framing::read_length(slots_, index_)};
+    for (;;) {
+      if (readable(1) == 0) return {};
+      const Framing::Header h = Framing::read_header(this->slots_, index_);
+      if (!h.discarded()) return {this->slots_.base() + index_ + Framing::kHeader, h.length};
+      release(h.advance());
+    }
   }
   // Removes the oldest record. Throws std::out_of_range, changing nothing, when there is none.
   void pop() {
-    if (readable(1) == 0) detail::throw_out_of_range("picoring: pop(): no record");
-    release(record_footprint(Framing::read_length(slots_, index_)));
+    if (front().empty()) detail::throw_out_of_range("picoring: pop(): no record");
+    release(Framing::read_header(this->slots_, index_).advance());
   }
   // Calls f(std::span<std::byte>) on up to max published records, oldest first, then frees them
   // all with one publication. Returns how many were visited. If f throws, the records visited
   // before are freed and the one it was given stays.
   template <class F>
   std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
-    const std::size_t have = readable(capacity() + 1);  // a fresh look: everything published now
+    const std::size_t have = readable(this->capacity() + 1);  // a fresh look: everything published now
     std::size_t n = 0;
     std::size_t bytes = 0;
     PICORING_TRY {
       while (n < max && bytes < have) {
-        const std::size_t at = slots_.wrap(index_ + bytes);
-        const std::size_t len = Framing::read_length(slots_, at);
-        f(std::span<std::byte>(slots_.base() + at + Framing::kHeader, len));
-        bytes += record_footprint(len);
-        ++n;
+        const std::size_t at = this->slots_.wrap(index_ + bytes);
+        const Framing::Header h = Framing::read_header(this->slots_, at);
+        if (!h.discarded()) {
+          f(std::span<std::byte>(this->slots_.base() + at + Framing::kHeader, h.length));
+          ++n;
+        }
+        bytes += h.advance();
       }
     }
     PICORING_CATCH_ALL {
@@ -448,41 +487,43 @@ class RecordConsumer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   // closed and empty (closed).
   template <class Rep, class Period>
   QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
-    if (s_ == nullptr) return QueueStatus::closed;
-    if (readable(1) != 0) return QueueStatus::ok;
-    auto& s = *s_;
-    return detail::wait_until([this] { return readable(1) != 0; }, s.closed, s.consumer_sleeping, s.data_word,
+    if (this->s_ == nullptr) return QueueStatus::closed;
+    if (!front().empty()) return QueueStatus::ok;
+    auto& s = *this->s_;
+    return detail::wait_until([this] { return !front().empty(); }, s.closed, s.consumer_sleeping, s.data_word,
                               detail::deadline_after(timeout));
   }
 
  private:
   friend struct detail::QueueAccess;
-  explicit RecordConsumer(detail::RecordSpscState* s) noexcept
+  explicit BasicRecordConsumer(State* s) noexcept
       : Base(s, false),
         head_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0),
         index_(s != nullptr ? s->consumer_index : 0),
         tail_cache_(head_) {}
 
-  // Published bytes not yet released, reloading the producer's counter only if the cached one
-  // shows fewer than want.
+  // Published bytes not yet released, looking at what the producers published only if the
+  // cached end shows fewer than want.
   std::size_t readable(std::size_t want) noexcept {
-    const std::size_t have = tail_cache_ - head_;
+    const auto have = static_cast<std::size_t>(tail_cache_ - head_);
     if (have >= want) return have;
-    if (s_ == nullptr) return 0;  // an empty handle: counters 0
-    tail_cache_ = s_->tail.load(std::memory_order_acquire);
-    return tail_cache_ - head_;
+    if (this->s_ == nullptr) return 0;  // an empty handle: counters 0
+    tail_cache_ = this->s_->published_end(tail_cache_, head_, want);
+    return static_cast<std::size_t>(tail_cache_ - head_);
   }
   void release(std::size_t bytes) noexcept {
     head_ += bytes;
-    index_ = slots_.wrap(index_ + bytes);
-    s_->head.store(head_, std::memory_order_release);
-    detail::wake(s_->producer_sleeping, s_->space_word);
+    index_ = this->slots_.wrap(index_ + bytes);
+    this->s_->head.store(head_, std::memory_order_release);
+    detail::wake(this->s_->producer_sleeping, this->s_->space_word);
   }
 
-  std::size_t head_ = 0;        // bytes released (mirror of s_->head, owned here)
-  std::size_t index_ = 0;       // slot index of the oldest record's header
-  std::size_t tail_cache_ = 0;  // last value read of s_->tail
+  Position head_ = 0;        // bytes released (mirror of s_->head, owned here)
+  std::size_t index_ = 0;    // slot index of the oldest record's header
+  Position tail_cache_ = 0;  // end of what is known to be published
 };
+
+using RecordConsumer = BasicRecordConsumer<detail::RecordSpscState>;
 
 // Creates an SPSC record queue of at least min_capacity bytes and returns its two ends. Errors
 // as RecordRing's constructors.
@@ -499,6 +540,263 @@ inline std::pair<RecordProducer, RecordConsumer> make_record_spsc(std::size_t mi
   auto* s = detail::new_queue_state<detail::RecordSpscState>(min_capacity, options, err);
   if (s == nullptr) return {};
   return detail::QueueAccess::handles<RecordProducer, RecordConsumer>(s);
+}
+
+// --- the MPSC form --------------------------------------------------------------------------
+//
+// Producers claim a record's place with a compare-and-swap on a shared byte counter, write the
+// record, then publish it by storing its end position into a side array, ends[], at the entry
+// of its start position (release), as the MPSC queue of fixed slots does with its runs. The
+// consumer walks from its position from one published record to the next, so records become
+// readable in claim order however their commits are ordered (a record committed before an
+// older one still reserved waits for it, as in the BPF ring buffer), and no producer waits for
+// another. Publication is out of band on purpose: the ring's bytes are the records' own data,
+// which may come from anyone, so a header in the ring could be forged by a record written a lap
+// earlier; ends[] is written by producers only, with positions.
+//
+// ends[] has one entry per 16 bytes: record starts are at least 16 apart (the smallest
+// footprint), so no two records of one lap share an entry. An entry holds the end of the record
+// that starts in its 16 bytes: for the consumer's position p, an end in (p, p + capacity] is
+// that record's; an older record's entry ends at most at p (records tile the positions, and p is
+// a boundary) and a newer lap's record cannot be claimed before p is released.
+
+namespace detail {
+
+struct RecordMpscState : QueueShared<std::byte> {
+  static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
+                "positions are 64-bit everywhere (see MpscState); a lock would void the progress guarantee");
+  using Position = std::uint64_t;
+  static constexpr std::size_t kEntryBytes = 16;  // the smallest record footprint
+
+  RecordMpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
+    // A power of two, so that a position maps to a byte and an entry with a mask; the
+    // allocation granularity is one too, so the rounding keeps it one.
+    if (min_capacity > (std::size_t{1} << (std::numeric_limits<std::size_t>::digits - 2))) {
+      err = {make_error_code(errc::size_overflow), "size computation"};
+      return;
+    }
+    MirrorBuffer m = MirrorBuffer::create(min_capacity == 0 ? 0 : std::bit_ceil(min_capacity), 1, options, err);
+    if (err) return;
+    ends.reset(new (std::nothrow) std::atomic<Position>[m.size() / kEntryBytes]);
+    if (!ends) {
+      err = {std::make_error_code(std::errc::not_enough_memory), "allocate publication array"};
+      return;
+    }
+    attach(std::move(m));
+    mask = slots.capacity() - 1;
+    entry_mask = slots.capacity() / kEntryBytes - 1;
+    start_at(0);
+    init_fences();
+  }
+  // Sets every position to `start`, a multiple of 8 (0 at creation; tests start near the
+  // wrap-around). Only before the handles exist. start - 1 reads "not published" everywhere.
+  void start_at(Position start) noexcept {
+    claimed.store(start, std::memory_order_relaxed);
+    head.store(start, std::memory_order_relaxed);
+    consumer_index = static_cast<std::size_t>(start & mask);
+    for (std::size_t i = 0; i <= entry_mask; ++i) ends[i].store(start - 1, std::memory_order_relaxed);
+  }
+  std::atomic<Position>& entry(Position at) const noexcept {
+    return ends[static_cast<std::size_t>(at / kEntryBytes) & entry_mask];
+  }
+  // The consumer's look: from `known` (a record boundary), follow published records until
+  // at least want bytes past head are known or the next record is not published yet.
+  Position published_end(Position known, Position head_now, std::size_t want) const noexcept {
+    const std::size_t cap = slots.capacity();
+    while (known - head_now < want && known - head_now < cap) {
+      const Position end = entry(known).load(std::memory_order_acquire);
+      if (end - known - 1 >= cap) break;  // by difference: exact across the 64-bit wrap-around
+      known = end;
+    }
+    return known;
+  }
+  // The last producer copy going away closes the queue, as does the consumer.
+  bool closes_when_leaving(bool producer) noexcept {
+    return !producer || producers.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
+
+  std::size_t mask = 0;
+  std::size_t entry_mask = 0;
+  std::unique_ptr<std::atomic<Position>[]> ends;
+  // Producers' line: claimed by CAS.
+  alignas(kFalseSharingRange) std::atomic<Position> claimed{0};
+  // Consumer's line.
+  alignas(kFalseSharingRange) std::atomic<Position> head{0};
+  std::atomic<int> producers{1};  // producer copies alive
+};
+
+}  // namespace detail
+
+// A writing end of an MPSC record queue. Copy it to get another producer (one per thread);
+// each copy has its own reservation. Every member is lock-free except push_wait; O(1) except
+// push (O(n) copy). Errors and the reservation rules as RecordRing's, and:
+// - A reservation holds its place in the queue: records claimed after it are read after it,
+//   so a producer that keeps a reservation open holds the consumer back (not the producers).
+// - commit(n) below the reserved length keeps the whole reserved place (the consumer skips the
+//   rest); discard() publishes the place as skipped. Destroying or assigning over a handle with
+//   an open reservation discards it.
+class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordMpscState> {
+  using Base = detail::QueueHandle<std::byte, detail::RecordMpscState>;
+  using Framing = detail::RecordFraming;
+  using Position = detail::RecordMpscState::Position;
+
+ public:
+  RecordMpscProducer() noexcept = default;
+  // The copy starts with no reservation and reads the consumer's position afresh.
+  RecordMpscProducer(const RecordMpscProducer& o) noexcept
+      : Base(join(o.s_), true), head_cache_(consumer_position(o.s_)) {}
+  RecordMpscProducer& operator=(const RecordMpscProducer& o) noexcept {
+    if (this != &o) *this = RecordMpscProducer(o);
+    return *this;
+  }
+  RecordMpscProducer(RecordMpscProducer&& o) noexcept
+      : Base(std::move(o)),
+        head_cache_(std::exchange(o.head_cache_, 0)),
+        at_(std::exchange(o.at_, 0)),
+        reserved_(std::exchange(o.reserved_, 0)) {}
+  RecordMpscProducer& operator=(RecordMpscProducer&& o) noexcept {
+    if (this != &o) {
+      abandon();
+      head_cache_ = std::exchange(o.head_cache_, 0);
+      at_ = std::exchange(o.at_, 0);
+      reserved_ = std::exchange(o.reserved_, 0);
+      this->take(std::move(o));
+    }
+    return *this;
+  }
+  ~RecordMpscProducer() { abandon(); }  // then the last copy closes the queue
+
+  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  bool reserved() const noexcept { return reserved_ != 0; }
+
+  // Exactly len contiguous writable bytes for a new record, or an empty span when there is not
+  // room now or the queue is closed. Nothing is visible to the consumer before commit().
+  std::span<std::byte> reserve(std::size_t len) {
+    Framing::check_none_open(reserved_, "picoring: reserve(): a reservation is already open");
+    if (s_ == nullptr) return {};
+    Framing::check_length(len, capacity());
+    if (!claim(record_footprint(len), at_)) return {};
+    reserved_ = len;
+    return {slots_.base() + slots_.wrap(static_cast<std::size_t>(at_ & s_->mask) + Framing::kHeader), len};
+  }
+  // Publishes the reservation (all of it, or its first len bytes) as one record.
+  void commit() { commit(Framing::check_open(reserved_, Framing::kNoReservationToCommit)); }
+  void commit(std::size_t len) {
+    const std::size_t open = Framing::check_open(reserved_, Framing::kNoReservationToCommit);
+    Framing::check_commit_length(len, open);
+    reserved_ = 0;
+    publish(at_, open, len, Framing::padding_flags(open, len));
+  }
+  void discard() {
+    Framing::check_open(reserved_, "picoring: discard(): no reservation is open");
+    abandon();
+  }
+  // Copies record in as one record; false when there is not room now or the queue is closed.
+  bool push(std::span<const std::byte> record) {
+    Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
+    if (s_ == nullptr) return false;
+    Framing::check_length(record.size(), capacity());
+    Position at = 0;
+    if (!claim(record_footprint(record.size()), at)) return false;
+    slots_.copy_in(slots_.wrap(static_cast<std::size_t>(at & s_->mask) + Framing::kHeader), record.data(),
+                   record.size());
+    publish(at, record.size(), record.size(), 0);
+    return true;
+  }
+  // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
+  // passes, or the queue is closed.
+  template <class Rep, class Period>
+  QueueStatus push_wait(std::span<const std::byte> record, std::chrono::duration<Rep, Period> timeout) {
+    Framing::check_none_open(reserved_, "picoring: push_wait(): a reservation is open");
+    if (s_ == nullptr) return QueueStatus::closed;
+    Framing::check_length(record.size(), capacity());
+    const std::size_t need = record_footprint(record.size());
+    const auto deadline = detail::deadline_after(timeout);
+    auto& s = *s_;
+    for (;;) {
+      if (s.closed.load(std::memory_order_acquire) != 0) return QueueStatus::closed;
+      if (push(record)) return QueueStatus::ok;
+      const QueueStatus st = detail::wait_until([this, need] { return has_room(need); }, s.closed, s.producer_sleeping,
+                                                s.space_word, deadline);
+      if (st != QueueStatus::ok) return st;  // else another producer may take the room first: try again
+    }
+  }
+
+ private:
+  friend struct detail::QueueAccess;
+  explicit RecordMpscProducer(detail::RecordMpscState* s) noexcept : Base(s, true), head_cache_(consumer_position(s)) {}
+
+  static Position consumer_position(const detail::RecordMpscState* s) noexcept {
+    return s != nullptr ? s->head.load(std::memory_order_acquire) : 0;
+  }
+  static detail::RecordMpscState* join(detail::RecordMpscState* s) noexcept {
+    if (s != nullptr) {
+      s->handles.fetch_add(1, std::memory_order_relaxed);
+      s->producers.fetch_add(1, std::memory_order_relaxed);
+    }
+    return s;
+  }
+  bool has_room(std::size_t need) noexcept {
+    head_cache_ = s_->head.load(std::memory_order_acquire);
+    return s_->claimed.load(std::memory_order_relaxed) - head_cache_ + need <= capacity();
+  }
+  // Claims need bytes; false when fewer are free or the queue is closed. head_cache_ is a value
+  // once read from head, so claimed - head_cache_ never understates what is taken.
+  bool claim(std::size_t need, Position& at) noexcept {
+    auto* s = s_;
+    const std::size_t cap = capacity();
+    if (s->closed.load(std::memory_order_relaxed) != 0) return false;
+    Position t = s->claimed.load(std::memory_order_relaxed);
+    for (;;) {
+      if (t - head_cache_ + need > cap) {
+        head_cache_ = s->head.load(std::memory_order_acquire);
+        t = s->claimed.load(std::memory_order_relaxed);
+        if (t - head_cache_ + need > cap) return false;
+      }
+      // Relaxed: the bytes' previous readers released them through head (acquire above); the
+      // record reaches the consumer through its ends[] entry (release).
+      if (s->claimed.compare_exchange_weak(t, t + need, std::memory_order_relaxed)) break;
+    }
+    at = t;
+    return true;
+  }
+  // Header, then the entry (release): the consumer sees whole records only.
+  void publish(Position at, std::size_t reserved, std::size_t length, std::uint32_t flags) noexcept {
+    Framing::write_header(slots_, static_cast<std::size_t>(at & s_->mask), length, flags);
+    s_->entry(at).store(at + record_footprint(reserved), std::memory_order_release);
+    detail::wake(s_->consumer_sleeping, s_->data_word);
+  }
+  // Publishes an open reservation as skipped. A claimed place must be published, or the
+  // consumer would wait for it forever.
+  void abandon() noexcept {
+    if (reserved_ == 0) return;
+    const std::size_t open = std::exchange(reserved_, 0);
+    publish(at_, open, open, Framing::kDiscarded);
+  }
+
+  Position head_cache_ = 0;   // a value once read from s_->head
+  Position at_ = 0;           // position of the open reservation's header
+  std::size_t reserved_ = 0;  // length of the open reservation, 0 when none
+};
+
+using RecordMpscConsumer = BasicRecordConsumer<detail::RecordMpscState>;
+
+// Creates an MPSC record queue of at least min_capacity bytes (rounded up to a power of two and
+// to whole pages) and returns a producer (copy it for more) and the consumer. Errors as
+// RecordRing's constructors.
+inline std::pair<RecordMpscProducer, RecordMpscConsumer> make_record_mpsc(std::size_t min_capacity,
+                                                                          MirrorOptions options = {}) {
+  Error err;
+  auto* s = detail::new_queue_state<detail::RecordMpscState>(min_capacity, options, err);
+  if (s == nullptr) throw_error(err);
+  return detail::QueueAccess::handles<RecordMpscProducer, RecordMpscConsumer>(s);
+}
+// Non-throwing creation: on failure `err` is set and both handles are empty.
+inline std::pair<RecordMpscProducer, RecordMpscConsumer> make_record_mpsc(std::size_t min_capacity, Error& err,
+                                                                          MirrorOptions options = {}) noexcept {
+  auto* s = detail::new_queue_state<detail::RecordMpscState>(min_capacity, options, err);
+  if (s == nullptr) return {};
+  return detail::QueueAccess::handles<RecordMpscProducer, RecordMpscConsumer>(s);
 }
 
 }  // namespace picoring
