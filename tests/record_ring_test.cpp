@@ -634,11 +634,12 @@ TEST(RecordMpsc, ThreadsPassEveryRecordOnceInEachProducersOrder) {
       ASSERT_GE(rec.size(), sizeof tag);
       std::memcpy(tag, rec.data(), sizeof tag);
       ASSERT_LT(tag[0], kProducers);
-      ASSERT_EQ(tag[1], next[tag[0]]) << "producer " << tag[0];
+      const auto who = static_cast<std::size_t>(tag[0]);
+      ASSERT_EQ(tag[1], next[who]) << "producer " << who;
       std::string text = record_text(tag[1] * kProducers + tag[0], rec.size());
       std::memcpy(text.data(), tag, sizeof tag);
       ASSERT_EQ(string_of(rec), text);
-      ++next[tag[0]];
+      ++next[who];
       ++total;
     });
   }
