@@ -12,6 +12,9 @@
 // divided by the slot size), the producer copies each record from the same source, and the
 // consumer checksums each record with the same function; the sum is checked against one computed
 // beforehand on one thread.
+// A second table has several producer threads: picoring's MPSC record queue against the BPF
+// ring buffer's design (a spinlock around reservations, a busy bit per header, padding at the
+// end) and the mutex deque, with 2 and 4 producers.
 //
 //   picoring_record_bench [--runs R] [--mib N] [--quick]
 #include <pthread.h>
@@ -140,13 +143,15 @@ class PaddingRing {
 
 class MutexDeque {
  public:
-  bool write(Bytes rec) {
-    if (pending_.empty()) pending_.assign(rec.begin(), rec.end());
+  bool write(Bytes rec) { return write(rec, pending_); }
+  // The record is copied into `pending` once, outside the lock, and kept there while full.
+  bool write(Bytes rec, std::vector<std::byte>& pending) {
+    if (pending.empty()) pending.assign(rec.begin(), rec.end());
     const std::lock_guard<std::mutex> lock(m_);
     if (bytes_ + rec.size() > kRingBytes) return false;
     bytes_ += rec.size();
-    q_.push_back(std::move(pending_));
-    pending_ = {};
+    q_.push_back(std::move(pending));
+    pending = {};
     return true;
   }
   template <class F>
@@ -197,6 +202,133 @@ struct FixedSlots {
     q.second.release(w.size());
     return w.size();
   }
+};
+
+// --- contenders with many producers --------------------------------------------------------------
+// Each gives every producer thread a Writer of its own.
+
+struct PicoRecordsMpsc {
+  std::pair<picoring::RecordMpscProducer, picoring::RecordMpscConsumer> q;
+  PicoRecordsMpsc() : q(picoring::make_record_mpsc(kRingBytes, PicoRecords::resident())) {}
+  struct Writer {
+    picoring::RecordMpscProducer p;
+    bool write(Bytes rec) { return p.push(rec); }
+  };
+  Writer writer() { return {q.first}; }
+  template <class F>
+  std::size_t read(F&& f) {
+    return q.second.drain(f);
+  }
+};
+
+// The Linux BPF ring buffer's design (kernel/bpf/ringbuf.c, as its comments describe it) in
+// user space: producers reserve under a spinlock, writing the header with a busy bit before
+// publishing the producer position; they copy outside the lock and clear the bit (release); the
+// consumer stops at the first busy header. One copy of the memory, so a record that would cross
+// the end gets a padding record first. The spinlock yields after a while: user space has no
+// preemption to disable, and a holder preempted on a busy 2-CPU machine would otherwise stall
+// everyone for a scheduler tick.
+class SpinlockPaddingRing {
+ public:
+  SpinlockPaddingRing() : buf_(new (std::align_val_t{4096}) std::byte[kRingBytes]) {
+    std::memset(buf_.get(), 0, kRingBytes);
+  }
+  struct Writer {
+    SpinlockPaddingRing* r;
+    bool write(Bytes rec) { return r->write(rec); }
+  };
+  Writer writer() { return {this}; }
+  bool write(Bytes rec) {
+    const std::size_t fp = picoring::record_footprint(rec.size());
+    lock();
+    const std::size_t index = prod_ & (kRingBytes - 1);
+    const std::size_t pad = index + fp > kRingBytes ? kRingBytes - index : 0;
+    if (kRingBytes - (prod_ - head_.load(std::memory_order_acquire)) < pad + fp) {
+      unlock();
+      return false;
+    }
+    if (pad != 0) header(index, 0, kPad);
+    const std::size_t at = (prod_ + pad) & (kRingBytes - 1);
+    header(at, static_cast<std::uint32_t>(rec.size()), kBusy);
+    prod_ += pad + fp;
+    published_.store(prod_, std::memory_order_release);
+    unlock();
+    std::memcpy(buf_.get() + at + 8, rec.data(), rec.size());
+    flags(at).store(0, std::memory_order_release);
+    return true;
+  }
+  template <class F>
+  std::size_t read(F&& f) {
+    const std::size_t end = published_.load(std::memory_order_acquire);
+    std::size_t n = 0;
+    while (head_local_ < end) {
+      const std::size_t at = head_local_ & (kRingBytes - 1);
+      const std::uint32_t fl = flags(at).load(std::memory_order_acquire);
+      if (fl == kBusy) break;
+      if (fl == kPad) {
+        head_local_ += kRingBytes - at;
+        continue;
+      }
+      std::uint32_t len = 0;
+      std::memcpy(&len, buf_.get() + at, 4);
+      f(std::span<std::byte>(buf_.get() + at + 8, len));
+      head_local_ += picoring::record_footprint(len);
+      ++n;
+    }
+    head_.store(head_local_, std::memory_order_release);
+    return n;
+  }
+
+ private:
+  static constexpr std::uint32_t kBusy = 2, kPad = 1;
+  struct Deleter {
+    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{4096}); }
+  };
+  std::atomic_ref<std::uint32_t> flags(std::size_t at) {
+    return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(buf_.get() + at + 4));
+  }
+  // Written under the lock, before the position that publishes it.
+  void header(std::size_t at, std::uint32_t len, std::uint32_t fl) {
+    std::memcpy(buf_.get() + at, &len, 4);
+    flags(at).store(fl, std::memory_order_relaxed);
+  }
+  void lock() {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire);) {
+      while (locked_.load(std::memory_order_relaxed)) {
+        if (++spins < 128) {
+          cpu_relax();
+        } else {
+          std::this_thread::yield();
+        }
+      }
+    }
+  }
+  void unlock() { locked_.store(false, std::memory_order_release); }
+
+  std::unique_ptr<std::byte[], Deleter> buf_;
+  alignas(128) std::atomic<bool> locked_{false};
+  std::size_t prod_ = 0;  // under the lock
+  alignas(128) std::atomic<std::size_t> published_{0};
+  alignas(128) std::atomic<std::size_t> head_{0};
+  alignas(128) std::size_t head_local_ = 0;  // the consumer's
+};
+
+// The mutex deque with a pending record per producer.
+class MutexDequeMpsc {
+ public:
+  struct Writer {
+    MutexDeque* q;
+    std::vector<std::byte> pending;
+    bool write(Bytes rec) { return q->write(rec, pending); }
+  };
+  Writer writer() { return {&q_, {}}; }
+  template <class F>
+  std::size_t read(F&& f) {
+    return q_.read(f);
+  }
+
+ private:
+  MutexDeque q_;
 };
 
 // --- the run --------------------------------------------------------------------------------------
@@ -263,6 +395,58 @@ double run_one(const Workload& w) {
   return s;
 }
 
+// Producers take every producers-th record (the same records in all, so the same checksum);
+// nothing is pinned (there are more threads than CPUs here), and a side that finds nothing to
+// do yields after a short spin, so that the scheduler can run the others.
+template <class Q>
+double run_many(const Workload& w, int producers) {
+  auto q = std::make_unique<Q>();
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<std::size_t>(producers));
+  for (int k = 0; k < producers; ++k) {
+    threads.emplace_back([writer = q->writer(), wp = &w, k, producers, &ready]() mutable {
+      ready.fetch_add(1);
+      while (ready.load() <= producers) std::this_thread::yield();
+      for (auto i = static_cast<std::size_t>(k); i < wp->records; i += static_cast<std::size_t>(producers)) {
+        const Bytes rec = record_at(*wp, i);
+        for (int spins = 0; !writer.write(rec); ++spins) {
+          if (spins < 64) {
+            cpu_relax();
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      }
+    });
+  }
+  ready.fetch_add(1);
+  while (ready.load() <= producers) std::this_thread::yield();
+  const auto t0 = Clock::now();
+  struct alignas(128) Sum {
+    std::uint64_t v = 0;
+  } sum;
+  std::size_t got = 0;
+  for (int idle = 0; got < w.records;) {
+    const std::size_t n = q->read([&sum](std::span<std::byte> r) { sum.v += picoring_bench::checksum(r); });
+    got += n;
+    if (n != 0) {
+      idle = 0;
+    } else if (++idle < 64) {
+      cpu_relax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (auto& t : threads) t.join();
+  if (sum.v != w.expected) {
+    std::fprintf(stderr, "%s, %d producers: checksum mismatch\n", w.name.c_str(), producers);
+    std::exit(1);
+  }
+  return s;
+}
+
 struct Contenders {
   std::vector<double (*)(const Workload&)> runs;
   std::size_t fixed_slot_bytes;
@@ -291,6 +475,37 @@ std::vector<std::uint32_t> log_like_lengths() {
   std::vector<std::uint32_t> v(4096);
   for (auto& l : v) l = static_cast<std::uint32_t>(rng() % 100 < 95 ? 40 + rng() % 260 : 1024 + rng() % 3072);
   return v;
+}
+
+void many_producers_table(int runs, std::size_t payload) {
+  std::printf(
+      "\n### Variable-size records from several producer threads into one (%zu KiB in flight, median of %d)\n\n"
+      "| records | producers | picoring M rec/s | spinlock padding ring (BPF design) | mutex deque | picoring / "
+      "spinlock ring | picoring / mutex deque |\n|---|---:|---:|---:|---:|---:|---:|\n",
+      kRingBytes >> 10, runs);
+  struct Row {
+    Workload w;
+    int producers;
+  };
+  const std::size_t each = payload / 2;  // a shorter table than the two-thread one
+  std::vector<Row> rows;
+  rows.push_back({make_workload("64 B", {64}, each), 2});
+  rows.push_back({make_workload("1 KiB", {1024}, each), 2});
+  rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), each), 2});
+  rows.push_back({make_workload("64 B", {64}, each), 4});
+  using Run = double (*)(const Workload&, int);
+  const Run fns[] = {&run_many<PicoRecordsMpsc>, &run_many<SpinlockPaddingRing>, &run_many<MutexDequeMpsc>};
+  for (const auto& row : rows) {
+    const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns),
+                                                       [&](std::size_t k) { return fns[k](row.w, row.producers); });
+    const auto rate = [&](std::size_t k) {
+      return static_cast<double>(row.w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
+    };
+    std::printf("| %s | %d | %.2f | %.2f | %.2f | %.2fx | %.2fx |\n", row.w.name.c_str(), row.producers, rate(0),
+                rate(1), rate(2), picoring_bench::median(rounds.ratio_to_first[1]),
+                picoring_bench::median(rounds.ratio_to_first[2]));
+    std::fflush(stdout);
+  }
 }
 
 }  // namespace
@@ -340,6 +555,7 @@ int main(int argc, char** argv) {
                 picoring_bench::median(ratio[3]));
     std::fflush(stdout);
   }
+  many_producers_table(runs, payload);
   std::printf(
       "\nM rec/s: millions of records per second, median over runs; GB/s: picoring's payload bytes per second.\n"
       "Ratios: the other's time over picoring's in the same round, median over rounds; above 1, picoring is faster.\n"
