@@ -14,10 +14,12 @@
 // beforehand on one thread.
 // A second table has several producer threads: picoring's MPSC record queue against the BPF
 // ring buffer's design (a spinlock around reservations, a busy bit per header, padding at the
-// end) and the mutex deque, with 2 and 4 producers.
+// end) and the mutex deque, with 2 and 4 producers. A third runs the padding ring on private,
+// shared and mirrored memory: a mirror needs shared pages, and on some machines they cost more.
 //
 //   picoring_record_bench [--runs R] [--mib N] [--quick]
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include <array>
 #include <atomic>
@@ -70,10 +72,46 @@ struct PicoRecords {
   }
 };
 
+// 1 MiB of resident memory of one kind for the baselines: private anonymous (what new[] gives),
+// shared anonymous (shmem, the kind of page a mirror must use: two views need shared pages), or
+// the first view of a MirrorBuffer. Locked when allowed, as picoring's rings here are.
+enum class MemoryKind { private_anon, shared_anon, mirror_view };
+class RingMemory {
+ public:
+  explicit RingMemory(MemoryKind kind) {
+    if (kind == MemoryKind::mirror_view) {
+      mirror_ = picoring::MirrorBuffer(kRingBytes, PicoRecords::resident());
+      base_ = mirror_.data();
+      return;
+    }
+    const int sharing = kind == MemoryKind::shared_anon ? MAP_SHARED : MAP_PRIVATE;
+    void* p = mmap(nullptr, kRingBytes, PROT_READ | PROT_WRITE, sharing | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      std::perror("mmap");
+      std::exit(1);
+    }
+    base_ = static_cast<std::byte*>(p);
+    std::memset(base_, 0, kRingBytes);
+    mapped_ = true;
+    (void)mlock(base_, kRingBytes);  // refused without the privilege: then merely touched
+  }
+  RingMemory(const RingMemory&) = delete;
+  RingMemory& operator=(const RingMemory&) = delete;
+  ~RingMemory() {
+    if (mapped_) munmap(base_, kRingBytes);
+  }
+  std::byte* data() const { return base_; }
+
+ private:
+  picoring::MirrorBuffer mirror_;
+  std::byte* base_ = nullptr;
+  bool mapped_ = false;
+};
+
 // The classic ring: one copy of the memory, records never split, a padding record at the end.
+template <MemoryKind Kind = MemoryKind::private_anon>
 class PaddingRing {
  public:
-  PaddingRing() : buf_(new (std::align_val_t{4096}) std::byte[kRingBytes]) { std::memset(buf_.get(), 0, kRingBytes); }
   bool write(Bytes rec) {
     const std::size_t fp = picoring::record_footprint(rec.size());
     const std::size_t pad = p_.index + fp > kRingBytes ? kRingBytes - p_.index : 0;
@@ -86,7 +124,7 @@ class PaddingRing {
       header(p_.index, 0, kPad);
       p_.index = 0;
     }
-    std::memcpy(buf_.get() + p_.index + 8, rec.data(), rec.size());
+    std::memcpy(mem_.data() + p_.index + 8, rec.data(), rec.size());
     header(p_.index, static_cast<std::uint32_t>(rec.size()), 0);
     p_.index += fp;
     if (p_.index == kRingBytes) p_.index = 0;
@@ -101,13 +139,13 @@ class PaddingRing {
     std::size_t n = 0;
     while (bytes < have) {
       std::uint32_t h[2];
-      std::memcpy(h, buf_.get() + c_.index, 8);
+      std::memcpy(h, mem_.data() + c_.index, 8);
       if (h[1] == kPad) {
         bytes += kRingBytes - c_.index;
         c_.index = 0;
         continue;
       }
-      f(std::span<std::byte>(buf_.get() + c_.index + 8, h[0]));
+      f(std::span<std::byte>(mem_.data() + c_.index + 8, h[0]));
       const std::size_t fp = picoring::record_footprint(h[0]);
       bytes += fp;
       c_.index += fp;
@@ -121,14 +159,11 @@ class PaddingRing {
 
  private:
   static constexpr std::uint32_t kPad = 1;
-  struct Deleter {
-    void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{4096}); }
-  };
   void header(std::size_t at, std::uint32_t len, std::uint32_t flags) {
     const std::uint32_t h[2] = {len, flags};
-    std::memcpy(buf_.get() + at, h, 8);
+    std::memcpy(mem_.data() + at, h, 8);
   }
-  std::unique_ptr<std::byte[], Deleter> buf_;
+  RingMemory mem_{Kind};
   // Laid out as picoring's queue is: each shared counter on its own line, each side's private
   // copies on another.
   alignas(128) std::atomic<std::size_t> tail_{0};
@@ -453,7 +488,7 @@ struct Contenders {
 };
 template <std::size_t S>
 Contenders contenders() {
-  return {{&run_one<PicoRecords>, &run_one<PaddingRing>, &run_one<MutexDeque>, &run_one<FixedSlots<S>>},
+  return {{&run_one<PicoRecords>, &run_one<PaddingRing<>>, &run_one<MutexDeque>, &run_one<FixedSlots<S>>},
           Slot<S>::capacity_bytes()};
 }
 
@@ -508,6 +543,31 @@ void many_producers_table(int runs, std::size_t payload) {
   }
 }
 
+// The padding ring's one code on three kinds of memory, and picoring beside them: how much of
+// the difference between the two designs is the memory a mirror has to use.
+void memory_table(int runs, std::size_t payload) {
+  std::printf(
+      "\n### The padding ring's code on other memory (two pinned threads, median of %d)\n\n"
+      "| records | padding ring, private memory M rec/s | on shared memory | on a mirror's first view | picoring "
+      "| shared / private | mirror view / private | picoring / private |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
+      runs);
+  using Run = double (*)(const Workload&);
+  const Run fns[] = {&run_one<PaddingRing<MemoryKind::private_anon>>, &run_one<PaddingRing<MemoryKind::shared_anon>>,
+                     &run_one<PaddingRing<MemoryKind::mirror_view>>, &run_one<PicoRecords>};
+  for (const std::uint32_t size : {64U, 1024U, 16384U}) {
+    const Workload w = make_workload(std::to_string(size) + " B", {size}, payload / 2);
+    const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns), [&](std::size_t k) { return fns[k](w); });
+    const auto rate = [&](std::size_t k) {
+      return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
+    };
+    // Speed relative to the first: the inverse of the median time ratio.
+    const auto speed = [&](std::size_t k) { return 1.0 / picoring_bench::median(rounds.ratio_to_first[k]); };
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", w.name.c_str(), rate(0), rate(1),
+                rate(2), rate(3), speed(1), speed(2), speed(3));
+    std::fflush(stdout);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -556,6 +616,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   many_producers_table(runs, payload);
+  memory_table(runs, payload);
   std::printf(
       "\nM rec/s: millions of records per second, median over runs; GB/s: picoring's payload bytes per second.\n"
       "Ratios: the other's time over picoring's in the same round, median over rounds; above 1, picoring is faster.\n"
