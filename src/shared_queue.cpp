@@ -181,14 +181,14 @@ bool SharedRegion::make_resident(SharedRegion& r, Residency residency, Error& er
   return true;
 }
 
-SharedRegion SharedRegion::create(std::size_t min_capacity, std::uint32_t kind, SharedRole role, Residency residency,
+SharedRegion SharedRegion::create(std::size_t min_capacity, SharedLayout layout, SharedRole role, Residency residency,
                                   Error& err) noexcept {
   err = {};
   if (!valid(residency, err)) return {};
   const std::size_t page = allocation_granularity();
-  // Whole pages (every page size is a multiple of the records' 8-byte alignment); the header
-  // takes one page of its own.
-  const std::size_t data = mirror_size_for(min_capacity, 1, err);
+  // Whole pages of whole units (every page size is a multiple of the records' 8-byte
+  // alignment); the header takes one page of its own.
+  const std::size_t data = mirror_size_for(min_capacity, layout.element_size, err);
   if (err) return {};
   if (data > (std::numeric_limits<std::size_t>::max() - page) / 2 ||
       data > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max()) - page) {
@@ -221,7 +221,8 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, std::uint32_t kind, 
   SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
   h->magic = SharedHeader::kMagic;
   h->version = SharedHeader::kVersion;
-  h->kind = kind;
+  h->kind = layout.kind;
+  h->element_size = layout.element_size;
   h->header_bytes = page;
   h->data_bytes = data;
   h->fences.store(global_membarrier_registered() ? 0 : 1, std::memory_order_relaxed);
@@ -231,7 +232,7 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, std::uint32_t kind, 
   return r;
 }
 
-SharedRegion SharedRegion::attach(int fd, std::uint32_t kind, SharedRole role, Residency residency,
+SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, Residency residency,
                                   Error& err) noexcept {
   err = {};
   if (!valid(residency, err)) return {};
@@ -274,8 +275,12 @@ SharedRegion SharedRegion::attach(int fd, std::uint32_t kind, SharedRole role, R
     err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
     return {};
   }
-  if (h.kind != kind) {
-    err = corrupt("check header (kind: records and bytes do not mix, or not a known kind)");
+  if (h.kind != layout.kind) {
+    err = corrupt("check header (kind: records, bytes and slots do not mix, or not a known kind)");
+    return {};
+  }
+  if (h.element_size != layout.element_size || data % layout.element_size != 0) {
+    err = corrupt("check header (element size: the slots are of another type's size)");
     return {};
   }
   if (h.header_bytes != page || h.data_bytes != data) {
@@ -388,11 +393,11 @@ void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
 
 #else  // not Linux
 
-SharedRegion SharedRegion::create(std::size_t, std::uint32_t, SharedRole, Residency, Error& err) noexcept {
+SharedRegion SharedRegion::create(std::size_t, SharedLayout, SharedRole, Residency, Error& err) noexcept {
   err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
   return {};
 }
-SharedRegion SharedRegion::attach(int, std::uint32_t, SharedRole, Residency, Error& err) noexcept {
+SharedRegion SharedRegion::attach(int, SharedLayout, SharedRole, Residency, Error& err) noexcept {
   err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
   return {};
 }

@@ -699,6 +699,188 @@ TEST(SharedRecordQueue, ARefusedLockIsAnErrorOrFallsBackAndLeaksNothing) {
   EXPECT_EQ(rc, 0);
 }
 
+// --- fixed slots between processes --------------------------------------------------------------
+
+// 24 bytes: not a divisor of any page size, so the slots' capacity is a multiple of both.
+struct Tick {
+  std::uint64_t seq;
+  double price;
+  std::uint32_t qty;
+  char venue[4];
+};
+static_assert(sizeof(Tick) == 24);
+Tick tick(std::uint64_t seq) {
+  return {seq, static_cast<double>(seq) * 0.25, static_cast<std::uint32_t>(seq * 7), {'X', 'N', 'A', 'S'}};
+}
+bool is_tick(const Tick& t, std::uint64_t seq) {
+  const Tick want = tick(seq);
+  return t.seq == want.seq && t.price == want.price && t.qty == want.qty &&
+         std::equal(std::begin(t.venue), std::end(t.venue), std::begin(want.venue));
+}
+
+TEST(SharedSlotQueue, MatchesADequeAcrossManyWraps) {
+  const std::size_t fds = picoring_test::count_open_fds();
+  {
+    auto w = picoring::SharedQueueWriter<Tick>::create(100);
+    auto r = picoring::SharedQueueReader<Tick>::attach(w.fd());
+    const std::size_t cap = w.capacity();
+    ASSERT_EQ(cap, r.capacity());
+    ASSERT_GE(cap, 100u);
+    EXPECT_EQ(cap * sizeof(Tick) % picoring::allocation_granularity(), 0u) << "whole pages of whole slots";
+    std::deque<std::uint64_t> model;
+    std::mt19937 rng(5);
+    std::uint64_t next = 0;
+    for (int step = 0; step < 20000; ++step) {
+      switch (rng() % 5) {
+        case 0: {  // try_push
+          const bool room = model.size() < cap;
+          ASSERT_EQ(w.try_push(tick(next)), room);
+          if (room) model.push_back(next++);
+          break;
+        }
+        case 1: {  // push_slice: as many as fit
+          std::vector<Tick> batch(1 + rng() % (cap / 2));
+          for (std::size_t i = 0; i < batch.size(); ++i) batch[i] = tick(next + i);
+          const std::size_t n = w.push_slice(batch);
+          ASSERT_EQ(n, std::min(batch.size(), cap - model.size()));
+          for (std::size_t i = 0; i < n; ++i) model.push_back(next++);
+          break;
+        }
+        case 2: {  // writable() + commit(k), wrapped or not
+          auto out = w.writable();
+          ASSERT_EQ(out.size(), cap - model.size());
+          const std::size_t k = out.empty() ? 0 : rng() % (out.size() + 1);
+          for (std::size_t i = 0; i < k; ++i) {
+            out[i] = tick(next);
+            model.push_back(next++);
+          }
+          w.commit(k);
+          break;
+        }
+        case 3: {  // readable(): everything as one span; release a prefix
+          auto in = r.readable();
+          ASSERT_EQ(in.size(), model.size());
+          for (std::size_t i = 0; i < in.size(); ++i) ASSERT_TRUE(is_tick(in[i], model[i])) << "step " << step;
+          const std::size_t k = in.empty() ? 0 : rng() % (in.size() + 1);
+          r.release(k);
+          model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(k));
+          break;
+        }
+        default: {  // try_pop
+          Tick t{};
+          ASSERT_EQ(r.try_pop(t), !model.empty());
+          if (!model.empty()) {
+            ASSERT_TRUE(is_tick(t, model.front()));
+            model.pop_front();
+          }
+          break;
+        }
+      }
+    }
+    EXPECT_GT(next, 20 * cap) << "the ring wrapped many times";
+  }
+  EXPECT_EQ(picoring_test::count_open_fds(), fds);
+}
+
+TEST(SharedSlotQueue, BadInputIsRejectedAndChangesNothing) {
+  auto w = picoring::SharedQueueWriter<Tick>::create(100);
+  auto r = picoring::SharedQueueReader<Tick>::attach(w.fd());
+  ASSERT_TRUE(w.try_push(tick(1)));
+  EXPECT_THROW(w.commit(w.capacity()), std::out_of_range) << "one slot is taken";
+  EXPECT_THROW(w.commit(std::size_t{0} - 1), std::out_of_range);
+  EXPECT_THROW(r.release(2), std::out_of_range);
+  EXPECT_THROW(r.release(std::size_t{0} - 1), std::out_of_range);
+  EXPECT_THROW(static_cast<void>(r.wait(r.capacity() + 1, 1ms)), std::length_error);
+  EXPECT_THROW(static_cast<void>(w.wait_for_space(w.capacity() + 1, 1ms)), std::length_error);
+  Tick t{};
+  ASSERT_TRUE(r.try_pop(t)) << "the rejected calls changed nothing";
+  EXPECT_TRUE(is_tick(t, 1));
+  EXPECT_EQ(r.wait(1, 1ms), QueueStatus::timed_out);
+  w.close();
+  EXPECT_FALSE(w.try_push(tick(2)));
+  EXPECT_EQ(r.pop_wait(t, 1s), QueueStatus::closed);
+}
+
+TEST(SharedSlotQueue, EndsOfAnotherElementSizeOrKindDoNotAttach) {
+  auto slots = picoring::SharedQueueWriter<std::uint64_t>::create(1000);
+  auto bytes = picoring::SharedStreamWriter::create(4096);
+  try {
+    static_cast<void>(picoring::SharedQueueReader<std::uint32_t>::attach(slots.fd()));
+    ADD_FAILURE() << "a reader of 4-byte slots attached to a queue of 8-byte ones";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+    EXPECT_NE(std::string(e.what()).find("element size"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(static_cast<void>(picoring::SharedStreamReader::attach(slots.fd())), std::system_error);
+  EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(slots.fd())), std::system_error);
+  EXPECT_THROW(static_cast<void>(picoring::SharedQueueReader<std::uint64_t>::attach(bytes.fd())), std::system_error);
+  // A writer that takes over must find the counter on an element boundary.
+  auto r = picoring::SharedQueueReader<std::uint64_t>::attach(slots.fd());
+  RawHeader h(slots.fd());
+  slots = {};  // the writer goes (giving its role up); a lying peer moves its counter
+  h.p->tail.store(12);
+  try {
+    static_cast<void>(picoring::SharedQueueWriter<std::uint64_t>::attach(r.fd()));
+    ADD_FAILURE() << "a writer took over at a counter inside an element";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+    EXPECT_NE(std::string(e.what()).find("element boundary"), std::string::npos) << e.what();
+  }
+}
+
+TEST(SharedSlotQueue, AChildProcessGetsEveryElementInOrder) {
+  auto w = picoring::SharedQueueWriter<Tick>::create(1000);
+  const int fd = w.fd();
+  constexpr std::uint64_t kTicks = 300000;
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int status = 0;
+    try {
+      auto r = picoring::SharedQueueReader<Tick>::attach(fd);
+      std::uint64_t at = 0;
+      Tick t{};
+      while (status == 0 && at < kTicks) {
+        if (at % 2 == 0) {
+          if (r.pop_wait(t, 30s) != QueueStatus::ok) status = 4;
+          if (status == 0 && !is_tick(t, at++)) status = 3;
+        } else {
+          if (r.wait(1, 30s) != QueueStatus::ok) status = 4;
+          const auto in = r.readable();
+          for (std::size_t i = 0; status == 0 && i < in.size(); ++i) {
+            if (!is_tick(in[i], at++)) status = 3;
+          }
+          r.release(in.size());
+        }
+      }
+      if (status == 0 && r.wait(1, 30s) != QueueStatus::closed) status = 2;
+    } catch (...) {
+      status = 5;
+    }
+    ::_exit(status);
+  }
+  ASSERT_GT(pid, 0);
+  std::vector<Tick> batch;
+  for (std::uint64_t seq = 0; seq < kTicks;) {
+    if (seq % 3 == 0) {
+      ASSERT_EQ(w.push_wait(tick(seq), 30s), QueueStatus::ok);
+      ++seq;
+    } else {
+      batch.clear();
+      for (std::uint64_t i = seq; i < kTicks && batch.size() < 50; ++i) batch.push_back(tick(i));
+      const std::size_t n = w.push_slice(batch);
+      if (n == 0) {
+        ASSERT_EQ(w.wait_for_space(1, 30s), QueueStatus::ok);
+      }
+      seq += n;
+    }
+  }
+  w.close();
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
 }  // namespace
 
 #endif  // __linux__

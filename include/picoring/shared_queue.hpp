@@ -51,7 +51,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <span>
+#include <type_traits>
 #include <utility>
 
 #include "picoring/mirror_buffer.hpp"
@@ -69,6 +71,7 @@ struct SharedHeader {
   static constexpr std::uint32_t kVersion = 1;
   static constexpr std::uint32_t kRecordQueue = 1;  // the layout kinds: records (RecordRing framing)
   static constexpr std::uint32_t kByteStream = 2;   // or plain bytes
+  static constexpr std::uint32_t kFixedSlots = 3;   // or elements of element_size bytes each
 
   // Written once by the creator before the descriptor is shared; checked by attach().
   std::uint64_t magic = 0;
@@ -76,6 +79,7 @@ struct SharedHeader {
   std::uint32_t kind = 0;
   std::uint64_t header_bytes = 0;  // offset of the data in the memfd: the creator's page size
   std::uint64_t data_bytes = 0;    // the ring's capacity
+  std::uint32_t element_size = 0;  // 1 for records and bytes; a slot's size for kFixedSlots
 
   alignas(64) std::atomic<std::uint64_t> tail;  // bytes ever published, written by the writer
   alignas(64) std::atomic<std::uint64_t> head;  // bytes ever released, written by the reader
@@ -99,18 +103,27 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std
 
 enum class SharedRole { writer, reader };
 
+// What a queue's memory holds: the kind, and the size of its units (1: bytes). An end attaches
+// only to the layout it was made for.
+struct SharedLayout {
+  std::uint32_t kind;
+  std::uint32_t element_size;
+};
+
 // One process's mapping of a shared queue: the header, the mirrored data, the memfd (kept open
 // until close_fd(), so that it can still be passed on). Out of line in src/shared_queue.cpp.
 class SharedRegion {
  public:
   SharedRegion() noexcept = default;
-  // A new queue of at least min_capacity bytes (rounded up to pages), with `role` claimed, this
-  // process's mapping made resident as `residency` asks.
-  static SharedRegion create(std::size_t min_capacity, std::uint32_t kind, SharedRole role, Residency residency,
+  // A new queue of at least min_capacity units of layout.element_size bytes (rounded up to whole
+  // pages of whole units), with `role` claimed, this process's mapping made resident as
+  // `residency` asks.
+  static SharedRegion create(std::size_t min_capacity, SharedLayout layout, SharedRole role, Residency residency,
                              Error& err) noexcept;
-  // The queue behind fd (duplicated: the caller's descriptor stays the caller's), validated,
-  // with `role` claimed and this process's mapping made resident as `residency` asks.
-  static SharedRegion attach(int fd, std::uint32_t kind, SharedRole role, Residency residency, Error& err) noexcept;
+  // The queue behind fd (duplicated: the caller's descriptor stays the caller's), validated
+  // against `layout`, with `role` claimed and this process's mapping made resident as
+  // `residency` asks.
+  static SharedRegion attach(int fd, SharedLayout layout, SharedRole role, Residency residency, Error& err) noexcept;
   SharedRegion(SharedRegion&& o) noexcept { swap(o); }
   SharedRegion& operator=(SharedRegion&& o) noexcept {
     SharedRegion(std::move(o)).swap(*this);
@@ -237,7 +250,7 @@ class SharedEnd {
   // populate, and locked() says which. Each process chooses for its own mapping.
   static End create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
     Error err;
-    End end(SharedRegion::create(min_capacity, End::kKind, kRole, residency, err));
+    End end(SharedRegion::create(min_capacity, End::kLayout, kRole, residency, err));
     if (err) throw_error(err);
     return end;
   }
@@ -247,7 +260,7 @@ class SharedEnd {
   // holds this role), or, with `residency`, as create().
   static End attach(int fd, Residency residency = Residency::on_demand) {
     Error err;
-    End end(SharedRegion::attach(fd, End::kKind, kRole, residency, err));
+    End end(SharedRegion::attach(fd, End::kLayout, kRole, residency, err));
     if (err) throw_error(err);
     return end;
   }
@@ -283,7 +296,7 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
   friend Base;
 
  public:
-  static constexpr std::uint32_t kKind = detail::SharedHeader::kRecordQueue;
+  static constexpr detail::SharedLayout kLayout{detail::SharedHeader::kRecordQueue, 1};
   SharedRecordWriter() noexcept = default;
   std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
   // Also, from SharedEnd: create(min_capacity, residency), attach(fd, residency), fd(),
@@ -376,7 +389,7 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
   friend Base;
 
  public:
-  static constexpr std::uint32_t kKind = detail::SharedHeader::kRecordQueue;
+  static constexpr detail::SharedLayout kLayout{detail::SharedHeader::kRecordQueue, 1};
   SharedRecordReader() noexcept = default;
   std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
   // Also, from SharedEnd: create(min_capacity, residency), attach(fd, residency), fd(),
@@ -461,7 +474,7 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
   friend Base;
 
  public:
-  static constexpr std::uint32_t kKind = detail::SharedHeader::kByteStream;
+  static constexpr detail::SharedLayout kLayout{detail::SharedHeader::kByteStream, 1};
   SharedStreamWriter() noexcept = default;
   // Also, from SharedEnd: create(min_capacity, residency), attach(fd, residency), fd(),
   // close_fd(), capacity(), locked(), closed(), close().
@@ -527,6 +540,8 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
   }
 
  private:
+  template <class>
+  friend class SharedQueueWriter;
   explicit SharedStreamWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
   }
@@ -556,7 +571,7 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   friend Base;
 
  public:
-  static constexpr std::uint32_t kKind = detail::SharedHeader::kByteStream;
+  static constexpr detail::SharedLayout kLayout{detail::SharedHeader::kByteStream, 1};
   SharedStreamReader() noexcept = default;
 
   // Every published byte not yet released, as one contiguous span (wrapped or not); empty when
@@ -598,6 +613,8 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   }
 
  private:
+  template <class>
+  friend class SharedQueueReader;
   explicit SharedStreamReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) head_ = tail_cache_ = r_.header()->head.load(std::memory_order_relaxed);
   }
@@ -617,6 +634,186 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
 
   std::uint64_t head_ = 0;
   std::uint64_t tail_cache_ = 0;
+};
+
+// A queue of fixed-size elements between two processes: SpscProducer / SpscConsumer's windows
+// over shared memory, the byte stream's rules (creation, attach, roles, residency, closing, a
+// dying peer) in whole elements. The capacity is whole pages of whole elements (a 24-byte T
+// gets 12 KiB with 4 KiB pages: 512 slots), and the header records sizeof(T): an end of
+// another element size, or of another kind, refuses to attach.
+//
+// T crosses a process boundary as bytes, so it must be trivially copyable; and the peer can
+// write any bytes, so prefer types for which every bit pattern is a value (integers, floating
+// point, arrays and structs of them) or check what you read (a bool or an enum read from a
+// hostile peer's bytes is not checked here). Counters the peer publishes are checked as the
+// stream's are; one that is not a whole number of elements counts down to the last whole one.
+template <class T>
+class SharedQueueWriter {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "elements cross a process boundary as bytes: T must be trivially copyable");
+  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
+                "the header records the element size in 32 bits");
+  static_assert(alignof(T) <= 4096,
+                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+
+ public:
+  static constexpr detail::SharedLayout kLayout{detail::SharedHeader::kFixedSlots,
+                                                static_cast<std::uint32_t>(sizeof(T))};
+  SharedQueueWriter() noexcept = default;
+  // A new queue of at least min_capacity elements; throws as SharedStreamWriter::create.
+  static SharedQueueWriter create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
+    Error err;
+    SharedQueueWriter w(
+        detail::SharedRegion::create(min_capacity, kLayout, detail::SharedRole::writer, residency, err));
+    if (err) throw_error(err);
+    return w;
+  }
+  // The writing end of the queue behind fd; throws as SharedStreamWriter::attach, and for a
+  // queue of another element size or kind, or a counter that is not on an element's boundary.
+  static SharedQueueWriter attach(int fd, Residency residency = Residency::on_demand) {
+    Error err;
+    SharedQueueWriter w(detail::SharedRegion::attach(fd, kLayout, detail::SharedRole::writer, residency, err));
+    if (err) throw_error(err);
+    w.check_position();
+    return w;
+  }
+
+  int fd() const noexcept { return s_.fd(); }
+  void close_fd() noexcept { s_.close_fd(); }
+  // Capacity in elements.
+  std::size_t capacity() const noexcept { return s_.capacity() / sizeof(T); }
+  bool locked() const noexcept { return s_.locked(); }
+  bool closed() const noexcept { return s_.closed(); }
+  void close() noexcept { s_.close(); }
+
+  // Every free slot as one contiguous span (empty when full or closed). Valid until commit().
+  std::span<T> writable() {
+    const auto bytes = s_.writable();
+    return {reinterpret_cast<T*>(bytes.data()), bytes.size() / sizeof(T)};
+  }
+  // Publishes the first n free slots. Throws std::out_of_range, publishing nothing, if n is
+  // more than are free.
+  void commit(std::size_t n) {
+    if (n > capacity()) detail::throw_out_of_range("picoring: commit(n): n > free slots");
+    s_.commit(n * sizeof(T));
+  }
+  // Copies v into the next slot and publishes it; false when full or closed.
+  bool try_push(const T& v) { return push_slice(std::span<const T>(&v, 1)) == 1; }
+  // Copies as many of items as there are free slots for and publishes them; returns how many.
+  std::size_t push_slice(std::span<const T> items) {
+    if (items.empty() || closed()) return 0;
+    const std::size_t free = s_.free_bytes(items.size_bytes()) / sizeof(T);
+    const std::size_t n = items.size() < free ? items.size() : free;
+    if (n == 0) return 0;
+    std::memcpy(s_.r_.data() + s_.index(), items.data(), n * sizeof(T));
+    s_.commit(n * sizeof(T));
+    return n;
+  }
+  // Blocks until n slots are free (ok), the timeout passes (timed_out), or the queue is closed
+  // or the reader's process has died (closed). n > capacity() throws std::length_error.
+  template <class Rep, class Period>
+  QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (n > capacity()) detail::throw_length_error("picoring: wait_for_space(n): n > capacity()");
+    return s_.wait_for_space(n * sizeof(T), timeout);
+  }
+  // Blocking push: waits for a free slot, then pushes.
+  template <class Rep, class Period>
+  QueueStatus push_wait(const T& v, std::chrono::duration<Rep, Period> timeout) {
+    if (try_push(v)) return QueueStatus::ok;
+    const QueueStatus st = wait_for_space(1, timeout);
+    if (st != QueueStatus::ok) return st;
+    return try_push(v) ? QueueStatus::ok : QueueStatus::closed;
+  }
+
+ private:
+  explicit SharedQueueWriter(detail::SharedRegion r) noexcept : s_(std::move(r)) {}
+  // A writer that takes over from a dead one continues at the header's counter.
+  void check_position() {
+    if (s_.tail_ % sizeof(T) != 0) {
+      s_.close();
+      detail::throw_corrupt("picoring: shared queue: the writer's counter is not on an element boundary");
+    }
+  }
+  SharedStreamWriter s_;
+};
+
+// The reading end of a shared queue of elements (see SharedQueueWriter).
+template <class T>
+class SharedQueueReader {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "elements cross a process boundary as bytes: T must be trivially copyable");
+
+ public:
+  static constexpr detail::SharedLayout kLayout = SharedQueueWriter<T>::kLayout;
+  SharedQueueReader() noexcept = default;
+  static SharedQueueReader create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
+    Error err;
+    SharedQueueReader r(
+        detail::SharedRegion::create(min_capacity, kLayout, detail::SharedRole::reader, residency, err));
+    if (err) throw_error(err);
+    return r;
+  }
+  static SharedQueueReader attach(int fd, Residency residency = Residency::on_demand) {
+    Error err;
+    SharedQueueReader r(detail::SharedRegion::attach(fd, kLayout, detail::SharedRole::reader, residency, err));
+    if (err) throw_error(err);
+    r.check_position();
+    return r;
+  }
+
+  int fd() const noexcept { return s_.fd(); }
+  void close_fd() noexcept { s_.close_fd(); }
+  std::size_t capacity() const noexcept { return s_.capacity() / sizeof(T); }
+  bool locked() const noexcept { return s_.locked(); }
+  bool closed() const noexcept { return s_.closed(); }
+  void close() noexcept { s_.close(); }
+
+  // Every published element not yet released, as one contiguous span (wrapped or not); empty
+  // when none. Valid until release().
+  std::span<const T> readable() {
+    const auto bytes = s_.readable();
+    return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
+  }
+  // Frees the n oldest elements. Throws std::out_of_range, freeing nothing, if n is more than
+  // are readable.
+  void release(std::size_t n) {
+    if (n > capacity() || n * sizeof(T) > s_.available(n * sizeof(T)))
+      detail::throw_out_of_range("picoring: release(n): n > readable");
+    s_.release(n * sizeof(T));
+  }
+  // Copies the oldest element out and releases it; false when there is none.
+  bool try_pop(T& out) {
+    if (s_.available(sizeof(T)) < sizeof(T)) return false;
+    std::memcpy(&out, s_.readable().data(), sizeof(T));
+    s_.release(sizeof(T));
+    return true;
+  }
+  // Blocks until at least n elements are readable (ok), the timeout passes (timed_out), or the
+  // queue is closed, or the writer's process has died, with fewer left (closed). n > capacity()
+  // throws std::length_error.
+  template <class Rep, class Period>
+  QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (n > capacity()) detail::throw_length_error("picoring: wait(n): n > capacity()");
+    return s_.wait(n * sizeof(T), timeout);
+  }
+  // Blocking pop: wait(1, timeout), then try_pop.
+  template <class Rep, class Period>
+  QueueStatus pop_wait(T& out, std::chrono::duration<Rep, Period> timeout) {
+    const QueueStatus st = wait(1, timeout);
+    if (st == QueueStatus::ok) try_pop(out);
+    return st;
+  }
+
+ private:
+  explicit SharedQueueReader(detail::SharedRegion r) noexcept : s_(std::move(r)) {}
+  // A reader that takes over from a dead one continues at the header's counter.
+  void check_position() {
+    if (s_.head_ % sizeof(T) != 0) {
+      s_.close();
+      detail::throw_corrupt("picoring: shared queue: the reader's counter is not on an element boundary");
+    }
+  }
+  SharedStreamReader s_;
 };
 
 // Passes a descriptor over a connected Unix socket (SCM_RIGHTS), with one byte of payload.
