@@ -1,5 +1,5 @@
-// The shared record queue and byte stream against a peer that lies (the first input byte picks
-// which). A writer and a reader of one queue run in
+// The shared record queue, byte stream and queue of fixed slots against a peer that lies (the
+// first input byte picks which). A writer and a reader of one queue run in
 // this process, checked against a std::deque<std::string> until the input starts playing the
 // peer: it overwrites the counters in the header or any bytes of the data (record lengths) through
 // a mapping of its own. From then on every call may fail with the documented errors
@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "fuzz_support.hpp"
 #include "picoring/shared_queue.hpp"
@@ -128,13 +129,131 @@ void fuzz_stream(FuzzedDataProvider& in) {
   ::munmap(raw, page);
 }
 
+// The queue of 24-byte slots (a size that divides no page): a std::deque model until the peer
+// lies; every window must stay inside the mapping and start on a slot's boundary.
+struct Slot {
+  std::uint64_t a, b, c;
+};
+void fuzz_slots(FuzzedDataProvider& in) {
+  auto w = picoring::SharedQueueWriter<Slot>::create(in.ConsumeIntegralInRange<std::size_t>(1, 1000));
+  auto r = picoring::SharedQueueReader<Slot>::attach(w.fd());
+  const std::size_t cap = w.capacity();
+  FUZZ_CHECK(cap * sizeof(Slot) % picoring::allocation_granularity() == 0);
+  const std::size_t page = picoring::allocation_granularity();
+  void* raw = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, w.fd(), 0);
+  FUZZ_CHECK(raw != MAP_FAILED);
+  auto* header = static_cast<picoring::detail::SharedHeader*>(raw);
+  const auto* wbase = reinterpret_cast<const std::byte*>(w.writable().data());
+  const auto* rbase = reinterpret_cast<const std::byte*>(r.readable().data());
+  const Bounds wb{wbase, 2 * cap * sizeof(Slot)};
+  const Bounds rb{rbase, 2 * cap * sizeof(Slot)};
+  const auto check = [](const Bounds& b, auto span) {
+    const auto bytes = std::as_bytes(span);
+    b.check(bytes);
+    if (!bytes.empty()) FUZZ_CHECK(static_cast<std::size_t>(bytes.data() - b.base) % sizeof(Slot) == 0);
+  };
+  std::deque<std::uint64_t> model;
+  bool lied = false;
+  std::uint64_t next = 0;
+  while (in.remaining_bytes() > 0) {
+    switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+      case 0:
+        guarded(lied, [&] {
+          const auto out = w.writable();
+          check(wb, out);
+          if (!lied) FUZZ_CHECK(out.size() == cap - model.size());
+          const auto k = in.ConsumeIntegralInRange<std::size_t>(0, out.size() + 1);  // one too many at times
+          if (k > out.size()) {
+            bool refused = false;
+            try {
+              w.commit(k);
+            } catch (const std::out_of_range&) {
+              refused = true;
+            }
+            FUZZ_CHECK(refused || lied);
+            return;
+          }
+          for (std::size_t i = 0; i < k; ++i) out[i] = {next + i, ~(next + i), 24};
+          w.commit(k);
+          for (std::size_t i = 0; i < k && !lied; ++i) model.push_back(next + i);
+          next += k;
+        });
+        break;
+      case 1: {
+        std::vector<Slot> batch(in.ConsumeIntegralInRange<std::size_t>(0, cap + 2));
+        for (std::size_t i = 0; i < batch.size(); ++i) batch[i] = {next + i, ~(next + i), 24};
+        guarded(lied, [&] {
+          const std::size_t n = w.push_slice(batch);
+          if (!lied) {
+            FUZZ_CHECK(n == std::min(batch.size(), cap - model.size()));
+            for (std::size_t i = 0; i < n; ++i) model.push_back(next + i);
+          }
+          next += n;
+        });
+        break;
+      }
+      case 2:
+        guarded(lied, [&] {
+          const auto view = r.readable();
+          check(rb, view);
+          static_cast<void>(touch(std::as_bytes(view)));
+          if (!lied) {
+            FUZZ_CHECK(view.size() == model.size());
+            for (std::size_t i = 0; i < view.size(); ++i)
+              FUZZ_CHECK(view[i].a == model[i] && view[i].b == ~model[i] && view[i].c == 24);
+          }
+          const auto k = in.ConsumeIntegralInRange<std::size_t>(0, view.size() + 1);
+          if (k > view.size()) {
+            bool refused = false;
+            try {
+              r.release(k);
+            } catch (const std::out_of_range&) {
+              refused = true;
+            }
+            FUZZ_CHECK(refused || lied);
+            return;
+          }
+          r.release(k);
+          if (!lied) model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(k));
+        });
+        break;
+      case 3:
+        guarded(lied, [&] {
+          Slot got{};
+          const bool ok = r.try_pop(got);
+          if (!lied) {
+            FUZZ_CHECK(ok == !model.empty());
+            if (ok) {
+              FUZZ_CHECK(got.a == model.front() && got.b == ~model.front());
+              model.pop_front();
+            }
+          }
+        });
+        break;
+      default: {  // the peer rewrites a counter
+        const auto value = in.ConsumeIntegral<std::uint64_t>();
+        (in.ConsumeBool() ? header->tail : header->head).store(value);
+        lied = true;
+        break;
+      }
+    }
+  }
+  ::munmap(raw, page);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
-  if (in.ConsumeBool()) {
-    fuzz_stream(in);
-    return 0;
+  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+    case 1:
+      fuzz_stream(in);
+      return 0;
+    case 2:
+      fuzz_slots(in);
+      return 0;
+    default:
+      break;
   }
   auto w = picoring::SharedRecordWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 3 * 4096));
   auto r = picoring::SharedRecordReader::attach(w.fd());

@@ -1,6 +1,8 @@
-// picoring: a record queue and a byte stream between two processes, in mirrored shared memory.
-// SharedRecordWriter / SharedRecordReader carry records (each one span); SharedStreamWriter /
-// SharedStreamReader carry bytes (every readable byte one span, like PicoByteStream).
+// picoring: a record queue, a byte stream and a queue of fixed-size elements between two
+// processes, in mirrored shared memory. SharedRecordWriter / SharedRecordReader carry records
+// (each one span); SharedStreamWriter / SharedStreamReader carry bytes (every readable byte one
+// span, like PicoByteStream); SharedQueueWriter<T> / SharedQueueReader<T> carry trivially
+// copyable elements (every readable element in one span, like SpscConsumer::peek).
 //
 //   // process A (creates the queue, writes)
 //   auto w = picoring::SharedRecordWriter::create(1 << 20);
@@ -42,8 +44,8 @@
 // barrier per publication on both sides.
 //
 // Linux only (memfd seals, futexes). Elsewhere create() and attach() throw std::system_error
-// (not supported). Both kinds share the header and the rules above; the header records the kind,
-// and an end of one kind refuses to attach to the other.
+// (not supported). Every kind shares the header and the rules above; the header records the
+// kind (and the element size), and an end of one kind refuses to attach to another.
 #pragma once
 
 #include <atomic>
