@@ -307,19 +307,14 @@ class MpscConsumer : public detail::QueueConsumer<T, detail::MpscState<T>, MpscC
 // (copy it for more producers) and the consumer. Errors as PicoRing's constructors.
 template <class T>
 std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, MirrorOptions options = {}) {
-  Error err;
-  auto* s = detail::new_queue_state<detail::MpscState<T>>(min_capacity, options, err);
-  if (s == nullptr) throw_error(err);
-  return detail::QueueAccess::handles<MpscProducer<T>, MpscConsumer<T>>(s);
+  return detail::make_queue<MpscProducer<T>, MpscConsumer<T>, detail::MpscState<T>>(min_capacity, options);
 }
 
 // Non-throwing creation: on failure `err` is set and both handles are empty.
 template <class T>
 std::pair<MpscProducer<T>, MpscConsumer<T>> make_mpsc(std::size_t min_capacity, Error& err,
                                                       MirrorOptions options = {}) noexcept {
-  auto* s = detail::new_queue_state<detail::MpscState<T>>(min_capacity, options, err);
-  if (s == nullptr) return {};
-  return detail::QueueAccess::handles<MpscProducer<T>, MpscConsumer<T>>(s);
+  return detail::make_queue<MpscProducer<T>, MpscConsumer<T>, detail::MpscState<T>>(min_capacity, err, options);
 }
 
 }  // namespace picoring

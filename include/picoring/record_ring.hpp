@@ -529,17 +529,12 @@ using RecordConsumer = BasicRecordConsumer<detail::RecordSpscState>;
 // as RecordRing's constructors.
 inline std::pair<RecordProducer, RecordConsumer> make_record_spsc(std::size_t min_capacity,
                                                                   MirrorOptions options = {}) {
-  Error err;
-  auto* s = detail::new_queue_state<detail::RecordSpscState>(min_capacity, options, err);
-  if (s == nullptr) throw_error(err);
-  return detail::QueueAccess::handles<RecordProducer, RecordConsumer>(s);
+  return detail::make_queue<RecordProducer, RecordConsumer, detail::RecordSpscState>(min_capacity, options);
 }
 // Non-throwing creation: on failure `err` is set and both handles are empty.
 inline std::pair<RecordProducer, RecordConsumer> make_record_spsc(std::size_t min_capacity, Error& err,
                                                                   MirrorOptions options = {}) noexcept {
-  auto* s = detail::new_queue_state<detail::RecordSpscState>(min_capacity, options, err);
-  if (s == nullptr) return {};
-  return detail::QueueAccess::handles<RecordProducer, RecordConsumer>(s);
+  return detail::make_queue<RecordProducer, RecordConsumer, detail::RecordSpscState>(min_capacity, err, options);
 }
 
 // --- the MPSC form --------------------------------------------------------------------------
@@ -786,17 +781,13 @@ using RecordMpscConsumer = BasicRecordConsumer<detail::RecordMpscState>;
 // RecordRing's constructors.
 inline std::pair<RecordMpscProducer, RecordMpscConsumer> make_record_mpsc(std::size_t min_capacity,
                                                                           MirrorOptions options = {}) {
-  Error err;
-  auto* s = detail::new_queue_state<detail::RecordMpscState>(min_capacity, options, err);
-  if (s == nullptr) throw_error(err);
-  return detail::QueueAccess::handles<RecordMpscProducer, RecordMpscConsumer>(s);
+  return detail::make_queue<RecordMpscProducer, RecordMpscConsumer, detail::RecordMpscState>(min_capacity, options);
 }
 // Non-throwing creation: on failure `err` is set and both handles are empty.
 inline std::pair<RecordMpscProducer, RecordMpscConsumer> make_record_mpsc(std::size_t min_capacity, Error& err,
                                                                           MirrorOptions options = {}) noexcept {
-  auto* s = detail::new_queue_state<detail::RecordMpscState>(min_capacity, options, err);
-  if (s == nullptr) return {};
-  return detail::QueueAccess::handles<RecordMpscProducer, RecordMpscConsumer>(s);
+  return detail::make_queue<RecordMpscProducer, RecordMpscConsumer, detail::RecordMpscState>(min_capacity, err,
+                                                                                             options);
 }
 
 }  // namespace picoring

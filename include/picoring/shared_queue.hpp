@@ -105,6 +105,9 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std
 
 enum class SharedRole { writer, reader };
 
+template <class Self, class Stream, SharedRole kRole, class T>
+class SharedSlotsEnd;
+
 // What a queue's memory holds: the kind, and the size of its units (1: bytes). An end attaches
 // only to the layout it was made for.
 struct SharedLayout {
@@ -544,6 +547,8 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
  private:
   template <class>
   friend class SharedQueueWriter;
+  template <class, class, detail::SharedRole, class>
+  friend class detail::SharedSlotsEnd;
   explicit SharedStreamWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
   }
@@ -617,6 +622,8 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
  private:
   template <class>
   friend class SharedQueueReader;
+  template <class, class, detail::SharedRole, class>
+  friend class detail::SharedSlotsEnd;
   explicit SharedStreamReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) head_ = tail_cache_ = r_.header()->head.load(std::memory_order_relaxed);
   }
@@ -638,6 +645,63 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   std::uint64_t tail_cache_ = 0;
 };
 
+namespace detail {
+
+// What both ends of a shared queue of elements have: creation and attach with the slots'
+// layout, and the accessors, in elements. Stream is the byte stream end doing the work.
+template <class Self, class Stream, SharedRole kRole, class T>
+class SharedSlotsEnd {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "elements cross a process boundary as bytes: T must be trivially copyable");
+  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
+                "the header records the element size in 32 bits");
+  static_assert(alignof(T) <= 4096,
+                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+
+ public:
+  static constexpr SharedLayout kLayout{SharedHeader::kFixedSlots, static_cast<std::uint32_t>(sizeof(T))};
+  // A new queue of at least min_capacity elements, this end's role claimed; throws as
+  // SharedStreamWriter::create.
+  static Self create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
+    Error err;
+    Self end(SharedRegion::create(min_capacity, kLayout, kRole, residency, err));
+    if (err) throw_error(err);
+    return end;
+  }
+  // This end of the queue behind fd; throws as SharedStreamWriter::attach, and for a queue of
+  // another element size or kind, or (an end taking over from a dead one) a counter that is
+  // not on an element's boundary.
+  static Self attach(int fd, Residency residency = Residency::on_demand) {
+    Error err;
+    Self end(SharedRegion::attach(fd, kLayout, kRole, residency, err));
+    if (err) throw_error(err);
+    end.check_position();
+    return end;
+  }
+
+  int fd() const noexcept { return s_.fd(); }
+  void close_fd() noexcept { s_.close_fd(); }
+  // Capacity in elements.
+  std::size_t capacity() const noexcept { return s_.capacity() / sizeof(T); }
+  bool locked() const noexcept { return s_.locked(); }
+  bool closed() const noexcept { return s_.closed(); }
+  void close() noexcept { s_.close(); }
+
+ protected:
+  SharedSlotsEnd() noexcept = default;
+  explicit SharedSlotsEnd(SharedRegion r) noexcept : s_(std::move(r)) {}
+  // The stream's counter this end starts from must be on an element boundary.
+  void check_position(std::uint64_t counter, const char* what) {
+    if (counter % sizeof(T) != 0) {
+      s_.close();
+      throw_corrupt(what);
+    }
+  }
+  Stream s_;
+};
+
+}  // namespace detail
+
 // A queue of fixed-size elements between two processes: SpscProducer / SpscConsumer's windows
 // over shared memory, the byte stream's rules (creation, attach, roles, residency, closing, a
 // dying peer) in whole elements. The capacity is whole pages of whole elements (a 24-byte T
@@ -650,43 +714,16 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
 // hostile peer's bytes is not checked here). Counters the peer publishes are checked as the
 // stream's are; one that is not a whole number of elements counts down to the last whole one.
 template <class T>
-class SharedQueueWriter {
-  static_assert(std::is_trivially_copyable_v<T>,
-                "elements cross a process boundary as bytes: T must be trivially copyable");
-  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
-                "the header records the element size in 32 bits");
-  static_assert(alignof(T) <= 4096,
-                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+class SharedQueueWriter
+    : public detail::SharedSlotsEnd<SharedQueueWriter<T>, SharedStreamWriter, detail::SharedRole::writer, T> {
+  using Base = detail::SharedSlotsEnd<SharedQueueWriter<T>, SharedStreamWriter, detail::SharedRole::writer, T>;
+  friend Base;
+  using Base::s_;
 
  public:
-  static constexpr detail::SharedLayout kLayout{detail::SharedHeader::kFixedSlots,
-                                                static_cast<std::uint32_t>(sizeof(T))};
   SharedQueueWriter() noexcept = default;
-  // A new queue of at least min_capacity elements; throws as SharedStreamWriter::create.
-  static SharedQueueWriter create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
-    Error err;
-    SharedQueueWriter w(
-        detail::SharedRegion::create(min_capacity, kLayout, detail::SharedRole::writer, residency, err));
-    if (err) throw_error(err);
-    return w;
-  }
-  // The writing end of the queue behind fd; throws as SharedStreamWriter::attach, and for a
-  // queue of another element size or kind, or a counter that is not on an element's boundary.
-  static SharedQueueWriter attach(int fd, Residency residency = Residency::on_demand) {
-    Error err;
-    SharedQueueWriter w(detail::SharedRegion::attach(fd, kLayout, detail::SharedRole::writer, residency, err));
-    if (err) throw_error(err);
-    w.check_position();
-    return w;
-  }
-
-  int fd() const noexcept { return s_.fd(); }
-  void close_fd() noexcept { s_.close_fd(); }
-  // Capacity in elements.
-  std::size_t capacity() const noexcept { return s_.capacity() / sizeof(T); }
-  bool locked() const noexcept { return s_.locked(); }
-  bool closed() const noexcept { return s_.closed(); }
-  void close() noexcept { s_.close(); }
+  // Also, from the base: create(min_capacity, residency), attach(fd, residency), fd(),
+  // close_fd(), capacity() (elements), locked(), closed(), close().
 
   // Every free slot as one contiguous span (empty when full or closed). Valid until commit().
   std::span<T> writable() {
@@ -696,14 +733,14 @@ class SharedQueueWriter {
   // Publishes the first n free slots. Throws std::out_of_range, publishing nothing, if n is
   // more than are free.
   void commit(std::size_t n) {
-    if (n > capacity()) detail::throw_out_of_range("picoring: commit(n): n > free slots");
+    if (n > this->capacity()) detail::throw_out_of_range("picoring: commit(n): n > free slots");
     s_.commit(n * sizeof(T));
   }
   // Copies v into the next slot and publishes it; false when full or closed.
   bool try_push(const T& v) { return push_slice(std::span<const T>(&v, 1)) == 1; }
   // Copies as many of items as there are free slots for and publishes them; returns how many.
   std::size_t push_slice(std::span<const T> items) {
-    if (items.empty() || closed()) return 0;
+    if (items.empty() || this->closed()) return 0;
     const std::size_t free = s_.free_bytes(items.size_bytes()) / sizeof(T);
     const std::size_t n = items.size() < free ? items.size() : free;
     if (n == 0) return 0;
@@ -715,7 +752,7 @@ class SharedQueueWriter {
   // or the reader's process has died (closed). n > capacity() throws std::length_error.
   template <class Rep, class Period>
   QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
-    if (n > capacity()) detail::throw_length_error("picoring: wait_for_space(n): n > capacity()");
+    if (n > this->capacity()) detail::throw_length_error("picoring: wait_for_space(n): n > capacity()");
     return s_.wait_for_space(n * sizeof(T), timeout);
   }
   // Blocking push: waits for a free slot, then pushes.
@@ -728,47 +765,24 @@ class SharedQueueWriter {
   }
 
  private:
-  explicit SharedQueueWriter(detail::SharedRegion r) noexcept : s_(std::move(r)) {}
-  // A writer that takes over from a dead one continues at the header's counter.
+  explicit SharedQueueWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {}
   void check_position() {
-    if (s_.tail_ % sizeof(T) != 0) {
-      s_.close();
-      detail::throw_corrupt("picoring: shared queue: the writer's counter is not on an element boundary");
-    }
+    Base::check_position(s_.tail_, "picoring: shared queue: the writer's counter is not on an element boundary");
   }
-  SharedStreamWriter s_;
 };
 
 // The reading end of a shared queue of elements (see SharedQueueWriter).
 template <class T>
-class SharedQueueReader {
-  static_assert(std::is_trivially_copyable_v<T>,
-                "elements cross a process boundary as bytes: T must be trivially copyable");
+class SharedQueueReader
+    : public detail::SharedSlotsEnd<SharedQueueReader<T>, SharedStreamReader, detail::SharedRole::reader, T> {
+  using Base = detail::SharedSlotsEnd<SharedQueueReader<T>, SharedStreamReader, detail::SharedRole::reader, T>;
+  friend Base;
+  using Base::s_;
 
  public:
-  static constexpr detail::SharedLayout kLayout = SharedQueueWriter<T>::kLayout;
   SharedQueueReader() noexcept = default;
-  static SharedQueueReader create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
-    Error err;
-    SharedQueueReader r(
-        detail::SharedRegion::create(min_capacity, kLayout, detail::SharedRole::reader, residency, err));
-    if (err) throw_error(err);
-    return r;
-  }
-  static SharedQueueReader attach(int fd, Residency residency = Residency::on_demand) {
-    Error err;
-    SharedQueueReader r(detail::SharedRegion::attach(fd, kLayout, detail::SharedRole::reader, residency, err));
-    if (err) throw_error(err);
-    r.check_position();
-    return r;
-  }
-
-  int fd() const noexcept { return s_.fd(); }
-  void close_fd() noexcept { s_.close_fd(); }
-  std::size_t capacity() const noexcept { return s_.capacity() / sizeof(T); }
-  bool locked() const noexcept { return s_.locked(); }
-  bool closed() const noexcept { return s_.closed(); }
-  void close() noexcept { s_.close(); }
+  // Also, from the base: create(min_capacity, residency), attach(fd, residency), fd(),
+  // close_fd(), capacity() (elements), locked(), closed(), close().
 
   // Every published element not yet released, as one contiguous span (wrapped or not); empty
   // when none. Valid until release().
@@ -779,7 +793,7 @@ class SharedQueueReader {
   // Frees the n oldest elements. Throws std::out_of_range, freeing nothing, if n is more than
   // are readable.
   void release(std::size_t n) {
-    if (n > capacity() || n * sizeof(T) > s_.available(n * sizeof(T)))
+    if (n > this->capacity() || n * sizeof(T) > s_.available(n * sizeof(T)))
       detail::throw_out_of_range("picoring: release(n): n > readable");
     s_.release(n * sizeof(T));
   }
@@ -795,7 +809,7 @@ class SharedQueueReader {
   // throws std::length_error.
   template <class Rep, class Period>
   QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
-    if (n > capacity()) detail::throw_length_error("picoring: wait(n): n > capacity()");
+    if (n > this->capacity()) detail::throw_length_error("picoring: wait(n): n > capacity()");
     return s_.wait(n * sizeof(T), timeout);
   }
   // Blocking pop: wait(1, timeout), then try_pop.
@@ -807,15 +821,10 @@ class SharedQueueReader {
   }
 
  private:
-  explicit SharedQueueReader(detail::SharedRegion r) noexcept : s_(std::move(r)) {}
-  // A reader that takes over from a dead one continues at the header's counter.
+  explicit SharedQueueReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {}
   void check_position() {
-    if (s_.head_ % sizeof(T) != 0) {
-      s_.close();
-      detail::throw_corrupt("picoring: shared queue: the reader's counter is not on an element boundary");
-    }
+    Base::check_position(s_.head_, "picoring: shared queue: the reader's counter is not on an element boundary");
   }
-  SharedStreamReader s_;
 };
 
 // Passes a descriptor over a connected Unix socket (SCM_RIGHTS), with one byte of payload.

@@ -372,10 +372,7 @@ class SpscConsumer : public detail::QueueConsumer<T, detail::SpscState<T>, SpscC
 // PicoRing's constructors (std::invalid_argument, std::length_error, std::system_error).
 template <class T>
 std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, MirrorOptions options = {}) {
-  Error err;
-  auto* s = detail::new_queue_state<detail::SpscState<T>>(min_capacity, options, err);
-  if (s == nullptr) throw_error(err);
-  return detail::QueueAccess::handles<SpscProducer<T>, SpscConsumer<T>>(s);
+  return detail::make_queue<SpscProducer<T>, SpscConsumer<T>, detail::SpscState<T>>(min_capacity, options);
 }
 
 // Non-throwing creation: on failure `err` is set and both handles are empty (every call on
@@ -383,9 +380,7 @@ std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, 
 template <class T>
 std::pair<SpscProducer<T>, SpscConsumer<T>> make_spsc(std::size_t min_capacity, Error& err,
                                                       MirrorOptions options = {}) noexcept {
-  auto* s = detail::new_queue_state<detail::SpscState<T>>(min_capacity, options, err);
-  if (s == nullptr) return {};
-  return detail::QueueAccess::handles<SpscProducer<T>, SpscConsumer<T>>(s);
+  return detail::make_queue<SpscProducer<T>, SpscConsumer<T>, detail::SpscState<T>>(min_capacity, err, options);
 }
 
 }  // namespace picoring

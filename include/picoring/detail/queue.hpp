@@ -84,6 +84,22 @@ State* new_queue_state(std::size_t min_capacity, MirrorOptions options, Error& e
   return s;
 }
 
+// The two forms of every make_* factory: throwing, and non-throwing (err set, both handles
+// empty).
+template <class Producer, class Consumer, class State>
+std::pair<Producer, Consumer> make_queue(std::size_t min_capacity, MirrorOptions options) {
+  Error err;
+  auto* s = new_queue_state<State>(min_capacity, options, err);
+  if (s == nullptr) throw_error(err);
+  return QueueAccess::handles<Producer, Consumer>(s);
+}
+template <class Producer, class Consumer, class State>
+std::pair<Producer, Consumer> make_queue(std::size_t min_capacity, Error& err, MirrorOptions options) noexcept {
+  auto* s = new_queue_state<State>(min_capacity, options, err);
+  if (s == nullptr) return {};
+  return QueueAccess::handles<Producer, Consumer>(s);
+}
+
 // What both ends of a queue share: the state pointer, the slots, closing, and the last-handle
 // cleanup. State is SpscState<T> or MpscState<T>.
 // Each handle sits on cache lines of its own: the producer's and the consumer's private
