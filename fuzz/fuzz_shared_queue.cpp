@@ -51,6 +51,13 @@ void guarded(bool lied, F&& f) {
   }
 }
 
+// The peer rewrites its counter, or the other side's, with any value. Returns true: it lied.
+bool rewrite_a_counter(FuzzedDataProvider& in, picoring::detail::SharedHeader& header) {
+  const auto value = in.ConsumeIntegral<std::uint64_t>();
+  (in.ConsumeBool() ? header.tail : header.head).store(value);
+  return true;
+}
+
 // The byte stream: a std::deque<char> model until the peer lies; writable() and readable() must
 // stay inside the mappings whatever the counters say.
 void fuzz_stream(FuzzedDataProvider& in) {
@@ -118,12 +125,9 @@ void fuzz_stream(FuzzedDataProvider& in) {
           }
         });
         break;
-      default: {  // the peer rewrites a counter
-        const auto value = in.ConsumeIntegral<std::uint64_t>();
-        (in.ConsumeBool() ? header->tail : header->head).store(value);
-        lied = true;
+      default:
+        lied = rewrite_a_counter(in, *header);
         break;
-      }
     }
   }
   ::munmap(raw, page);
@@ -230,12 +234,9 @@ void fuzz_slots(FuzzedDataProvider& in) {
           }
         });
         break;
-      default: {  // the peer rewrites a counter
-        const auto value = in.ConsumeIntegral<std::uint64_t>();
-        (in.ConsumeBool() ? header->tail : header->head).store(value);
-        lied = true;
+      default:
+        lied = rewrite_a_counter(in, *header);
         break;
-      }
     }
   }
   ::munmap(raw, page);
@@ -327,12 +328,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               in.ConsumeIntegralInRange<std::size_t>(0, 8));
         });
         break;
-      case 4: {  // the peer rewrites a counter
-        const auto value = in.ConsumeIntegral<std::uint64_t>();
-        (in.ConsumeBool() ? header->tail : header->head).store(value);
-        lied = true;
+      case 4:
+        lied = rewrite_a_counter(in, *header);
         break;
-      }
       default: {  // the peer rewrites bytes of the data (a record's length, most often)
         const auto at = in.ConsumeIntegralInRange<std::size_t>(0, cap - 4);
         const auto value = in.ConsumeIntegral<std::uint32_t>();
