@@ -1,6 +1,6 @@
 // Messages between two processes: the shared record queue (picoring/shared_queue.hpp) against
-// the shared byte stream, a pipe, a Unix stream socket and a Unix datagram socket, in the same
-// run, on the same messages.
+// the shared byte stream, the shared queue of fixed slots (one message per slot), a pipe, a Unix stream socket and a
+// Unix datagram socket, in the same run, on the same messages.
 //
 // Throughput: a child process sends N messages of S bytes; the parent receives and checks them
 // (each message carries its sequence number). The stream transports need the messages framed:
@@ -19,6 +19,7 @@
 #include <picoring/shared_queue.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -157,6 +158,45 @@ double shared_stream(std::size_t size, std::uint64_t n) {
           reader.release(at);
         }
       });
+}
+
+// The shared queue of fixed slots, one message per slot, written in place (writable + commit,
+// waiting when full) one message at a time; the reader
+// checks every readable message in place and releases them together.
+template <std::size_t kSize>
+double shared_slots_of(std::uint64_t n) {
+  using Msg = std::array<char, kSize>;
+  auto reader = picoring::SharedQueueReader<Msg>::create((std::size_t{1} << 20) / kSize);
+  const int fd = reader.fd();
+  return two_processes(
+      [&] {
+        auto w = picoring::SharedQueueWriter<Msg>::attach(fd);
+        std::vector<char> msg(kSize, 'm');
+        for (std::uint64_t i = 0; i < n; ++i) {
+          fill(msg, i);
+          auto out = w.writable();
+          while (out.empty()) {
+            if (w.wait_for_space(1, 60s) != picoring::QueueStatus::ok) ::_exit(1);
+            out = w.writable();
+          }
+          std::memcpy(out[0].data(), msg.data(), kSize);  // written in its slot: one copy, as push does
+          w.commit(1);
+        }
+      },
+      [&] {
+        std::uint64_t seq = 0;
+        while (seq < n) {
+          if (reader.wait(1, 60s) != picoring::QueueStatus::ok) die("shared slots wait");
+          const auto in = reader.readable();
+          for (const Msg& m : in) check(m.data(), seq++);
+          reader.release(in.size());
+        }
+      });
+}
+double shared_slots(std::size_t size, std::uint64_t n) {
+  if (size == 64) return shared_slots_of<64>(n);
+  if (size == 4096) return shared_slots_of<4096>(n);
+  die("shared slots: a message size the benchmark was not built for");
 }
 
 // A stream transport (pipe or stream socket): `batched` writes 64 KiB at a time.
@@ -298,6 +338,7 @@ int main(int argc, char** argv) {
   const std::vector<Contender> cs = {
       {"shared queue", shared_queue},
       {"shared stream", shared_stream},
+      {"shared slots", shared_slots},
       {"pipe", [](std::size_t s, std::uint64_t n) { return stream(false, false, s, n); }},
       {"pipe batched", [](std::size_t s, std::uint64_t n) { return stream(false, true, s, n); }},
       {"stream socket", [](std::size_t s, std::uint64_t n) { return stream(true, false, s, n); }},
