@@ -4,7 +4,8 @@
 //   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
 //   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
 //   picoring/mpsc.hpp           make_mpsc: thread-safe multi-producer single-consumer queue
-//   picoring/record_ring.hpp    RecordRing, make_record_spsc: variable-size records, each one span
+//   picoring/record_ring.hpp    RecordRing, make_record_spsc, make_record_mpsc: variable-size records,
+//                               each one span
 //   picoring/pool.hpp           RingPool: rings kept for reuse (no system call per take)
 //   picoring/queue_status.hpp   QueueStatus, what the queues' blocking calls report
 #pragma once

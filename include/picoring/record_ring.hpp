@@ -7,6 +7,8 @@
 //   for (auto rec = ring.front(); !rec.empty(); rec = ring.front()) { parse(rec); ring.pop(); }
 //
 //   auto [producer, consumer] = picoring::make_record_spsc(1 << 20);   // two threads
+//   auto [first, reader] = picoring::make_record_mpsc(1 << 20);         // many producers:
+//   auto second = first;                                                 // one copy per thread
 //
 // Layout. A record is an 8-byte header (its length and flags, little or big endian as the
 // machine is) followed by its bytes, padded to a multiple of 8 so that every header is 8-byte
