@@ -1,4 +1,5 @@
 // Platform-independent parts of MirrorBuffer: sizing, errors, ownership.
+#include <atomic>
 #include <limits>
 #include <numeric>
 #include <stdexcept>
@@ -30,6 +31,22 @@ class Category final : public std::error_category {
 };
 
 }  // namespace
+
+namespace detail {
+
+void write_each_page(std::byte* at, std::size_t bytes) noexcept {
+  const std::size_t page = query_granularity();
+  for (std::size_t off = 0; off < bytes; off += page) {
+    // A fetch_or of 0 would not do: compilers may turn an idempotent read-modify-write into a
+    // fenced load, which stores nothing.
+    std::atomic_ref<unsigned char> byte(*reinterpret_cast<unsigned char*>(at + off));
+    unsigned char seen = byte.load(std::memory_order_relaxed);
+    while (!byte.compare_exchange_weak(seen, seen, std::memory_order_relaxed)) {
+    }
+  }
+}
+
+}  // namespace detail
 
 const std::error_category& picoring_category() noexcept {
   static const Category category;

@@ -28,6 +28,16 @@ struct Mapped {
 // mapping, no name.
 Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) noexcept;
 
+// One store per page of [at, at + bytes), once the kernel has made the pages present (populate
+// or lock). On the AMD EPYC virtual machines this project is measured on, pages the kernel made
+// present (MADV_POPULATE_WRITE, mlock) and then first written by two threads streaming through
+// the ring stay 2-4x slower to stream through, for good, while the same pages written once per
+// page beforehand run as fast as private memory (docs/benchmarks.md, "Pages populated by the
+// kernel"). Why is not known (these machines expose no PMU). Safe while another process writes
+// there (a shared queue's peer): the store is a compare-and-swap of the byte with itself,
+// retried until it holds, so it never puts back a value the peer replaced.
+void write_each_page(std::byte* at, std::size_t bytes) noexcept;
+
 // The calling process's id; 0 where the system has no fork() (a mapping is then never
 // inherited by another process).
 std::uint64_t process_id() noexcept;

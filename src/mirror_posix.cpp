@@ -339,21 +339,6 @@ bool bind_to_node(std::byte* base, std::size_t size, int node, Error& err) {
 #endif
 }
 
-// One store per page of both views, from user space, once the kernel has populated them. On the
-// AMD EPYC virtual machines this project is measured on, pages made present by the kernel
-// (MADV_POPULATE_WRITE, mlock) and then first written by two threads streaming through the ring
-// stay 2-4x slower to stream through, for good, while the same pages written once per page
-// beforehand run as fast as private memory (docs/benchmarks.md, "Pages populated by the
-// kernel"). Why is not known (these machines expose no PMU); the store costs one write fault
-// per page at most, at creation, when nobody else holds the ring yet.
-void write_each_page(std::byte* base, std::size_t bytes) {
-  const std::size_t page = query_granularity();
-  for (std::size_t at = 0; at < bytes; at += page) {
-    volatile std::byte* p = base + at;
-    *p = *p;
-  }
-}
-
 // Applies options.residency to a fresh mapping. False, with err set, when a required lock is
 // refused or population fails; the caller unmaps.
 bool make_resident(std::byte* base, std::size_t size, Residency residency, bool& locked, Error& err) {

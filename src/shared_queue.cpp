@@ -26,6 +26,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mirror_platform.hpp"
 #endif
 
 namespace picoring {
@@ -139,26 +141,11 @@ bool populate(std::byte* at, std::size_t bytes, Error& err) noexcept {
   return true;
 }
 
-// One store per page of [at, at + bytes), after the kernel made the pages present: pages the
-// kernel populated stream 2-4x slower on the machines measured until user space has written
-// each once (see write_each_page in mirror_posix.cpp). The peer may be writing there, so the
-// store is a compare-and-swap of the byte with itself, retried until it holds: it never puts
-// back a value the peer has replaced. (A fetch_or of 0 would not do: compilers may turn an
-// idempotent read-modify-write into a fenced load, which stores nothing.)
-void write_each_page(std::byte* at, std::size_t bytes) noexcept {
-  const std::size_t page = allocation_granularity();
-  for (std::size_t off = 0; off < bytes; off += page) {
-    auto* byte = reinterpret_cast<unsigned char*>(at + off);
-    unsigned char seen = __atomic_load_n(byte, __ATOMIC_RELAXED);
-    while (!__atomic_compare_exchange_n(byte, &seen, seen, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-    }
-  }
-}
-
 }  // namespace
 
 // This process's mapping (header page, both data views) made resident as asked.
 bool SharedRegion::make_resident(SharedRegion& r, Residency residency, Error& err) noexcept {
+  using detail::write_each_page;
   if (residency == Residency::on_demand) return true;
   auto* header = reinterpret_cast<std::byte*>(r.header_);
   const auto data = static_cast<std::size_t>(r.capacity_);

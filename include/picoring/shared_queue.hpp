@@ -793,8 +793,9 @@ class SharedQueueReader
   // Frees the n oldest elements. Throws std::out_of_range, freeing nothing, if n is more than
   // are readable.
   void release(std::size_t n) {
-    if (n > this->capacity() || n * sizeof(T) > s_.available(n * sizeof(T)))
-      detail::throw_out_of_range("picoring: release(n): n > readable");
+    // The stream checks n * sizeof(T) against what is readable; the bound first keeps the
+    // product from wrapping.
+    if (n > this->capacity()) detail::throw_out_of_range("picoring: release(n): n > readable");
     s_.release(n * sizeof(T));
   }
   // Copies the oldest element out and releases it; false when there is none.
