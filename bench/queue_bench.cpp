@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "bench_util.hpp"
+#include "picoring/fanin.hpp"
 #include "picoring/mpsc.hpp"
 #include "picoring/spsc.hpp"
 
@@ -440,13 +441,17 @@ void expect_sum(std::uint64_t sum, int producers, std::uint64_t per_producer) {
   }
 }
 
-double pico_mpsc(int producers, std::uint64_t per_producer, bool batched) {
-  auto [producer, consumer] = picoring::make_mpsc<std::uint64_t>(kCapacity);
+// Both many-producer queues, made by make(): make_mpsc (one order, shared claim counter) and
+// make_fanin (one lane per producer copy, per-producer order: the guarantee moodycamel's
+// token queues give).
+template <class Make>
+double pico_mpsc(int producers, std::uint64_t per_producer, bool batched, Make make) {
+  auto [producer, consumer] = make();
   alignas(kNoSharing) std::uint64_t sum = 0;
   const double rate = run_mpsc(
       producers, per_producer,
       [&, &producer = producer](int, std::uint64_t n) {
-        auto mine = producer;  // a producer copy per thread
+        auto mine = producer;  // a producer copy per thread (for make_fanin, its lane)
         if (!batched) {
           for (std::uint64_t i = 1; i <= n; ++i) {
             while (!mine.try_push(i)) std::this_thread::yield();
@@ -911,10 +916,19 @@ int main(int argc, char** argv) {
       const std::uint64_t per = items / static_cast<std::uint64_t>(producers);
       // Element by element and in runs of 64 are two tables, so that each ratio line compares
       // like with like.
+      const auto mpsc = [] { return picoring::make_mpsc<std::uint64_t>(kCapacity); };
+      // kCapacity per lane: each producer gets what the shared queue has in all.
+      const auto fanin = [] { return picoring::make_fanin<std::uint64_t>(kCapacity); };
       std::vector<Row> single{
-          {"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false); }, {}}};
+          {"picoring MPSC try_push / try_pop", [&] { return pico_mpsc(producers, per, false, mpsc); }, {}},
+          {"picoring fan-in (lane per producer) try_push / try_pop",
+           [&] { return pico_mpsc(producers, per, false, fanin); },
+           {}}};
       std::vector<Row> bulk{
-          {"picoring MPSC push_slice(64) / peek+release", [&] { return pico_mpsc(producers, per, true); }, {}}};
+          {"picoring MPSC push_slice(64) / peek+release", [&] { return pico_mpsc(producers, per, true, mpsc); }, {}},
+          {"picoring fan-in push_slice(64) / peek+release",
+           [&] { return pico_mpsc(producers, per, true, fanin); },
+           {}}};
 #if PICORING_HAVE_CONCURRENTQUEUE
       single.push_back({"moodycamel::ConcurrentQueue (token, unbounded) enqueue / try_dequeue",
                         [&] { return moody_mpsc(producers, per, false); },

@@ -9,17 +9,22 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <iterator>
 #include <random>
+#include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "picoring/fanin.hpp"
 #include "picoring/mpsc.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using picoring::make_fanin;
 using picoring::make_mpsc;
 using picoring::mirror_safe;
 using picoring::QueueStatus;
@@ -288,6 +293,281 @@ TEST(Mpsc, AFullQueueBlocksProducersUntilTheConsumerFreesRoom) {
   EXPECT_EQ(c.size(), cap);
 }
 
+// --- The fan-in queue (fanin.hpp): one SPSC lane per producer copy -------------------------
+
+TEST(FanIn, EachCopyIsALaneAndTheConsumerTakesThemInTurns) {
+  auto [p, c] = make_fanin<std::uint32_t>(1);
+  auto q = p;
+  const std::size_t cap = p.capacity();
+  ASSERT_EQ(q.capacity(), cap);
+  EXPECT_EQ(cap * sizeof(std::uint32_t) % picoring::allocation_granularity(), 0u);
+  // A full lane stops only its own producer.
+  for (std::uint32_t i = 0; i < cap; ++i) ASSERT_TRUE(p.try_push(i));
+  EXPECT_FALSE(p.try_push(0u));
+  ASSERT_TRUE(q.try_push(1'000'000u));
+  EXPECT_EQ(c.size(), cap + 1);
+  EXPECT_EQ(c.lanes(), 2u);
+
+  // The first lane's turn: its elements as one window; releasing part of it passes the turn.
+  auto window = c.peek();
+  ASSERT_EQ(window.size(), cap);
+  for (std::uint32_t i = 0; i < cap; ++i) ASSERT_EQ(window[i], i);
+  c.release(cap / 2);
+  EXPECT_EQ(c.try_pop(), 1'000'000u);
+  // Back to the first lane, which now wraps: still one contiguous window.
+  for (std::uint32_t i = 0; i < cap / 2; ++i) ASSERT_TRUE(p.try_push(static_cast<std::uint32_t>(cap) + i));
+  window = c.peek();
+  ASSERT_EQ(window.size(), cap);
+  for (std::uint32_t i = 0; i < cap; ++i) ASSERT_EQ(window[i], cap / 2 + i);
+  EXPECT_THROW(c.release(cap + 1), std::out_of_range);
+  EXPECT_EQ(c.size(), cap) << "a refused release frees nothing";
+  c.release(cap);
+  EXPECT_EQ(c.size(), 0u);
+  EXPECT_FALSE(c.try_pop().has_value());
+}
+
+TEST(FanIn, ABusyLaneCannotStarveTheOthers) {
+  auto [p, c] = make_fanin<int>(1024);
+  auto q = p;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(q.try_push(-1 - i));
+  // p keeps its lane topped up; q's elements still come out after at most one turn of p's.
+  std::vector<int> seen;
+  int next = 0;
+  for (int round = 0; round < 20 && seen.size() < 3; ++round) {
+    while (p.try_push(next)) ++next;
+    for (int k = 0; k < 64; ++k) {
+      const auto v = c.try_pop();
+      ASSERT_TRUE(v.has_value());
+      if (*v < 0) seen.push_back(*v);
+    }
+  }
+  EXPECT_EQ(seen, (std::vector<int>{-1, -2, -3}));
+}
+
+TEST(FanIn, PlacesAreLimitedAndAnEndedLaneFreesItsPlaceOnceEmpty) {
+  auto [p, c] = make_fanin<int>(16, 2);
+  auto q = p;
+  EXPECT_THROW({ auto r = p; }, std::system_error);
+  picoring::Error err;
+  auto r = p.another(err);
+  EXPECT_EQ(err.code, std::errc::resource_unavailable_try_again) << err.message();
+  EXPECT_FALSE(static_cast<bool>(r));
+  ASSERT_TRUE(q.try_push(7));
+  q.close();
+  EXPECT_TRUE(q.closed());
+  EXPECT_FALSE(q.try_push(8));
+  EXPECT_FALSE(c.closed()) << "p still produces";
+  c.size();  // a look at the lanes: q's still holds an element, so its place stays taken
+  EXPECT_THROW({ auto s = p; }, std::system_error);
+  EXPECT_EQ(c.try_pop(), 7);
+  EXPECT_FALSE(c.try_pop().has_value());  // q's lane found ended and empty: freed
+  EXPECT_EQ(c.lanes(), 1u);
+  err = {};
+  auto s = p.another(err);
+  ASSERT_FALSE(err) << err.message();
+  ASSERT_TRUE(s.try_push(9));
+  EXPECT_EQ(c.try_pop(), 9);
+
+  EXPECT_THROW(make_fanin<int>(16, 0), std::invalid_argument);
+  EXPECT_THROW(make_fanin<int>(0), std::invalid_argument);
+  err = {};
+  auto [e, f] = make_fanin<int>(0, 4, err);
+  EXPECT_TRUE(err);
+  EXPECT_FALSE(static_cast<bool>(e));
+  EXPECT_FALSE(static_cast<bool>(f));
+  EXPECT_FALSE(e.try_push(1));
+  int out = 0;
+  EXPECT_EQ(f.pop_wait(out, 1ms), QueueStatus::closed);
+  EXPECT_FALSE(f.try_pop().has_value());
+  EXPECT_TRUE(f.peek().empty());
+  EXPECT_THROW(f.release(1), std::out_of_range);
+}
+
+TEST(FanIn, TheQueueClosesWhenEveryProducerHasAndDrainsFirst) {
+  auto [p, c] = make_fanin<int>(16);
+  {
+    auto q = p;
+    ASSERT_TRUE(p.try_push(1));
+    p = {};
+    EXPECT_FALSE(c.closed()) << "q is still open";
+    ASSERT_TRUE(q.try_push(2));
+  }
+  EXPECT_TRUE(c.closed());
+  int out = 0;
+  std::vector<int> got;
+  while (c.pop_wait(out, 10s) == QueueStatus::ok) got.push_back(out);
+  EXPECT_EQ(got, (std::vector<int>{1, 2}));
+  EXPECT_EQ(c.pop_wait(out, 10s), QueueStatus::closed);
+}
+
+TEST(FanIn, TheConsumerGoingWakesAndStopsEveryProducer) {
+  auto [p, c] = make_fanin<int>(1);
+  const std::size_t cap = p.capacity();
+  std::vector<std::thread> producers;
+  producers.reserve(3);
+  for (int t = 0; t < 3; ++t) {
+    producers.emplace_back([q = p, cap]() mutable {
+      for (std::size_t i = 0; i < cap; ++i) ASSERT_TRUE(q.try_push(1));
+      EXPECT_EQ(q.push_wait(2, 60s), QueueStatus::closed) << "the lane is full, then the consumer goes";
+      EXPECT_TRUE(q.closed());
+      EXPECT_FALSE(q.try_push(3));
+    });
+  }
+  while (c.size() < 3 * cap) std::this_thread::yield();
+  std::this_thread::sleep_for(20ms);  // let them park
+  c = {};
+  for (auto& t : producers) t.join();
+  EXPECT_TRUE(p.closed());
+  EXPECT_FALSE(p.try_push(4));
+  auto late = p;  // a lane made after the consumer went is closed from the start
+  EXPECT_TRUE(late.closed());
+}
+
+TEST(FanIn, AParkedConsumerWakesForALaneAddedWhileItSleeps) {
+  auto [p, c] = make_fanin<int>(16);
+  std::atomic<bool> parked{false};
+  std::thread consumer([&c = c, &parked] {
+    parked = true;
+    int out = 0;
+    EXPECT_EQ(c.pop_wait(out, 60s), QueueStatus::ok);
+    EXPECT_EQ(out, 42);
+  });
+  while (!parked.load()) std::this_thread::yield();
+  std::this_thread::sleep_for(20ms);
+  {
+    auto q = p;
+    ASSERT_TRUE(q.push_wait(42, 1s) == QueueStatus::ok);
+  }
+  consumer.join();
+  int out = 0;
+  EXPECT_EQ(c.pop_wait(out, 1ms), QueueStatus::timed_out) << "p is still open";
+}
+
+// Random operations on several producer copies (made, closed and dropped at random) and the
+// consumer, one thread, against a model: one deque of sequence numbers per lane. Each element
+// taken must be the oldest of its lane; a window must be one lane's elements, all of them.
+template <class T>
+class FanInModel : public ::testing::Test {
+ protected:
+  void SetUp() override { Tracked::reset_counters(); }
+  void TearDown() override {
+    if constexpr (std::is_same_v<T, Tracked>) {
+      EXPECT_EQ(Tracked::live.load(), 0);
+      EXPECT_EQ(Tracked::bad_destroys.load(), 0);
+    }
+  }
+};
+using FanInModelTypes = ::testing::Types<Msg3, Msg24, Msg72, Tracked>;
+TYPED_TEST_SUITE(FanInModel, FanInModelTypes);
+
+TYPED_TEST(FanInModel, EveryElementIsTheOldestOfItsLane) {
+  using T = TypeParam;
+  using C = Codec<T>;
+  constexpr std::size_t kPlaces = 4;
+  {
+    auto [first, c] = make_fanin<T>(100, kPlaces);
+    const std::size_t cap = first.capacity();
+    struct Lane {
+      std::uint32_t id = 0;
+      picoring::FanInProducer<T> p;
+      std::uint32_t next_seq = 0;
+    };
+    std::vector<Lane> handles;
+    handles.push_back({0, std::move(first)});
+    std::uint32_t next_id = 1;
+    std::vector<std::deque<std::uint32_t>> model(1);
+    std::size_t in_model = 0;
+    std::mt19937 rng(11);
+    auto take = [&](const T& v) {
+      const std::uint32_t id = C::producer(v);
+      ASSERT_LT(id, model.size());
+      ASSERT_TRUE(C::intact(v));
+      ASSERT_FALSE(model[id].empty()) << "lane " << id << " had nothing";
+      const std::uint32_t want = C::kSeqMod != 0 ? model[id].front() % C::kSeqMod : model[id].front();
+      ASSERT_EQ(C::seq(v), want) << "lane " << id;
+      model[id].pop_front();
+      --in_model;
+    };
+    std::vector<T> buf(64, C::make(0, 0));
+    for (int step = 0; step < static_cast<int>(picoring_test::scaled(30'000)); ++step) {
+      const auto op = rng() % 12;
+      Lane* h = handles.empty() ? nullptr : &handles[rng() % handles.size()];
+      if (op == 0 && h != nullptr && next_id < 250) {  // a copy: a new lane, or no free place
+        picoring::Error err;
+        auto p = h->p.another(err);
+        if (err) {
+          EXPECT_EQ(err.code, std::errc::resource_unavailable_try_again);
+          c.size();  // looks at every lane: the count below is then every place taken
+          EXPECT_EQ(c.lanes(), kPlaces);
+        } else if (p) {
+          handles.push_back({next_id++, std::move(p)});
+          model.emplace_back();
+        }
+      } else if (op == 1 && h != nullptr && rng() % 4 == 0) {  // a producer ends or goes
+        if (rng() % 2 == 0) {
+          h->p.close();
+        } else {
+          handles.erase(handles.begin() + (h - handles.data()));
+        }
+      } else if (op <= 4 && h != nullptr) {  // one element
+        const bool room = model[h->id].size() < cap && !h->p.closed();
+        ASSERT_EQ(h->p.try_push(C::make(h->id, h->next_seq)), room);
+        if (room) {
+          model[h->id].push_back(h->next_seq++);
+          ++in_model;
+        }
+      } else if (op <= 6 && h != nullptr) {  // a run
+        std::vector<T> run;
+        const std::uint32_t n = 1 + static_cast<std::uint32_t>(rng() % 40);
+        for (std::uint32_t i = 0; i < n; ++i) run.push_back(C::make(h->id, h->next_seq + i));
+        const bool room = model[h->id].size() + n <= cap && !h->p.closed();
+        ASSERT_EQ(h->p.push_slice(run), room);
+        for (std::uint32_t i = 0; room && i < n; ++i) model[h->id].push_back(h->next_seq++);
+        if (room) in_model += n;
+      } else if (op == 7) {
+        auto v = c.try_pop();
+        ASSERT_EQ(v.has_value(), in_model != 0);
+        if (v) take(*v);
+      } else if (op == 8) {
+        const std::size_t want = 1 + rng() % buf.size();
+        const std::size_t n = c.pop_slice(std::span(buf).first(want));
+        ASSERT_EQ(n, std::min(want, in_model)) << "pop_slice goes on to the next lane";
+        for (std::size_t i = 0; i < n; ++i) take(buf[i]);
+      } else if (op == 9) {
+        if constexpr (mirror_safe<T>) {
+          auto window = c.peek();
+          ASSERT_EQ(window.empty(), in_model == 0);
+          if (!window.empty()) {
+            const std::uint32_t id = C::producer(window[0]);
+            ASSERT_LT(id, model.size());
+            ASSERT_EQ(window.size(), model[id].size()) << "a window is its whole lane";
+            const std::size_t n = rng() % (window.size() + 1);
+            for (std::size_t i = 0; i < n; ++i) take(window[i]);
+            c.release(n);
+          }
+        }
+      } else if (op == 10) {
+        const std::size_t max = rng() % 50;
+        const std::size_t had = in_model;
+        const std::size_t n = c.drain([&](T& v) { take(v); }, max);
+        ASSERT_EQ(n, std::min(max, had));
+      } else {
+        ASSERT_EQ(c.size(), in_model);
+      }
+    }
+    // Every producer goes: the queue closes, and everything still in it comes out.
+    handles.clear();
+    EXPECT_TRUE(c.closed());
+    T v = C::make(0, 0);
+    while (c.pop_wait(v, 10s) == QueueStatus::ok) take(v);
+    EXPECT_EQ(in_model, 0u);
+    // And a queue dropped full destroys what it holds (Tracked counts it in TearDown).
+    auto [p2, c2] = make_fanin<T>(100);
+    auto q2 = p2;
+    for (std::uint32_t i = 0; i < 50; ++i) ASSERT_TRUE((i % 2 == 0 ? p2 : q2).try_push(C::make(0, i)));
+  }
+}
+
 template <class T>
 class MpscStress : public ::testing::Test {
  protected:
@@ -302,17 +582,21 @@ class MpscStress : public ::testing::Test {
 using MpscTypes = ::testing::Types<Msg1, Msg3, Msg8, Msg24, Msg72, Tracked>;
 TYPED_TEST_SUITE(MpscStress, MpscTypes);
 
-TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
-  using T = TypeParam;
+// The stress body both many-producer queues share: kProducers threads push per-producer sequence
+// numbers with every push form drawn at random while this thread takes them with every pop
+// form; each producer's elements must arrive complete, once and in order. make(min_capacity,
+// first_position) makes the queue (the fan-in queue ignores the position).
+template <class T, class Make>
+void expect_per_producer_order(Make make) {
   using C = Codec<T>;
-  // More producers than this machine has cores: some are preempted mid-claim all the time.
+  // More producers than this machine has cores: some are preempted mid-push all the time.
   constexpr std::uint32_t kProducers = 8;
   const std::uint32_t per_producer = static_cast<std::uint32_t>(picoring_test::scaled(40'000));
-  // The second queue's positions start just short of the 64-bit wrap-around, so the threads
-  // cross it a few thousand elements in.
+  // The second MPSC queue's positions start just short of the 64-bit wrap-around, so the
+  // threads cross it a few thousand elements in.
   const std::pair<std::size_t, std::uint64_t> queues[] = {{1, 0}, {5000, ~std::uint64_t{0} - 3000}};
   for (const auto& [min_capacity, first_position] : queues) {
-    auto [producer, consumer] = make_mpsc_at<T>(min_capacity, first_position);
+    auto [producer, consumer] = make(min_capacity, first_position);
     const std::size_t max_batch = std::min<std::size_t>(producer.capacity() / 4, 64);
     picoring_test::StartLine start(kProducers + 1);
     std::vector<std::thread> threads;
@@ -405,6 +689,19 @@ TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
     EXPECT_EQ(received, std::uint64_t{kProducers} * per_producer);
     for (std::uint32_t id = 0; id < kProducers; ++id) EXPECT_EQ(next[id], per_producer) << "producer " << id;
   }
+}
+
+TYPED_TEST(MpscStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
+  expect_per_producer_order<TypeParam>(
+      [](std::size_t cap, std::uint64_t first) { return make_mpsc_at<TypeParam>(cap, first); });
+}
+
+template <class T>
+class FanInStress : public MpscStress<T> {};
+TYPED_TEST_SUITE(FanInStress, MpscTypes);
+
+TYPED_TEST(FanInStress, NoItemLostDuplicatedOrReorderedWithinAProducer) {
+  expect_per_producer_order<TypeParam>([](std::size_t cap, std::uint64_t) { return make_fanin<TypeParam>(cap); });
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 //   picoring/byte_stream.hpp    PicoByteStream, ByteStreamBuf (std::streambuf)
 //   picoring/spsc.hpp           make_spsc: thread-safe single-producer single-consumer queue
 //   picoring/mpsc.hpp           make_mpsc: thread-safe multi-producer single-consumer queue
+//   picoring/fanin.hpp          make_fanin: many producers, one SPSC lane each (per-producer order)
 //   picoring/record_ring.hpp    RecordRing, make_record_spsc, make_record_mpsc: variable-size records,
 //                               each one span
 //   picoring/pool.hpp           RingPool: rings kept for reuse (no system call per take)
@@ -11,6 +12,7 @@
 #pragma once
 
 #include "picoring/byte_stream.hpp"
+#include "picoring/fanin.hpp"
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/mpsc.hpp"
 #include "picoring/pool.hpp"
