@@ -23,13 +23,15 @@ namespace picoring_fuzz {
 
 // A trivially copyable element of exactly N bytes; every byte depends on the id and its
 // position, so a misplaced byte (a wrong wrap for sizes that do not divide the page) shows.
+// Byte i is byte i % 8 of id * an odd constant (a bijection of 64-bit ids), so with N >= 3 ids
+// below 2^24 all differ: the fan-in harness tells lanes apart by their elements.
 template <std::size_t N>
 struct Blob {
   std::array<unsigned char, N> bytes;
   static Blob from(std::uint64_t id) {
     Blob b;
-    for (std::size_t i = 0; i < N; ++i)
-      b.bytes[i] = static_cast<unsigned char>((id * 0x9E3779B97F4A7C15ull + i * 131u) >> 29);
+    const std::uint64_t h = id * 0x9E3779B97F4A7C15ull;
+    for (std::size_t i = 0; i < N; ++i) b.bytes[i] = static_cast<unsigned char>((h >> (8 * (i % 8))) ^ (i / 8 * 131u));
     return b;
   }
   bool is(std::uint64_t id) const { return *this == from(id); }
