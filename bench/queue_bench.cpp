@@ -4,7 +4,7 @@
 // peer is built in when its header is installed; all run in the same process, interleaved;
 // figures are medians of several runs.
 //
-//   picoring_queue_bench [--items N] [--runs R] [--only single|drain|roundtrip|batched|windows|mpsc]
+//   picoring_queue_bench [--items N] [--runs R] [--only single|path|drain|roundtrip|batched|windows|mpsc]
 //                        [--cpus P,C]   (the SPSC tables' producer and consumer CPUs; default 0,1)
 //                        [--work W]     (multiply-adds per item in the single-item consumer; default 0)
 //                        [--batching M,NS] (the set_batching rows: min_batch M, max_wait NS ns;
@@ -159,6 +159,36 @@ double run_pair(const Settings& cfg, const std::function<void()>& produce, const
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
   p.join();
   return s;
+}
+
+// One thread pushes 32 elements and pops them, over and over: ns per element (a push and a pop).
+// No cache line moves between cores, so this is each queue's instruction path alone, the same in
+// every regime: what a side pays per element when it never waits for the other, which is what
+// sets the pace when transfers are fast.
+template <class Q>
+double path_ns(const Settings& cfg, std::uint64_t items) {
+  auto q = std::make_unique<Q>(cfg);
+  pin(cfg.producer_cpu);
+  Q* const qq = q.get();
+  const std::uint64_t n = items < 32 ? 32 : items - items % 32;
+  std::uint64_t sum = 0;
+  std::uint64_t v = 0;
+  const auto t0 = Clock::now();
+  for (std::uint64_t i = 0; i < n; i += 32) {
+    for (std::uint64_t j = 0; j < 32; ++j) {
+      if (!qq->push(i + j)) std::abort();  // 32 always fit
+    }
+    for (std::uint64_t j = 0; j < 32; ++j) {
+      if (!qq->pop(v)) std::abort();
+      sum += v;
+    }
+  }
+  const double ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / static_cast<double>(n);
+  if (sum != n * (n - 1) / 2) {
+    std::fprintf(stderr, "path: checksum mismatch\n");
+    std::exit(1);
+  }
+  return ns;
 }
 
 // How often each side found the queue full (producer) or empty (consumer), per item: which of
@@ -771,7 +801,7 @@ int main(int argc, char** argv) {
   const auto usage = [] {
     std::fprintf(stderr,
                  "usage: picoring_queue_bench [--items N] [--runs R] "
-                 "[--only single|drain|roundtrip|batched|windows|mpsc] [--cpus P,C] [--work W] "
+                 "[--only single|path|drain|roundtrip|batched|windows|mpsc] [--cpus P,C] [--work W] "
                  "[--batching M,NS]\n");
     return 2;
   };
@@ -800,9 +830,9 @@ int main(int argc, char** argv) {
       return usage();
     }
   }
-  const std::vector<std::string> tables{"single", "drain", "roundtrip", "batched", "windows", "mpsc"};
+  const std::vector<std::string> tables{"single", "path", "drain", "roundtrip", "batched", "windows", "mpsc"};
   if (!only.empty() && std::find(tables.begin(), tables.end(), only) == tables.end()) {
-    std::fprintf(stderr, "--only: unknown table '%s' (single, drain, roundtrip, batched, windows or mpsc)\n",
+    std::fprintf(stderr, "--only: unknown table '%s' (single, path, drain, roundtrip, batched, windows or mpsc)\n",
                  only.c_str());
     return 2;
   }
@@ -852,6 +882,20 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < queues.size(); ++i) {
       std::printf("| %s | %.2f | %.2f |\n", queues[i].name, median(misses[i].empty), median(misses[i].full));
     }
+  }
+
+  if (want("path")) {
+    std::vector<Row> pr{{"picoring SpscQueue", [&] { return path_ns<Pico>(cfg, items); }, {}}};
+#if PICORING_HAVE_BOOST
+    pr.push_back({"boost::lockfree::spsc_queue", [&] { return path_ns<Boost>(cfg, items); }, {}});
+#endif
+#if PICORING_HAVE_RWQ
+    pr.push_back({"moodycamel::ReaderWriterQueue", [&] { return path_ns<Moody>(cfg, items); }, {}});
+#endif
+#if PICORING_HAVE_ATOMIC_QUEUE
+    pr.push_back({"atomic_queue::AtomicQueueB2 (SPSC)", [&] { return path_ns<AtomicQ>(cfg, items); }, {}});
+#endif
+    table("Path cost: one thread pushes 32 and pops them (uint64_t)", "ns per element", pr, runs, 1.0, Better::lower);
   }
 
   if (want("drain")) {

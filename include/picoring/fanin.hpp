@@ -95,9 +95,10 @@ struct FanInState {
   // Creates a lane and publishes its consumer end in a free place of `lanes`. On failure
   // `out` stays empty and err says why; nothing is left behind.
   void add_lane(SpscProducer<T>& out, Error& err) noexcept {
-    auto [p, c] = make_spsc<T>(lane_request, err, options);
-    if (err) return;
-    auto* end = new (std::nothrow) SpscConsumer<T>(std::move(c));
+    auto* lane = new_queue_state<SpscState<T>>(lane_request, options, err);
+    if (lane == nullptr) return;
+    auto ends = QueueAccess::handles<SpscProducer<T>, SpscConsumer<T>>(lane);
+    auto* end = new (std::nothrow) SpscConsumer<T>(std::move(ends.second));
     if (end == nullptr) {
       err = {std::make_error_code(std::errc::not_enough_memory), "allocate fan-in lane"};
       return;
@@ -109,12 +110,12 @@ struct FanInState {
       // is closed either way.
       if (lanes[i].compare_exchange_strong(expected, end, std::memory_order_seq_cst)) {
         registrations.fetch_add(1, std::memory_order_release);
-        if (closed.load(std::memory_order_seq_cst) != 0) p.close();
-        out = std::move(p);
+        if (closed.load(std::memory_order_seq_cst) != 0) ends.first.close();
+        out = std::move(ends.first);
         return;
       }
     }
-    delete end;  // with p, this closes and frees the lane
+    delete end;  // with the producer end going too, this frees the lane
     err = {std::make_error_code(std::errc::resource_unavailable_try_again),
            "join fan-in queue (all max_producers lanes in use)"};
   }

@@ -206,8 +206,9 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   template <class... Args>
   bool try_emplace(Args&&... args) {
     if (writable(1, true) < 1 || is_closed()) return false;
+    const Next next = after(1);
     std::construct_at(this->slots_.base() + index_, std::forward<Args>(args)...);
-    publish(1);
+    publish(next);
     return true;
   }
   bool try_push(const T& value) { return try_emplace(value); }
@@ -272,8 +273,9 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
       if (st != QueueStatus::ok) return st;
       if (is_closed()) return QueueStatus::closed;
     }
+    const Next next = after(1);
     std::construct_at(this->slots_.base() + index_, std::forward<U>(value));
-    publish(1);
+    publish(next);
     return QueueStatus::ok;
   }
 
@@ -308,12 +310,22 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     publish(items.size());
   }
 
-  void publish(std::size_t n) noexcept {
-    tail_ += n;
-    index_ = this->slots_.wrap(index_ + n);
-    this->s_->tail.store(tail_, std::memory_order_release);
+  // What publishing n elements leaves: computed before the elements are written, because a
+  // store through T* may alias this handle's members (for T = std::size_t it does), and the
+  // compiler would then read the counters and the capacity again after each element
+  // (docs/benchmarks.md, Path cost).
+  struct Next {
+    std::size_t tail;
+    std::size_t index;
+  };
+  Next after(std::size_t n) const noexcept { return {tail_ + n, this->slots_.wrap(index_ + n)}; }
+  void publish(Next next) noexcept {
+    tail_ = next.tail;
+    index_ = next.index;
+    this->s_->tail.store(next.tail, std::memory_order_release);
     detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
   }
+  void publish(std::size_t n) noexcept { publish(after(n)); }
 
   std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)
   std::size_t index_ = 0;       // slot of the next element, in [0, capacity)

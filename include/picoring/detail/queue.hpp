@@ -181,10 +181,11 @@ class QueueConsumer : public QueueHandle<T, State> {
   }
   bool try_pop(T& out) {
     if (readable_to_take(1) < 1) return false;
+    const Next next = after(1);  // before the store through `out`, which may alias our members
     T* slot = this->slots_.base() + index_;
     out = std::move(*slot);
     std::destroy_at(slot);
-    release_slots(1);
+    release_slots(next);
     return true;
   }
 
@@ -293,12 +294,19 @@ class QueueConsumer : public QueueHandle<T, State> {
   std::size_t readable_now(std::size_t want) noexcept { return static_cast<Derived*>(this)->readable(want, false); }
   std::size_t readable_to_take(std::size_t want) noexcept { return static_cast<Derived*>(this)->readable(want, true); }
 
-  void release_slots(std::size_t n) noexcept {
-    head_ += n;
-    index_ = this->slots_.wrap(index_ + n);
-    this->s_->head.store(head_, std::memory_order_release);
+  // What releasing n elements leaves, read before an element is moved out (see SpscProducer).
+  struct Next {
+    typename State::Position head;
+    std::size_t index;
+  };
+  Next after(std::size_t n) const noexcept { return {head_ + n, this->slots_.wrap(index_ + n)}; }
+  void release_slots(Next next) noexcept {
+    head_ = next.head;
+    index_ = next.index;
+    this->s_->head.store(next.head, std::memory_order_release);
     wake(this->s_->producer_sleeping, this->s_->space_word);
   }
+  void release_slots(std::size_t n) noexcept { release_slots(after(n)); }
 
   typename State::Position head_ = 0;  // elements released (mirror of s_->head, owned here)
   std::size_t index_ = 0;              // slot of the oldest element, in [0, capacity)
