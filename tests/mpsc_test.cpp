@@ -447,16 +447,7 @@ TEST(FanIn, AParkedConsumerWakesForALaneAddedWhileItSleeps) {
 // consumer, one thread, against a model: one deque of sequence numbers per lane. Each element
 // taken must be the oldest of its lane; a window must be one lane's elements, all of them.
 template <class T>
-class FanInModel : public ::testing::Test {
- protected:
-  void SetUp() override { Tracked::reset_counters(); }
-  void TearDown() override {
-    if constexpr (std::is_same_v<T, Tracked>) {
-      EXPECT_EQ(Tracked::live.load(), 0);
-      EXPECT_EQ(Tracked::bad_destroys.load(), 0);
-    }
-  }
-};
+class FanInModel : public picoring_test::LifetimeChecked<T> {};
 using FanInModelTypes = ::testing::Types<Msg3, Msg24, Msg72, Tracked>;
 TYPED_TEST_SUITE(FanInModel, FanInModelTypes);
 
@@ -569,16 +560,7 @@ TYPED_TEST(FanInModel, EveryElementIsTheOldestOfItsLane) {
 }
 
 template <class T>
-class MpscStress : public ::testing::Test {
- protected:
-  void SetUp() override { Tracked::reset_counters(); }
-  void TearDown() override {
-    if constexpr (std::is_same_v<T, Tracked>) {
-      EXPECT_EQ(Tracked::live.load(), 0);
-      EXPECT_EQ(Tracked::bad_destroys.load(), 0);
-    }
-  }
-};
+class MpscStress : public picoring_test::LifetimeChecked<T> {};
 using MpscTypes = ::testing::Types<Msg1, Msg3, Msg8, Msg24, Msg72, Tracked>;
 TYPED_TEST_SUITE(MpscStress, MpscTypes);
 

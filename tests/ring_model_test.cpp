@@ -56,17 +56,7 @@ Budget<T> budget(std::size_t capacity) {
 }
 
 template <class T>
-class RingModelTest : public ::testing::Test {
- protected:
-  void SetUp() override { Tracked::reset_counters(); }
-  void TearDown() override {
-    if constexpr (std::is_same_v<T, Tracked>) {
-      EXPECT_EQ(Tracked::live.load(), 0) << "every element must be destroyed with its ring";
-      EXPECT_EQ(Tracked::bad_destroys.load(), 0) << "no element may be destroyed twice";
-      EXPECT_EQ(Tracked::constructed.load(), Tracked::destroyed.load());
-    }
-  }
-};
+class RingModelTest : public picoring_test::LifetimeChecked<T> {};
 
 using ElementTypes =
     ::testing::Types<std::uint8_t, Blob<3>, std::uint64_t, Blob<24>, Blob<4096>, Blob<5000>, std::string, Tracked>;

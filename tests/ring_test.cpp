@@ -184,15 +184,7 @@ TEST(PicoRing, PushOverwriteKeepsTheNewestCapacityElements) {
 
 // --- element lifetimes --------------------------------------------------------------------------
 
-class Lifetimes : public ::testing::Test {
- protected:
-  void SetUp() override { Tracked::reset_counters(); }
-  void TearDown() override {
-    EXPECT_EQ(Tracked::live.load(), 0);
-    EXPECT_EQ(Tracked::bad_destroys.load(), 0);
-    EXPECT_EQ(Tracked::constructed.load(), Tracked::destroyed.load());
-  }
-};
+using Lifetimes = picoring_test::LifetimeChecked<>;
 
 TEST_F(Lifetimes, EveryElementLeftInARingIsDestroyedWithIt) {
   {

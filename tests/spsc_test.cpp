@@ -412,16 +412,7 @@ TEST(Spsc, NoWakeupIsLostWhenBothSidesKeepParking) {
 // --- two-thread stress ---------------------------------------------------------------------------
 
 template <class T>
-class SpscStress : public ::testing::Test {
- protected:
-  void SetUp() override { Tracked::reset_counters(); }
-  void TearDown() override {
-    if constexpr (std::is_same_v<T, Tracked>) {
-      EXPECT_EQ(Tracked::live.load(), 0);
-      EXPECT_EQ(Tracked::bad_destroys.load(), 0);
-    }
-  }
-};
+class SpscStress : public picoring_test::LifetimeChecked<T> {};
 
 using StressTypes = ::testing::Types<std::uint8_t, Blob<3>, std::uint64_t, Blob<24>, Blob<72>, Tracked>;
 TYPED_TEST_SUITE(SpscStress, StressTypes);

@@ -16,6 +16,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 
 #include "picoring/spsc.hpp"  // picoring::QueueStatus
 
@@ -170,6 +171,22 @@ class Tracked {
   }
   std::uint64_t value_;
   std::uint64_t canary_ = 0;
+};
+
+// The fixture of every test whose elements may be Tracked (T = Tracked, or the typed suites'
+// element types): the counters start at zero, and afterwards every Tracked made was destroyed
+// once and only once.
+template <class T = Tracked>
+class LifetimeChecked : public ::testing::Test {
+ protected:
+  void SetUp() override { Tracked::reset_counters(); }
+  void TearDown() override {
+    if constexpr (std::is_same_v<T, Tracked>) {
+      EXPECT_EQ(Tracked::live.load(), 0) << "every element must be destroyed with its container";
+      EXPECT_EQ(Tracked::bad_destroys.load(), 0) << "no element may be destroyed twice";
+      EXPECT_EQ(Tracked::constructed.load(), Tracked::destroyed.load());
+    }
+  }
 };
 
 template <>
