@@ -1,6 +1,7 @@
 // Messages between two processes: the shared record queue (picoring/shared_queue.hpp) against
 // the shared byte stream, the shared queue of fixed slots (one message per slot), a pipe, a Unix stream socket and a
-// Unix datagram socket, in the same run, on the same messages.
+// Unix datagram socket, in the same run, on the same messages; and the shared queue with
+// batching on both ends.
 //
 // Throughput: a child process sends N messages of S bytes; the parent receives and checks them
 // (each message carries its sequence number). The stream transports need the messages framed:
@@ -109,12 +110,15 @@ void check(const char* p, std::uint64_t seq) {
   }
 }
 
-double shared_queue(std::size_t size, std::uint64_t n) {
+// `batching` on both ends (the "batched" row: 16 KiB, 1 us; see SharedEnd::set_batching).
+double shared_queue(std::size_t size, std::uint64_t n, picoring::Batching batching = {}) {
   auto reader = picoring::SharedRecordReader::create(1 << 20);
+  reader.set_batching(batching);
   const int fd = reader.fd();
   return two_processes(
       [&] {
         auto w = picoring::SharedRecordWriter::attach(fd);
+        w.set_batching(batching);
         std::vector<char> msg(size, 'm');
         for (std::uint64_t i = 0; i < n; ++i) {
           fill(msg, i);
@@ -336,7 +340,11 @@ int main(int argc, char** argv) {
   const auto runs = static_cast<int>(options.runs);
   const auto messages = static_cast<std::uint64_t>(options.amount);
   const std::vector<Contender> cs = {
-      {"shared queue", shared_queue},
+      {"shared queue", [](std::size_t s, std::uint64_t n) { return shared_queue(s, n); }},
+      {"shared queue batched",
+       [](std::size_t s, std::uint64_t n) {
+         return shared_queue(s, n, {std::size_t{16} * 1024, 1us});
+       }},
       {"shared stream", shared_stream},
       {"shared slots", shared_slots},
       {"pipe", [](std::size_t s, std::uint64_t n) { return stream(false, false, s, n); }},

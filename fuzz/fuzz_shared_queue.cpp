@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <span>
@@ -58,11 +59,22 @@ bool rewrite_a_counter(FuzzedDataProvider& in, picoring::detail::SharedHeader& h
   return true;
 }
 
+// Batching on both ends as the input says, waits of at most a microsecond: the second look at a
+// lying peer's counter must be checked as the first is.
+template <class W, class R>
+void batch_both(FuzzedDataProvider& in, W& w, R& r) {
+  const picoring::Batching b{in.ConsumeIntegralInRange<std::size_t>(0, 64),
+                             std::chrono::nanoseconds(in.ConsumeIntegralInRange<int>(0, 1000))};
+  w.set_batching(b);
+  r.set_batching(b);
+}
+
 // The byte stream: a std::deque<char> model until the peer lies; writable() and readable() must
 // stay inside the mappings whatever the counters say.
 void fuzz_stream(FuzzedDataProvider& in) {
   auto w = picoring::SharedStreamWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 3 * 4096));
   auto r = picoring::SharedStreamReader::attach(w.fd());
+  batch_both(in, w, r);
   const std::size_t cap = w.capacity();
   const std::size_t page = picoring::allocation_granularity();
   void* raw = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, w.fd(), 0);
@@ -141,6 +153,7 @@ struct Slot {
 void fuzz_slots(FuzzedDataProvider& in) {
   auto w = picoring::SharedQueueWriter<Slot>::create(in.ConsumeIntegralInRange<std::size_t>(1, 1000));
   auto r = picoring::SharedQueueReader<Slot>::attach(w.fd());
+  batch_both(in, w, r);
   const std::size_t cap = w.capacity();
   FUZZ_CHECK(cap * sizeof(Slot) % picoring::allocation_granularity() == 0);
   const std::size_t page = picoring::allocation_granularity();
@@ -258,6 +271,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   auto w = picoring::SharedRecordWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 3 * 4096));
   auto r = picoring::SharedRecordReader::attach(w.fd());
+  batch_both(in, w, r);
   const std::size_t cap = w.capacity();
   const std::size_t page = picoring::allocation_granularity();
   // The input's own mapping of the whole memfd: the header page, then the data (once).

@@ -19,9 +19,11 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <random>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -156,7 +158,9 @@ TEST(SharedRecordQueue, ASecondWriterOrReaderIsRefused) {
 }
 
 // Ships `records` numbered records to a forked reader that checks each; returns its exit status.
-int ship_to_a_child(SharedRecordWriter& w, std::uint64_t records) {
+// `batching` is set on both ends.
+int ship_to_a_child(SharedRecordWriter& w, std::uint64_t records, picoring::Batching batching = {}) {
+  w.set_batching(batching);
   const int fd = w.fd();
   // The child inherits the descriptor across fork and attaches to it as the reader.
   std::fflush(nullptr);
@@ -165,6 +169,7 @@ int ship_to_a_child(SharedRecordWriter& w, std::uint64_t records) {
     int status = 0;
     try {
       auto r = SharedRecordReader::attach(fd);
+      r.set_batching(batching);
       for (std::uint64_t i = 0; i < records && status == 0; ++i) {
         if (r.wait(30s) != QueueStatus::ok)
           status = 2;
@@ -192,6 +197,11 @@ int ship_to_a_child(SharedRecordWriter& w, std::uint64_t records) {
 TEST(SharedRecordQueue, AChildProcessReadsWhatTheParentWrites) {
   auto w = SharedRecordWriter::create(std::size_t{64} * 1024);
   EXPECT_EQ(ship_to_a_child(w, 20000), 0);
+}
+
+TEST(SharedRecordQueue, AndWithBatchingOnBothEnds) {
+  auto w = SharedRecordWriter::create(std::size_t{64} * 1024);
+  EXPECT_EQ(ship_to_a_child(w, 20000, {4096, 2us}), 0);
 }
 
 // Where this kernel offers membarrier(GLOBAL_EXPEDITED) (asked here directly, with the ABI's
@@ -538,8 +548,10 @@ TEST(SharedByteStream, RecordsAndBytesDoNotMix) {
   EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(bytes.fd())), std::system_error);
 }
 
-TEST(SharedByteStream, AChildProcessReadsEveryByteInOrder) {
+// Streams 16 MiB to a forked reader that checks every byte; `batching` on both ends.
+void stream_to_a_child(picoring::Batching batching) {
   auto w = picoring::SharedStreamWriter::create(std::size_t{64} * 1024);
+  w.set_batching(batching);
   const int fd = w.fd();
   constexpr std::uint64_t kBytes = std::uint64_t{16} << 20;
   std::fflush(nullptr);
@@ -548,6 +560,7 @@ TEST(SharedByteStream, AChildProcessReadsEveryByteInOrder) {
     int status = 0;
     try {
       auto r = picoring::SharedStreamReader::attach(fd);
+      r.set_batching(batching);
       std::uint64_t at = 0;
       while (status == 0 && r.wait(1, 30s) == QueueStatus::ok) {
         const auto in = r.readable();
@@ -579,6 +592,9 @@ TEST(SharedByteStream, AChildProcessReadsEveryByteInOrder) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
+
+TEST(SharedByteStream, AChildProcessReadsEveryByteInOrder) { stream_to_a_child({}); }
+TEST(SharedByteStream, AndWithBatchingOnBothEnds) { stream_to_a_child({16384, 2us}); }
 
 TEST(SharedByteStream, LyingCountersFailCleanly) {
   {
@@ -828,8 +844,10 @@ TEST(SharedSlotQueue, EndsOfAnotherElementSizeOrKindDoNotAttach) {
   }
 }
 
-TEST(SharedSlotQueue, AChildProcessGetsEveryElementInOrder) {
+// 300,000 ticks to a forked reader, every push and pop form on the way; `batching` on both ends.
+void ticks_to_a_child(picoring::Batching batching) {
   auto w = picoring::SharedQueueWriter<Tick>::create(1000);
+  w.set_batching(batching);
   const int fd = w.fd();
   constexpr std::uint64_t kTicks = 300000;
   std::fflush(nullptr);
@@ -838,6 +856,7 @@ TEST(SharedSlotQueue, AChildProcessGetsEveryElementInOrder) {
     int status = 0;
     try {
       auto r = picoring::SharedQueueReader<Tick>::attach(fd);
+      r.set_batching(batching);
       std::uint64_t at = 0;
       Tick t{};
       while (status == 0 && at < kTicks) {
@@ -880,6 +899,76 @@ TEST(SharedSlotQueue, AChildProcessGetsEveryElementInOrder) {
   ::waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(SharedSlotQueue, AChildProcessGetsEveryElementInOrder) { ticks_to_a_child({}); }
+TEST(SharedSlotQueue, AndWithBatchingOnBothEnds) { ticks_to_a_child({100, 2us}); }
+
+TEST(SharedQueues, BatchingIsSetPerEndAndANegativeWaitChangesNothing) {
+  auto w = SharedRecordWriter::create(4096);
+  EXPECT_EQ(w.batching().min_batch, 0u) << "off by default";
+  w.set_batching({512, 1us});
+  EXPECT_EQ(w.batching().min_batch, 512u);
+  EXPECT_EQ(w.batching().max_wait, 1us);
+  EXPECT_THROW(w.set_batching({64, -1ns}), std::invalid_argument);
+  EXPECT_EQ(w.batching().min_batch, 512u) << "a refused setting changes nothing";
+  auto r = SharedRecordReader::attach(w.fd());
+  EXPECT_EQ(r.batching().min_batch, 0u) << "each end has its own";
+  w.set_batching({});
+  EXPECT_EQ(w.batching().max_wait, 0ns);
+  // The slot queue counts in elements (the stream under it in bytes).
+  auto q = picoring::SharedQueueWriter<Tick>::create(1000);
+  q.set_batching({10, 1us});
+  EXPECT_EQ(q.batching().min_batch, 10u);
+  q.set_batching({std::numeric_limits<std::size_t>::max(), 1us});
+  EXPECT_EQ(q.batching().min_batch, std::numeric_limits<std::size_t>::max() / sizeof(Tick)) << "no overflow";
+  // An idle end is never delayed, and what batching finds is still checked: a push and a pop
+  // with batching on behave as without it.
+  r.set_batching({4096, 1ms});
+  EXPECT_TRUE(r.front().empty());
+  ASSERT_TRUE(w.push(bytes_of("one")));
+  EXPECT_EQ(string_of(r.front()), "one");
+  r.pop();
+}
+
+// One process, so each look finds exactly what the test wrote. A wait lasts at least kWait; a
+// look that must not wait runs with a wait of kNever, so a wrong wait shows as a slow call.
+TEST(SharedQueues, BatchingWaitsOnlyWhenALookFindsLittleWhileStreaming) {
+  constexpr auto kWait = 20ms;
+  constexpr auto kNever = 20s;
+  const auto time_of = [](auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::steady_clock::now() - t0;
+  };
+  auto w = SharedRecordWriter::create(std::size_t{64} * 1024);
+  auto r = SharedRecordReader::attach(w.fd());
+  r.set_batching({4096, kNever});
+  ASSERT_TRUE(w.push(bytes_of("a")));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(string_of(r.front()), "a"); }), kNever / 2) << "a new end is idle: no wait";
+  r.pop();
+  r.set_batching({4096, kWait});
+  ASSERT_TRUE(w.push(bytes_of("b")));
+  EXPECT_GE(time_of([&] { EXPECT_EQ(string_of(r.front()), "b"); }), kWait) << "streaming, 16 < 4096 bytes: waits";
+  EXPECT_LT(time_of([&] { r.pop(); }), kNever / 2) << "pop takes what front() found";
+  // Every wait form looks without waiting.
+  r.set_batching({4096, kNever});
+  EXPECT_EQ(r.wait(0ns), QueueStatus::timed_out);
+  // A look that finds min_batch does not wait.
+  const std::string line(4000, 'x');
+  ASSERT_TRUE(w.push(bytes_of(line)));
+  ASSERT_TRUE(w.push(bytes_of(line)));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(r.front().size(), line.size()); }), kNever / 2);
+  // The slot queue's reader in elements: 1 of 10 found while streaming waits.
+  auto q = picoring::SharedQueueWriter<Tick>::create(1000);
+  auto c = picoring::SharedQueueReader<Tick>::attach(q.fd());
+  ASSERT_TRUE(q.try_push(tick(0)));
+  Tick t{};
+  ASSERT_TRUE(c.try_pop(t));  // streaming from here on
+  c.set_batching({10, kWait});
+  ASSERT_TRUE(q.try_push(tick(1)));
+  EXPECT_GE(time_of([&] { EXPECT_TRUE(c.try_pop(t)); }), kWait);
+  EXPECT_TRUE(is_tick(t, 1));
 }
 }  // namespace
 

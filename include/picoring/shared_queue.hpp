@@ -48,6 +48,7 @@
 // kind (and the element size), and an end of one kind refuses to attach to another.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -283,11 +284,22 @@ class SharedEnd {
   // Closes the queue for both ends (the reader still drains what was published) and wakes the other.
   void close() noexcept { r_.close(); }
 
+  // Batching as the in-process queues' (Batching in queue_status.hpp), min_batch in bytes: when
+  // a look at the other process's counter finds fewer than min_batch bytes (free for the
+  // writer, published for the reader) while this end is streaming, the call waits max_wait,
+  // touching no shared line, and looks once more. Which calls may wait: the writer's
+  // reserve/push (records) or writable/write (stream), the reader's front/pop/drain (records)
+  // or readable/read (stream); commit, release and the waits never do. Off by default; per
+  // end, this thread only. Throws std::invalid_argument, changing nothing, if max_wait < 0.
+  void set_batching(Batching b) { pacer_.set(b); }
+  Batching batching() const noexcept { return pacer_.get(); }
+
  protected:
   SharedEnd() noexcept = default;
   explicit SharedEnd(SharedRegion r) noexcept : r_(std::move(r)) {}
 
   SharedRegion r_;
+  Pacer pacer_;
 };
 
 }  // namespace detail
@@ -312,7 +324,7 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
   std::span<std::byte> reserve(std::size_t len) {
     Framing::check_none_open(reserved_, "picoring: reserve(): a reservation is already open");
     Framing::check_length(len, capacity());
-    if (closed() || free_bytes(record_footprint(len)) < record_footprint(len)) return {};
+    if (closed() || free_bytes(record_footprint(len), true) < record_footprint(len)) return {};
     reserved_ = len;
     return {r_.data() + index() + Framing::kHeader, len};
   }
@@ -340,10 +352,11 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
     Framing::check_length(len, capacity());
     if (closed()) return QueueStatus::closed;
     const std::size_t need = record_footprint(len);
-    if (free_bytes(need) >= need) return QueueStatus::ok;  // the usual case: no clock, no wait
+    if (free_bytes(need, false) >= need) return QueueStatus::ok;  // the usual case: no clock, no wait
     auto& h = *r_.header();
     const QueueStatus st = detail::shared_wait(
-        r_, [&] { return free_bytes(need) >= need; }, h.writer_sleeping, h.space_word, detail::deadline_after(timeout));
+        r_, [&] { return free_bytes(need, false) >= need; }, h.writer_sleeping, h.space_word,
+        detail::deadline_after(timeout));
     return st == QueueStatus::ok && closed() ? QueueStatus::closed : st;
   }
   // push, waiting for room as wait_for_space does.
@@ -359,18 +372,21 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
     if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
   }
   std::size_t index() const noexcept { return static_cast<std::size_t>(tail_ % r_.capacity()); }
-  // Free bytes, reloading the reader's counter only when the cached one shows fewer than want.
-  std::size_t free_bytes(std::size_t want) {
+  // Free bytes, reloading the reader's counter only when the cached one shows fewer than want
+  // (then batching may wait, if may_wait).
+  std::size_t free_bytes(std::size_t want, bool may_wait) {
     const std::uint64_t cap = r_.capacity();
     if (cap - (tail_ - head_cache_) >= want) return static_cast<std::size_t>(cap - (tail_ - head_cache_));
-    const std::uint64_t head = r_.header()->head.load(std::memory_order_acquire);
-    // The reader cannot have released what was never written, nor anything but whole records.
-    if (head - head_cache_ > tail_ - head_cache_ || head % 8 != 0) {
-      r_.close();
-      detail::throw_corrupt("picoring: shared queue: the reader's counter is out of range");
-    }
-    head_cache_ = head;
-    return static_cast<std::size_t>(cap - (tail_ - head));
+    return pacer_.refresh_with(may_wait, [&] {
+      const std::uint64_t head = r_.header()->head.load(std::memory_order_acquire);
+      // The reader cannot have released what was never written, nor anything but whole records.
+      if (head - head_cache_ > tail_ - head_cache_ || head % 8 != 0) {
+        r_.close();
+        detail::throw_corrupt("picoring: shared queue: the reader's counter is out of range");
+      }
+      head_cache_ = head;
+      return static_cast<std::size_t>(cap - (tail_ - head));
+    });
   }
   void publish(std::size_t len) {
     Framing::write_header_at(r_.data() + index(), len);
@@ -403,10 +419,10 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
   // The oldest record as one contiguous span, or an empty span when none is published. Valid
   // until pop().
   std::span<const std::byte> front() {
-    if (r_.header() == nullptr || readable() == 0) return {};
+    if (r_.header() == nullptr || readable(true) == 0) return {};
     const std::size_t at = static_cast<std::size_t>(head_ % r_.capacity());
     const std::size_t len = Framing::read_length_at(r_.data() + at);
-    if (len == 0 || record_footprint(len) > readable()) {
+    if (len == 0 || record_footprint(len) > readable(false)) {
       r_.close();
       detail::throw_corrupt("picoring: shared queue: a record's length is out of range");
     }
@@ -443,26 +459,29 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
   template <class Rep, class Period>
   QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
     if (r_.header() == nullptr) return QueueStatus::closed;
-    if (readable() != 0) return QueueStatus::ok;  // the usual case: no clock, no wait
+    if (readable(false) != 0) return QueueStatus::ok;  // the usual case: no clock, no wait
     auto& h = *r_.header();
     return detail::shared_wait(
-        r_, [&] { return readable() != 0; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
+        r_, [&] { return readable(false) != 0; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
   }
 
  private:
   explicit SharedRecordReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {
     if (r_.header() != nullptr) head_ = tail_cache_ = r_.header()->head.load(std::memory_order_relaxed);
   }
-  // Published bytes not yet released, reloading the writer's counter when none are known.
-  std::size_t readable() {
+  // Published bytes not yet released, reloading the writer's counter when none are known (then
+  // batching may wait, if may_wait).
+  std::size_t readable(bool may_wait) {
     if (tail_cache_ != head_) return static_cast<std::size_t>(tail_cache_ - head_);
-    const std::uint64_t tail = r_.header()->tail.load(std::memory_order_acquire);
-    if (tail - head_ > r_.capacity() || tail % 8 != 0) {
-      r_.close();
-      detail::throw_corrupt("picoring: shared queue: the writer's counter is out of range");
-    }
-    tail_cache_ = tail;
-    return static_cast<std::size_t>(tail - head_);
+    return pacer_.refresh_with(may_wait, [&] {
+      const std::uint64_t tail = r_.header()->tail.load(std::memory_order_acquire);
+      if (tail - head_ > r_.capacity() || tail % 8 != 0) {
+        r_.close();
+        detail::throw_corrupt("picoring: shared queue: the writer's counter is out of range");
+      }
+      tail_cache_ = tail;
+      return static_cast<std::size_t>(tail - head_);
+    });
   }
 
   std::uint64_t head_ = 0;
@@ -489,13 +508,13 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
   // and closes the stream.
   std::span<std::byte> writable() {
     if (closed()) return {};
-    const std::size_t n = free_bytes(static_cast<std::size_t>(r_.capacity()));
+    const std::size_t n = free_bytes(static_cast<std::size_t>(r_.capacity()), true);
     return {r_.data() + index(), n};
   }
   // Publishes the first n bytes of the free space. Throws std::out_of_range, publishing
   // nothing, if n is more than is free.
   void commit(std::size_t n) {
-    if (n > free_bytes(n)) detail::throw_out_of_range("picoring: commit(n): n > free bytes");
+    if (n > free_bytes(n, false)) detail::throw_out_of_range("picoring: commit(n): n > free bytes");
     if (n == 0) return;
     tail_ += n;
     auto& h = *r_.header();
@@ -507,7 +526,7 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
     if (bytes.empty() || closed()) return 0;
     // Asks only for what it needs: the reader's counter is reloaded when the cached free space
     // is short, not on every write (writable() must look, since it promises all free bytes).
-    const std::size_t free = free_bytes(bytes.size());
+    const std::size_t free = free_bytes(bytes.size(), true);
     const std::size_t n = bytes.size() < free ? bytes.size() : free;
     if (n == 0) return 0;
     std::memcpy(r_.data() + index(), bytes.data(), n);
@@ -520,10 +539,11 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
   QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     if (n > capacity()) detail::throw_length_error("picoring: wait_for_space(n): n > capacity()");
     if (closed()) return QueueStatus::closed;
-    if (free_bytes(n) >= n) return QueueStatus::ok;
+    if (free_bytes(n, false) >= n) return QueueStatus::ok;
     auto& h = *r_.header();
     const QueueStatus st = detail::shared_wait(
-        r_, [&] { return free_bytes(n) >= n; }, h.writer_sleeping, h.space_word, detail::deadline_after(timeout));
+        r_, [&] { return free_bytes(n, false) >= n; }, h.writer_sleeping, h.space_word,
+        detail::deadline_after(timeout));
     return st == QueueStatus::ok && closed() ? QueueStatus::closed : st;
   }
   // Writes all of bytes, waiting for room as it goes: ok when all were published, else the
@@ -553,19 +573,22 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
     if (r_.header() != nullptr) tail_ = head_cache_ = r_.header()->tail.load(std::memory_order_relaxed);
   }
   std::size_t index() const noexcept { return static_cast<std::size_t>(tail_ % r_.capacity()); }
-  // Free bytes, reloading the reader's counter only when the cached one shows fewer than want.
-  std::size_t free_bytes(std::size_t want) {
+  // Free bytes, reloading the reader's counter only when the cached one shows fewer than want
+  // (then batching may wait, if may_wait).
+  std::size_t free_bytes(std::size_t want, bool may_wait) {
     const std::uint64_t cap = r_.capacity();
     if (r_.header() == nullptr) return 0;
     if (cap - (tail_ - head_cache_) >= want) return static_cast<std::size_t>(cap - (tail_ - head_cache_));
-    const std::uint64_t head = r_.header()->head.load(std::memory_order_acquire);
-    // The reader cannot have released what was never written.
-    if (head - head_cache_ > tail_ - head_cache_) {
-      r_.close();
-      detail::throw_corrupt("picoring: shared stream: the reader's counter is out of range");
-    }
-    head_cache_ = head;
-    return static_cast<std::size_t>(cap - (tail_ - head));
+    return pacer_.refresh_with(may_wait, [&] {
+      const std::uint64_t head = r_.header()->head.load(std::memory_order_acquire);
+      // The reader cannot have released what was never written.
+      if (head - head_cache_ > tail_ - head_cache_) {
+        r_.close();
+        detail::throw_corrupt("picoring: shared stream: the reader's counter is out of range");
+      }
+      head_cache_ = head;
+      return static_cast<std::size_t>(cap - (tail_ - head));
+    });
   }
 
   std::uint64_t tail_ = 0;
@@ -585,13 +608,13 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   // none. Valid until release(). A writer's counter that cannot be right throws
   // std::system_error (corrupt_shared_state) and closes the stream.
   std::span<const std::byte> readable() {
-    const std::size_t n = available(static_cast<std::size_t>(r_.capacity()));
+    const std::size_t n = available(static_cast<std::size_t>(r_.capacity()), true);
     return {r_.data() + (n == 0 ? 0 : static_cast<std::size_t>(head_ % r_.capacity())), n};
   }
   // Frees the n oldest bytes for the writer. Throws std::out_of_range, freeing nothing, if n is
   // more than is readable.
   void release(std::size_t n) {
-    if (n > available(n)) detail::throw_out_of_range("picoring: release(n): n > readable");
+    if (n > available(n, false)) detail::throw_out_of_range("picoring: release(n): n > readable");
     if (n == 0) return;
     head_ += n;
     auto& h = *r_.header();
@@ -613,10 +636,10 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
     if (n > capacity()) detail::throw_length_error("picoring: wait(n): n > capacity()");
     if (r_.header() == nullptr) return QueueStatus::closed;
-    if (available(n) >= n) return QueueStatus::ok;
+    if (available(n, false) >= n) return QueueStatus::ok;
     auto& h = *r_.header();
     return detail::shared_wait(
-        r_, [&] { return available(n) >= n; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
+        r_, [&] { return available(n, false) >= n; }, h.reader_sleeping, h.data_word, detail::deadline_after(timeout));
   }
 
  private:
@@ -629,16 +652,18 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   }
   // Published bytes not yet released, reloading the writer's counter when fewer than want are
   // known.
-  std::size_t available(std::size_t want) {
+  std::size_t available(std::size_t want, bool may_wait) {
     if (r_.header() == nullptr) return 0;
     if (tail_cache_ - head_ >= want) return static_cast<std::size_t>(tail_cache_ - head_);
-    const std::uint64_t tail = r_.header()->tail.load(std::memory_order_acquire);
-    if (tail - head_ > r_.capacity() || tail - tail_cache_ > tail - head_) {
-      r_.close();
-      detail::throw_corrupt("picoring: shared stream: the writer's counter is out of range");
-    }
-    tail_cache_ = tail;
-    return static_cast<std::size_t>(tail - head_);
+    return pacer_.refresh_with(may_wait, [&] {
+      const std::uint64_t tail = r_.header()->tail.load(std::memory_order_acquire);
+      if (tail - head_ > r_.capacity() || tail - tail_cache_ > tail - head_) {
+        r_.close();
+        detail::throw_corrupt("picoring: shared stream: the writer's counter is out of range");
+      }
+      tail_cache_ = tail;
+      return static_cast<std::size_t>(tail - head_);
+    });
   }
 
   std::uint64_t head_ = 0;
@@ -686,6 +711,16 @@ class SharedSlotsEnd {
   bool locked() const noexcept { return s_.locked(); }
   bool closed() const noexcept { return s_.closed(); }
   void close() noexcept { s_.close(); }
+  // The byte stream's batching (SharedEnd::set_batching), min_batch in elements: the writer's
+  // writable, try_push and push_slice, the reader's readable and try_pop may wait.
+  void set_batching(Batching b) {
+    b.min_batch = std::min(b.min_batch, std::numeric_limits<std::size_t>::max() / sizeof(T));
+    s_.set_batching({b.min_batch * sizeof(T), b.max_wait});
+  }
+  Batching batching() const noexcept {
+    const Batching b = s_.batching();
+    return {b.min_batch / sizeof(T), b.max_wait};
+  }
 
  protected:
   SharedSlotsEnd() noexcept = default;
@@ -741,7 +776,7 @@ class SharedQueueWriter
   // Copies as many of items as there are free slots for and publishes them; returns how many.
   std::size_t push_slice(std::span<const T> items) {
     if (items.empty() || this->closed()) return 0;
-    const std::size_t free = s_.free_bytes(items.size_bytes()) / sizeof(T);
+    const std::size_t free = s_.free_bytes(items.size_bytes(), true) / sizeof(T);
     const std::size_t n = items.size() < free ? items.size() : free;
     if (n == 0) return 0;
     std::memcpy(s_.r_.data() + s_.index(), items.data(), n * sizeof(T));
@@ -800,7 +835,7 @@ class SharedQueueReader
   }
   // Copies the oldest element out and releases it; false when there is none.
   bool try_pop(T& out) {
-    if (s_.available(sizeof(T)) < sizeof(T)) return false;
+    if (s_.available(sizeof(T), true) < sizeof(T)) return false;
     std::memcpy(&out, s_.readable().data(), sizeof(T));
     s_.release(sizeof(T));
     return true;

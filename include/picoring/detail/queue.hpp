@@ -21,6 +21,70 @@
 
 namespace picoring::detail {
 
+// One handle's batching state (see Batching), and the refresh of the other side's counter that
+// both ends share. Touches nothing shared but that counter.
+class Pacer {
+ public:
+  // Fruitless refreshes after which a side counts as idle rather than streaming.
+  static constexpr unsigned kStreamingRefreshes = 4;
+
+  void set(Batching b) {
+    if (b.max_wait.count() < 0) throw_invalid_argument("picoring: set_batching(): max_wait < 0");
+    on_ = b.min_batch != 0 && b.max_wait.count() != 0;
+    min_batch_ = on_ ? b.min_batch : 0;
+    max_wait_ = on_ ? b.max_wait : std::chrono::nanoseconds(0);
+  }
+  Batching get() const noexcept { return {min_batch_, max_wait_}; }
+
+  // The slow path of both ends: reloads `cache` from the other side's `counter` and returns
+  // count(cache) (free slots for the producer, readable elements for the consumer). When the
+  // caller `may_wait` and batching finds that thin, waits once and reloads again.
+  template <class Count>
+  std::size_t refresh(std::size_t& cache, const std::atomic<std::size_t>& counter, bool may_wait,
+                      Count count) noexcept {
+    return refresh_with(may_wait, [&]() noexcept {
+      cache = counter.load(std::memory_order_acquire);
+      return count(cache);
+    });
+  }
+  // The same for any look at the other side: look() reads its counter (and, between processes,
+  // checks it, which may throw) and returns what it allows.
+  template <class Look>
+  std::size_t refresh_with(bool may_wait, Look look) {
+    std::size_t found = look();
+    if (may_wait && thin(found)) {
+      wait();
+      found = look();
+    }
+    return found;
+  }
+
+ private:
+  // Called after each refresh with what it found; true when the caller should wait() and
+  // refresh again.
+  bool thin(std::size_t found) noexcept {
+    if (!on_) return false;
+    if (found == 0) {
+      if (fruitless_ < kStreamingRefreshes) ++fruitless_;
+      return false;
+    }
+    const bool streaming = fruitless_ < kStreamingRefreshes;
+    fruitless_ = 0;
+    return streaming && found < min_batch_;
+  }
+  void wait() const noexcept {
+    const auto end = deadline_after(max_wait_);
+    do {
+      for (int i = 0; i < 8; ++i) cpu_relax();
+    } while (std::chrono::steady_clock::now() < end);
+  }
+
+  bool on_ = false;
+  unsigned fruitless_ = kStreamingRefreshes;  // a new handle is idle
+  std::size_t min_batch_ = 0;
+  std::chrono::nanoseconds max_wait_{0};
+};
+
 // The shared state of a queue, less its counters: SpscState and MpscState derive from it and
 // add theirs, each on a cache line of its own. Allocated once per queue, freed by the last
 // handle.
