@@ -10,6 +10,8 @@
 // at a time. The datagram socket sends and receives one message per call (its boundaries are
 // kept). The shared queue: push_wait per message, drain on the reader side.
 // Round trip: 64-byte ping-pong, one queue each way against one socketpair.
+// Many producers: 2, 4 and 8 producer processes, each its own shared record queue read through
+// SharedRecordFanIn, against all of them sending on one datagram socket or writing to one pipe.
 // Reported: millions of messages per second and ratios (median of rotated rounds).
 //
 //   picoring_ipc_bench [--runs R] [--messages N] [--quick]
@@ -327,6 +329,166 @@ double rtt_socket(std::uint64_t n) {
   return s / static_cast<double>(n);
 }
 
+// Many producer processes, one reader: `producers` children, unpinned (more processes than this
+// machine's CPUs is the point), each sending n / producers messages that carry its number and
+// its own sequence number. Returns the parent's seconds.
+template <class Child, class Parent>
+double many_processes(std::size_t producers, Child child, Parent parent) {
+  int go[2];
+  if (::pipe(go) != 0) die("pipe");
+  std::fflush(nullptr);
+  std::vector<pid_t> pids;
+  for (std::size_t p = 0; p < producers; ++p) {
+    const pid_t pid = ::fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+      ::close(go[1]);
+      char c = 0;
+      read_all(go[0], &c, 1);
+      child(p);
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  ::close(go[0]);
+  const auto t0 = Clock::now();
+  for (std::size_t p = 0; p < producers; ++p) write_all(go[1], "g", 1);
+  parent();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  ::close(go[1]);
+  for (const pid_t pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      std::fprintf(stderr, "ipc_bench: a producer failed\n");
+      std::exit(1);
+    }
+  }
+  return s;
+}
+
+// A fan-in message: [producer (8 bytes)][its sequence number (8 bytes)][filler]. The reader
+// checks that each producer's numbers arrive in order.
+void fill_from(std::vector<char>& msg, std::uint64_t producer, std::uint64_t seq) {
+  std::memcpy(msg.data(), &producer, sizeof producer);
+  std::memcpy(msg.data() + 8, &seq, sizeof seq);
+}
+struct PerProducerOrder {
+  explicit PerProducerOrder(std::size_t producers) : next(producers, 0) {}
+  void check(const char* p) {
+    std::uint64_t producer = 0;
+    std::uint64_t seq = 0;
+    std::memcpy(&producer, p, sizeof producer);
+    std::memcpy(&seq, p + 8, sizeof seq);
+    if (producer >= next.size() || seq != next[producer]++) {
+      std::fprintf(stderr, "ipc_bench: producer %llu's message %llu out of order\n",
+                   static_cast<unsigned long long>(producer), static_cast<unsigned long long>(seq));
+      std::exit(1);
+    }
+  }
+  std::vector<std::uint64_t> next;
+};
+
+// SharedRecordFanIn: one shared record queue (1 MiB) per producer process, push_wait per
+// message; the reader waits on all lanes at once and drains them in turns.
+double fanin_queue(std::size_t producers, std::size_t size, std::uint64_t n) {
+  picoring::SharedRecordFanIn in;
+  std::vector<int> fds;
+  for (std::size_t p = 0; p < producers; ++p) {
+    auto lane = picoring::SharedRecordReader::create(1 << 20);
+    fds.push_back(::dup(lane.fd()));
+    lane.close_fd();
+    in.add(std::move(lane));
+  }
+  const std::uint64_t each = n / std::max<std::size_t>(producers, 1);
+  const double s = many_processes(
+      producers,
+      [&](std::size_t p) {
+        auto w = picoring::SharedRecordWriter::attach(fds[p]);
+        std::vector<char> msg(size, 'm');
+        for (std::uint64_t i = 0; i < each; ++i) {
+          fill_from(msg, p, i);
+          if (w.push_wait(std::as_bytes(std::span(msg)), 60s) != picoring::QueueStatus::ok) ::_exit(1);
+        }
+      },
+      [&] {
+        PerProducerOrder order(producers);
+        std::uint64_t got = 0;
+        while (got < each * producers) {
+          if (in.wait(60s) != picoring::QueueStatus::ok) die("fan-in wait");
+          got += in.drain([&](std::span<const std::byte> rec) {
+            if (rec.size() != size) die("fan-in: size");
+            order.check(reinterpret_cast<const char*>(rec.data()));
+          });
+        }
+      });
+  for (const int fd : fds) ::close(fd);
+  return s;
+}
+
+// One Unix datagram socket that every producer sends on (each message one send; the kernel
+// keeps them whole), the reader receiving one per call.
+double fanin_datagram(std::size_t producers, std::size_t size, std::uint64_t n) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) != 0) die("socketpair(SOCK_DGRAM)");
+  const std::uint64_t each = n / std::max<std::size_t>(producers, 1);
+  const double s = many_processes(
+      producers,
+      [&](std::size_t p) {
+        std::vector<char> msg(size, 'm');
+        for (std::uint64_t i = 0; i < each; ++i) {
+          fill_from(msg, p, i);
+          if (::send(fds[1], msg.data(), size, 0) != static_cast<ssize_t>(size)) die("send");
+        }
+      },
+      [&] {
+        PerProducerOrder order(producers);
+        std::vector<char> in(size);
+        for (std::uint64_t got = 0; got < each * producers; ++got) {
+          if (::recv(fds[0], in.data(), size, 0) != static_cast<ssize_t>(size)) die("recv");
+          order.check(in.data());
+        }
+      });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return s;
+}
+
+// One pipe that every producer writes to, one message per write: writes of at most PIPE_BUF
+// bytes are atomic, so messages never interleave; the reader reads 64 KiB at a time.
+double fanin_pipe(std::size_t producers, std::size_t size, std::uint64_t n) {
+  int fds[2];
+  if (::pipe(fds) != 0) die("pipe");
+  const std::uint64_t each = n / std::max<std::size_t>(producers, 1);
+  const double s = many_processes(
+      producers,
+      [&](std::size_t p) {
+        ::close(fds[0]);
+        std::vector<char> msg(size, 'm');
+        for (std::uint64_t i = 0; i < each; ++i) {
+          fill_from(msg, p, i);
+          write_all(fds[1], msg.data(), size);
+        }
+      },
+      [&] {
+        PerProducerOrder order(producers);
+        std::vector<char> buf(kChunk);
+        std::size_t have = 0;
+        for (std::uint64_t got = 0; got < each * producers;) {
+          const ssize_t r = ::read(fds[0], buf.data() + have, buf.size() - have);
+          if (r <= 0) die("read");
+          have += static_cast<std::size_t>(r);
+          std::size_t at = 0;
+          for (; have - at >= size; at += size, ++got) order.check(buf.data() + at);
+          std::memmove(buf.data(), buf.data() + at, have - at);
+          have -= at;
+        }
+      });
+  ::close(fds[0]);
+  ::close(fds[1]);
+  return s;
+}
+
 struct Contender {
   const char* name;
   std::function<double(std::size_t, std::uint64_t)> run;
@@ -384,6 +546,20 @@ int main(int argc, char** argv) {
   }
   const double q = picoring_bench::median(rq);
   const double s = picoring_bench::median(rs);
+  std::printf(
+      "\n### Many producer processes, one reader: %llu messages of 64 B per run, median of %d rotated rounds\n\n",
+      static_cast<unsigned long long>(messages), runs);
+  std::printf("| producers | fan-in M msg/s | vs one datagram socket | vs one pipe |\n|---|---:|---:|---:|\n");
+  for (const std::size_t producers : {std::size_t{2}, std::size_t{4}, std::size_t{8}}) {
+    const std::array<double (*)(std::size_t, std::size_t, std::uint64_t), 3> fan = {fanin_queue, fanin_datagram,
+                                                                                    fanin_pipe};
+    const auto rounds = picoring_bench::rotated_rounds(runs, fan.size(),
+                                                       [&](std::size_t k) { return fan[k](producers, 64, messages); });
+    const std::uint64_t sent = messages / producers * producers;
+    std::printf("| %zu | %.2f | %.2fx | %.2fx |\n", producers,
+                static_cast<double>(sent) / picoring_bench::median(rounds.seconds[0]) / 1e6,
+                picoring_bench::median(rounds.ratio_to_first[1]), picoring_bench::median(rounds.ratio_to_first[2]));
+  }
   std::printf("\nRound trip of 64 B (%llu trips): shared queues %.2f us, stream socket %.2f us (%.2fx the socket's)\n",
               static_cast<unsigned long long>(trips), q * 1e6, s * 1e6, q / s);
   std::printf("Ratios: the other transport's time / the shared queue's (above 1: the queue is faster).\n");

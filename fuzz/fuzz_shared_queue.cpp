@@ -1,5 +1,5 @@
-// The shared record queue, byte stream and queue of fixed slots against a peer that lies (the
-// first input byte picks which). A writer and a reader of one queue run in
+// The shared record queue, byte stream, queue of fixed slots and the fan-in of record queues
+// against a peer that lies (the first input byte picks which). A writer and a reader of one queue run in
 // this process, checked against a std::deque<std::string> until the input starts playing the
 // peer: it overwrites the counters in the header or any bytes of the data (record lengths) through
 // a mapping of its own. From then on every call may fail with the documented errors
@@ -8,9 +8,11 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -255,16 +257,127 @@ void fuzz_slots(FuzzedDataProvider& in) {
   ::munmap(raw, page);
 }
 
+// The fan-in over three record lanes, each with its own lying peer: every span the fan-in hands
+// out must lie inside one lane's mapping; a lane that never lied must give its records exactly
+// and in order, whatever the others do; a corrupt lane may be dropped (the call throws
+// errc::corrupt_shared_state), and nothing else may happen to it.
+void fuzz_fanin(FuzzedDataProvider& in) {
+  constexpr std::size_t kLanes = 3;
+  struct Lane {
+    std::optional<picoring::SharedRecordWriter> w;
+    void* raw = nullptr;
+    std::size_t mapped = 0;
+    Bounds bounds;
+    std::deque<std::string> model;
+    bool lied = false;
+  };
+  const std::size_t page = picoring::allocation_granularity();
+  picoring::SharedRecordFanIn fan;
+  std::array<Lane, kLanes> lanes;
+  for (Lane& lane : lanes) {
+    lane.w.emplace(picoring::SharedRecordWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 2 * 4096)));
+    auto r = picoring::SharedRecordReader::attach(lane.w->fd());
+    const std::size_t cap = lane.w->capacity();
+    lane.mapped = page + cap;
+    lane.raw = ::mmap(nullptr, lane.mapped, PROT_READ | PROT_WRITE, MAP_SHARED, lane.w->fd(), 0);
+    FUZZ_CHECK(lane.raw != MAP_FAILED);
+    FUZZ_CHECK(lane.w->push(std::as_bytes(std::span("x", 1))));  // shows where the reader's mapping is
+    lane.bounds = {r.front().data() - 8, 2 * cap};
+    r.pop();
+    fan.add(std::move(r));
+  }
+  bool any_lied = false;
+  std::uint64_t seq = 0;
+  // The lane whose mapping holds `rec`: every span must be in one.
+  const auto take = [&](std::span<const std::byte> rec) {
+    Lane* owner = nullptr;
+    for (Lane& lane : lanes) {
+      if (!rec.empty() && rec.data() >= lane.bounds.base && rec.data() < lane.bounds.base + lane.bounds.size)
+        owner = &lane;
+    }
+    FUZZ_CHECK(owner != nullptr);
+    owner->bounds.check(rec);
+    static_cast<void>(touch(rec));
+    if (owner->lied) return;
+    FUZZ_CHECK(!owner->model.empty());
+    FUZZ_CHECK(std::string(reinterpret_cast<const char*>(rec.data()), rec.size()) == owner->model.front());
+    owner->model.pop_front();
+  };
+  const auto fan_guarded = [&](auto&& f) {
+    const std::size_t before = fan.lanes();
+    try {
+      f();
+    } catch (const std::system_error& e) {
+      FUZZ_CHECK(any_lied && e.code() == picoring::errc::corrupt_shared_state);
+      FUZZ_CHECK(fan.lanes() < before);  // that lane is dropped (and maybe an ended one on the way)
+    }
+  };
+  while (in.remaining_bytes() > 0) {
+    Lane& lane = lanes[in.ConsumeIntegralInRange<std::size_t>(0, kLanes - 1)];
+    switch (in.ConsumeIntegralInRange<int>(0, 7)) {
+      case 0:
+      case 1: {
+        if (!lane.w) break;
+        const std::string rec(in.ConsumeIntegralInRange<std::size_t>(1, 200), static_cast<char>('a' + seq++ % 26));
+        guarded(lane.lied, [&] {
+          if (lane.w->push(std::as_bytes(std::span(rec))) && !lane.lied) lane.model.push_back(rec);
+        });
+        break;
+      }
+      case 2:
+        fan_guarded([&] {
+          const auto rec = fan.front();
+          if (rec.empty()) {
+            for (const Lane& l : lanes) FUZZ_CHECK(l.lied || l.model.empty());
+            return;
+          }
+          take(rec);
+          fan.pop();
+        });
+        break;
+      case 3:
+        fan_guarded([&] { fan.drain(take, in.ConsumeIntegralInRange<std::size_t>(0, 8)); });
+        break;
+      case 4:
+        fan_guarded([&] {
+          const auto st = fan.wait(std::chrono::nanoseconds(0));
+          bool pending = false;
+          for (const Lane& l : lanes) pending = pending || (!l.lied && !l.model.empty());
+          if (pending) FUZZ_CHECK(st == picoring::QueueStatus::ok);
+        });
+        break;
+      case 5:
+        lane.w.reset();  // the writer goes: the lane ends, its records stay readable
+        break;
+      case 6:
+        lane.lied = any_lied = rewrite_a_counter(in, *static_cast<picoring::detail::SharedHeader*>(lane.raw));
+        break;
+      default: {  // the peer rewrites bytes of the lane's data (a record's length, most often)
+        const std::size_t cap = lane.mapped - page;
+        const auto at = in.ConsumeIntegralInRange<std::size_t>(0, cap - 4);
+        const auto value = in.ConsumeIntegral<std::uint32_t>();
+        std::memcpy(static_cast<std::byte*>(lane.raw) + page + (at & ~std::size_t{7}), &value, sizeof value);
+        lane.lied = any_lied = true;
+        break;
+      }
+    }
+  }
+  for (Lane& lane : lanes) ::munmap(lane.raw, lane.mapped);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 2)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
     case 1:
       fuzz_stream(in);
       return 0;
     case 2:
       fuzz_slots(in);
+      return 0;
+    case 3:
+      fuzz_fanin(in);
       return 0;
     default:
       break;

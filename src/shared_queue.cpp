@@ -3,12 +3,15 @@
 // creation and attachment report "not supported".
 #include "picoring/shared_queue.hpp"
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <memory>
 #include <system_error>
@@ -17,6 +20,7 @@
 #if defined(__linux__)
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/time_types.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -398,7 +402,128 @@ void SharedRegion::heavy_fence() noexcept { std::atomic_thread_fence(std::memory
 
 #endif
 
+// The fan-in's half of the wake handshake for many lanes at once: one membarrier serves every
+// writer process (GLOBAL_EXPEDITED runs a barrier on all of them), then a fence for the lanes in
+// fence mode. A refused membarrier switches the lanes that relied on it to fences, as
+// SharedRegion::heavy_fence does for one.
+void heavy_fence_lanes(SharedHeader* const* headers, std::size_t n) noexcept {
+#if defined(__linux__) && defined(SYS_membarrier)
+  bool asymmetric = false;
+  for (std::size_t i = 0; i < n; ++i)
+    asymmetric = asymmetric || headers[i]->fences.load(std::memory_order_relaxed) == 0;
+  if (asymmetric && ::syscall(SYS_membarrier, kMembarrierGlobalExpedited, 0, 0) != 0) {
+    for (std::size_t i = 0; i < n; ++i) headers[i]->fences.store(1, std::memory_order_seq_cst);
+  }
+#else
+  (void)headers;
+  (void)n;
+#endif
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+// Sleeps until one lane's data word no longer holds what was seen, the deadline, or 20 ms (the
+// peers' check). futex_waitv (Linux 5.16) waits on every word at once; where the kernel or an
+// emulator lacks it, the sleep is on the first word and at most 1 ms, so that the caller looks
+// at every lane again soon.
+void park_on_lanes(SharedHeader* const* headers, const std::uint32_t* seen, std::size_t n,
+                   std::chrono::steady_clock::time_point deadline) noexcept {
+#if defined(__linux__)
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline || n == 0) return;
+  auto left = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(20));
+#if defined(SYS_futex_waitv)
+  static std::atomic<bool> no_waitv{false};
+  if (!no_waitv.load(std::memory_order_relaxed)) {
+    std::array<futex_waitv, SharedRecordFanIn::kMaxLanes> waiters{};
+    for (std::size_t i = 0; i < n; ++i) {
+      waiters[i].val = seen[i];
+      waiters[i].uaddr = reinterpret_cast<std::uintptr_t>(&headers[i]->data_word);
+      waiters[i].flags = FUTEX_32;  // not FUTEX_PRIVATE_FLAG: the words are shared between processes
+    }
+    timespec mono{};
+    ::clock_gettime(CLOCK_MONOTONIC, &mono);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count() + mono.tv_nsec;
+    __kernel_timespec until{};  // 64-bit fields on every ABI, as the system call wants
+    until.tv_sec = static_cast<long long>(mono.tv_sec) + ns / 1'000'000'000;
+    until.tv_nsec = ns % 1'000'000'000;
+    if (::syscall(SYS_futex_waitv, waiters.data(), static_cast<unsigned>(n), 0u, &until, CLOCK_MONOTONIC) >= 0 ||
+        errno != ENOSYS) {
+      return;
+    }
+    no_waitv.store(true, std::memory_order_relaxed);
+  }
+#endif
+  left = std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(1));
+  timespec ts{};
+  ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count());
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&headers[0]->data_word), FUTEX_WAIT, seen[0], &ts, nullptr, 0);
+#else
+  (void)headers;
+  (void)seen;
+  (void)n;
+  (void)deadline;
+#endif
+}
+
 }  // namespace detail
+
+QueueStatus SharedRecordFanIn::wait_until(std::chrono::steady_clock::time_point deadline) {
+  for (int i = 0;; ++i) {
+    if (any_readable()) return QueueStatus::ok;
+    if (lanes_.empty()) return QueueStatus::closed;
+    if (i >= detail::kSpinsBeforeParking) break;
+    detail::cpu_relax();
+  }
+  std::array<detail::SharedHeader*, kMaxLanes> headers{};
+  std::array<std::uint32_t, kMaxLanes> seen{};
+  for (;;) {
+    // Announce a sleeper on every lane, then look at every lane (shared_wait's handshake, once
+    // per lane, with one fence for all). Nothing is dropped while the announcements stand: a
+    // dropped lane's header is unmapped.
+    const std::size_t n = lanes_.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      headers[i] = lanes_[i].r_.header();
+      seen[i] = headers[i]->data_word.load(std::memory_order_acquire);
+      headers[i]->reader_sleeping.fetch_add(1, std::memory_order_seq_cst);
+    }
+    detail::heavy_fence_lanes(headers.data(), n);
+    bool ready = false;
+    bool ended = false;
+    std::exception_ptr failure;
+    std::size_t failed = n;
+    for (std::size_t i = 0; i < n && !ready && !failure; ++i) {
+      try {
+        ready = lanes_[i].readable(false) != 0;
+      } catch (...) {
+        failure = std::current_exception();
+        failed = i;
+      }
+    }
+    for (std::size_t i = 0; i < n && !ready && !failure && !ended; ++i) {
+      ended = lanes_[i].closed() || !lanes_[i].r_.peer_alive();
+    }
+    if (!ready && !ended && !failure) detail::park_on_lanes(headers.data(), seen.data(), n, deadline);
+    for (std::size_t i = 0; i < n; ++i) headers[i]->reader_sleeping.fetch_sub(1, std::memory_order_relaxed);
+
+    if (failure) {
+      drop(failed);  // readable() throws only for a corrupt lane, which it closed
+      std::rethrow_exception(failure);
+    }
+    if (ready) return QueueStatus::ok;
+    if (ended) {
+      // A writer's process that died without closing leaves its lane open: close it, so that it
+      // is dropped once drained, like a lane its writer closed.
+      for (std::size_t i = n; i-- > 0;) {
+        SharedRecordReader& lane = lanes_[i];
+        if (!lane.closed() && !lane.r_.peer_alive()) lane.close();
+        if (lane.closed() && !has_record(i)) drop(i);
+      }
+      if (lanes_.empty()) return QueueStatus::closed;
+      continue;  // what is left may have records now
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return QueueStatus::timed_out;
+  }
+}
 
 #if defined(__linux__)
 

@@ -970,6 +970,320 @@ TEST(SharedQueues, BatchingWaitsOnlyWhenALookFindsLittleWhileStreaming) {
   EXPECT_GE(time_of([&] { EXPECT_TRUE(c.try_pop(t)); }), kWait);
   EXPECT_TRUE(is_tick(t, 1));
 }
+// --- records from many processes: SharedRecordFanIn ---------------------------------------------
+
+using picoring::SharedRecordFanIn;
+
+// "<lane>.<seq>:" then filler: a fan-in record says which lane wrote it and where in that lane.
+std::string lane_record(std::size_t lane, std::uint64_t seq, std::size_t len) {
+  std::string s = std::to_string(lane) + "." + numbered(seq, 0);
+  while (s.size() < len) s.push_back(static_cast<char>('a' + (lane + seq + s.size()) % 26));
+  return s;
+}
+std::size_t lane_of(const std::string& rec) { return std::stoul(rec.substr(0, rec.find('.'))); }
+
+// One lane written from this process: its writer and the records it published, in order.
+struct ModelLane {
+  std::optional<SharedRecordWriter> writer;
+  std::deque<std::string> published;
+  std::uint64_t next = 0;
+};
+
+// Lanes added, written, ended (writer closed or destroyed) and read through the fan-in at
+// random: every record the fan-in gives is the oldest of the lane that wrote it, an ended lane
+// is dropped exactly when it is drained, and at the end everything was read.
+TEST(SharedFanIn, MatchesOneDequePerLaneWithLanesAddedAndEnded) {
+  std::mt19937 rng(5);
+  SharedRecordFanIn in;
+  std::vector<ModelLane> lanes;  // index: the lane's number (its records carry it)
+  std::size_t taken = 0;
+  const auto add_lane = [&] {
+    ModelLane lane;
+    lane.writer = SharedRecordWriter::create(1);
+    in.add(lane.writer->fd());
+    lanes.push_back(std::move(lane));
+  };
+  const auto ended_and_drained = [&] {
+    std::size_t n = 0;
+    for (const auto& l : lanes) n += !l.writer.has_value() && l.published.empty();
+    return n;
+  };
+  const auto take = [&](const std::string& rec) {
+    const std::size_t lane = lane_of(rec);
+    ASSERT_LT(lane, lanes.size());
+    ASSERT_FALSE(lanes[lane].published.empty()) << rec;
+    ASSERT_EQ(rec, lanes[lane].published.front());
+    lanes[lane].published.pop_front();
+    ++taken;
+  };
+  for (int i = 0; i < 3; ++i) add_lane();
+  std::size_t dropped_before = 0;
+  for (int step = 0; step < 30000; ++step) {
+    const auto op = rng() % 100;
+    if (op < 45) {
+      std::vector<std::size_t> live;
+      for (std::size_t i = 0; i < lanes.size(); ++i)
+        if (lanes[i].writer) live.push_back(i);
+      if (live.empty()) continue;
+      const std::size_t lane = live[rng() % live.size()];
+      ModelLane& l = lanes[lane];
+      const std::string rec = lane_record(lane, l.next, 8 + rng() % (l.writer->capacity() / 16));
+      if (!l.writer->push(bytes_of(rec))) continue;  // full
+      l.published.push_back(rec);
+      ++l.next;
+    } else if (op < 65) {
+      const auto rec = in.front();
+      bool any = false;
+      for (const auto& l : lanes) any = any || !l.published.empty();
+      ASSERT_EQ(rec.empty(), !any);
+      // A look that finds nothing has been round every lane and dropped the ended ones.
+      if (rec.empty()) {
+        ASSERT_EQ(in.lanes(), lanes.size() - ended_and_drained());
+        continue;
+      }
+      take(string_of(rec));
+      in.pop();
+    } else if (op < 90) {
+      const std::size_t max = rng() % 8;
+      const std::size_t n = in.drain([&](std::span<const std::byte> rec) { take(string_of(rec)); }, max);
+      ASSERT_LE(n, max);
+    } else if (op < 95) {
+      std::size_t live = 0;
+      for (const auto& l : lanes) live += l.writer.has_value();
+      if (live < 6) add_lane();
+    } else if (op < 97) {
+      ModelLane& l = lanes[rng() % lanes.size()];
+      if (!l.writer) continue;
+      if (rng() % 2 == 0) l.writer->close();  // the records stay readable
+      l.writer.reset();                       // the destructor closes too
+    } else {
+      EXPECT_EQ(in.wait(0ns) == QueueStatus::ok, [&] {
+        for (const auto& l : lanes)
+          if (!l.published.empty()) return true;
+        return false;
+      }());
+    }
+    // Only ended, drained lanes are ever dropped, and only when the reader comes by.
+    const std::size_t dropped = lanes.size() - in.lanes();
+    ASSERT_LE(dropped, ended_and_drained());
+    ASSERT_GE(dropped, dropped_before);
+    dropped_before = dropped;
+  }
+  for (auto& l : lanes) l.writer.reset();
+  while (in.wait(0ns) == QueueStatus::ok) in.drain([&](std::span<const std::byte> rec) { take(string_of(rec)); });
+  for (const auto& l : lanes) EXPECT_TRUE(l.published.empty());
+  EXPECT_GT(taken, 3000u) << "the run moved records through many lanes";
+  EXPECT_EQ(in.wait(0ns), QueueStatus::closed);
+  EXPECT_EQ(in.lanes(), 0u);
+}
+
+// A lane kept full cannot keep the others waiting: a turn gives at most what its lane held when
+// the turn began.
+TEST(SharedFanIn, TurnsKeepABusyLaneFromStarvingTheOthers) {
+  auto busy = SharedRecordWriter::create(1);
+  auto quiet = SharedRecordWriter::create(1);
+  SharedRecordFanIn in;
+  in.add(busy.fd());
+  in.add(quiet.fd());
+  const std::string small(8, 'b');
+  std::size_t per_turn = 0;
+  while (busy.push(bytes_of(small))) ++per_turn;
+  // The busy lane's turn begins (the quiet lane has nothing yet), then the quiet one writes.
+  ASSERT_EQ(string_of(in.front()), small);
+  in.pop();
+  ASSERT_TRUE(busy.push(bytes_of(small)));
+  ASSERT_TRUE(quiet.push(bytes_of("quiet")));
+  // The busy lane is refilled after every record taken from it; the quiet one must come within
+  // two of the busy lane's turns.
+  std::size_t taken = 0;
+  bool quiet_seen = false;
+  while (!quiet_seen && taken <= 2 * per_turn + 1) {
+    const std::string rec = string_of(in.front());
+    in.pop();
+    ++taken;
+    if (rec == "quiet") quiet_seen = true;
+    ASSERT_TRUE(quiet_seen || busy.push(bytes_of(small)));
+  }
+  EXPECT_TRUE(quiet_seen) << "after " << taken << " records from the busy lane";
+}
+
+// Producer processes, each the writer of its own lane, all at once: every record arrives, in
+// order per producer; lanes go as their writers exit, then the wait reports closed; nothing
+// is left open.
+TEST(SharedFanIn, ProcessesWriteInParallelAndEachKeepsItsOrder) {
+  constexpr std::size_t kProducers = 4;
+  constexpr std::uint64_t kRecords = 20000;
+  const std::size_t fds = picoring_test::count_open_fds();
+  {
+    SharedRecordFanIn in;
+    std::vector<pid_t> children;
+    for (std::size_t p = 0; p < kProducers; ++p) {
+      // The reading side makes the lane and the child attaches as its writer.
+      auto lane = SharedRecordReader::create(std::size_t{16} * 1024);
+      const int fd = lane.fd();
+      std::fflush(nullptr);
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        int status = 0;
+        try {
+          auto w = SharedRecordWriter::attach(fd);
+          for (std::uint64_t i = 0; i < kRecords && status == 0; ++i) {
+            if (w.push_wait(bytes_of(lane_record(p, i, 8 + i % 200)), 30s) != QueueStatus::ok) status = 1;
+          }
+        } catch (...) {
+          status = 2;
+        }
+        ::_exit(status);  // after the writer's destructor: the lane is closed
+      }
+      ASSERT_GT(pid, 0);
+      children.push_back(pid);
+      lane.close_fd();
+      in.add(std::move(lane));
+    }
+    std::vector<std::uint64_t> next(kProducers, 0);
+    bool in_order = true;
+    while (in.wait(30s) == QueueStatus::ok) {
+      in.drain([&](std::span<const std::byte> rec) {
+        const std::string s = string_of(rec);
+        const std::size_t p = lane_of(s);
+        in_order = in_order && p < kProducers && s == lane_record(p, next[p], 8 + next[p] % 200);
+        if (p < kProducers) ++next[p];
+      });
+    }
+    EXPECT_TRUE(in_order);
+    for (std::size_t p = 0; p < kProducers; ++p) EXPECT_EQ(next[p], kRecords) << "producer " << p;
+    EXPECT_EQ(in.lanes(), 0u);
+    EXPECT_EQ(in.wait(0ns), QueueStatus::closed);
+    for (const pid_t pid : children) {
+      int status = 0;
+      ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+  }
+  EXPECT_EQ(picoring_test::count_open_fds(), fds);
+}
+
+// A writer's process that dies without closing ends its lane all the same: what it published is
+// read, then the lane is dropped and the wait reports closed, long before its timeout.
+TEST(SharedFanIn, AWriterThatDiesWithoutClosingEndsItsLane) {
+  SharedRecordFanIn in;
+  auto lane = SharedRecordReader::create(4096);
+  const int fd = lane.fd();
+  in.add(std::move(lane));
+  const int status = in_child([fd] {
+    auto w = SharedRecordWriter::attach(fd);
+    for (std::uint64_t i = 0; i < 3; ++i) w.push(bytes_of(lane_record(0, i, 20)));
+    ::_exit(0);  // a crash: no destructor, nothing closed
+    return 1;
+  });
+  ASSERT_EQ(status, 0);
+  std::uint64_t got = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (in.wait(30s) == QueueStatus::ok) {
+    in.drain([&](std::span<const std::byte> rec) { EXPECT_EQ(string_of(rec), lane_record(0, got++, 20)); });
+  }
+  EXPECT_EQ(got, 3u);
+  EXPECT_EQ(in.lanes(), 0u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the writer's death must end the wait, not the timeout";
+}
+
+// A lane whose writer publishes a counter that cannot be right is dropped, the call that found
+// it throws, and the other lanes go on.
+TEST(SharedFanIn, ACorruptLaneIsDroppedAndTheOthersGoOn) {
+  for (const bool by_wait : {false, true}) {
+    auto bad = SharedRecordWriter::create(1);
+    auto good = SharedRecordWriter::create(1);
+    SharedRecordFanIn in;
+    in.add(bad.fd());
+    in.add(good.fd());
+    ASSERT_TRUE(good.push(bytes_of("fine")));
+    RawHeader h(bad.fd());
+    h.p->tail.store(12);  // not a whole record
+    int thrown = 0;
+    std::vector<std::string> got;
+    for (int i = 0; i < 4 && got.empty(); ++i) {
+      try {
+        if (by_wait && in.wait(0ns) != QueueStatus::ok) continue;
+        in.drain([&](std::span<const std::byte> rec) { got.push_back(string_of(rec)); });
+      } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+        ++thrown;
+      }
+    }
+    EXPECT_EQ(thrown, 1) << (by_wait ? "wait" : "drain");
+    EXPECT_EQ(got, std::vector<std::string>{"fine"});
+    EXPECT_EQ(in.lanes(), 1u);
+    EXPECT_TRUE(bad.closed()) << "the corrupt lane was closed";
+  }
+}
+
+TEST(SharedFanIn, BadInputIsRejectedAndChangesNothing) {
+  SharedRecordFanIn in;
+  EXPECT_EQ(in.wait(0ns), QueueStatus::closed) << "no lane: nothing will ever come";
+  EXPECT_TRUE(in.front().empty());
+  EXPECT_THROW(in.pop(), std::out_of_range);
+  EXPECT_THROW(in.add(-1), std::system_error);
+  EXPECT_THROW(in.add(SharedRecordReader{}), std::invalid_argument);
+  auto stream = picoring::SharedStreamWriter::create(1);
+  EXPECT_THROW(in.add(stream.fd()), std::system_error) << "a byte stream is not a record lane";
+  EXPECT_EQ(in.lanes(), 0u);
+  std::vector<SharedRecordWriter> writers;
+  for (std::size_t i = 0; i < SharedRecordFanIn::kMaxLanes; ++i) {
+    writers.push_back(SharedRecordWriter::create(1));
+    in.add(writers.back().fd());
+  }
+  auto one_more = SharedRecordWriter::create(1);
+  EXPECT_THROW(in.add(one_more.fd()), std::length_error);
+  EXPECT_EQ(in.lanes(), SharedRecordFanIn::kMaxLanes);
+  ASSERT_TRUE(writers[77].push(bytes_of("from lane 77")));
+  EXPECT_EQ(in.wait(1s), QueueStatus::ok);
+  EXPECT_EQ(string_of(in.front()), "from lane 77");
+  in.close();
+  EXPECT_TRUE(in.closed());
+  EXPECT_TRUE(writers[3].closed()) << "close() closes every lane";
+  EXPECT_FALSE(writers[3].push(bytes_of("too late")));
+  EXPECT_THROW(in.add(one_more.fd()), std::logic_error);
+  EXPECT_EQ(string_of(in.front()), "from lane 77") << "what was published can still be read";
+  in.pop();
+  EXPECT_EQ(in.wait(1s), QueueStatus::closed);
+  EXPECT_EQ(in.lanes(), 0u);
+}
+
+// A wait that has parked wakes for a record on any lane: with futex_waitv, and where the kernel
+// lacks it (denied here by a seccomp filter, as on kernels before 5.16), by looking again.
+void a_parked_wait_wakes_for_any_lane() {
+  std::vector<SharedRecordWriter> writers;
+  SharedRecordFanIn in;
+  for (int i = 0; i < 3; ++i) {
+    writers.push_back(SharedRecordWriter::create(1));
+    in.add(writers.back().fd());
+  }
+  for (const std::size_t lane : {2u, 0u, 1u}) {
+    std::thread pusher([&] {
+      std::this_thread::sleep_for(30ms);  // long after the wait's spin: it has parked
+      EXPECT_TRUE(writers[lane].push(bytes_of(lane_record(lane, 0, 10))));
+    });
+    EXPECT_EQ(in.wait(30s), QueueStatus::ok);
+    pusher.join();
+    EXPECT_EQ(string_of(in.front()), lane_record(lane, 0, 10));
+    in.pop();
+  }
+}
+TEST(SharedFanIn, AParkedWaitWakesForARecordOnAnyLane) { a_parked_wait_wakes_for_any_lane(); }
+TEST(SharedFanIn, AndWhereTheKernelHasNoFutexWaitv) {
+  if (picoring_test::kSanitized) GTEST_SKIP() << "sanitizer runtimes make system calls a filter would disturb";
+#if defined(SYS_futex_waitv)
+  const int rc = in_child([] {
+    if (!picoring_test::deny_syscall(SYS_futex_waitv, ENOSYS)) return 78;
+    a_parked_wait_wakes_for_any_lane();
+    return ::testing::Test::HasFailure() ? 1 : 0;
+  });
+  if (rc == 78) GTEST_SKIP() << "seccomp filters cannot be installed here";
+  EXPECT_EQ(rc, 0);
+#else
+  GTEST_SKIP() << "these headers do not know futex_waitv: the fallback is the only path";
+#endif
+}
 }  // namespace
 
 #endif  // __linux__

@@ -56,8 +56,11 @@
 #include <cstring>
 #include <limits>
 #include <span>
+#include <stdexcept>
+#include <system_error>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/queue_status.hpp"
@@ -439,19 +442,8 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
   // Calls f(span) on up to max records, oldest first, then frees them with one publication.
   template <class F>
   std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
-    std::size_t n = 0;
-    const std::uint64_t start = head_;
-    for (; n < max; ++n) {
-      const auto rec = front();
-      if (rec.empty()) break;
-      f(rec);
-      head_ += record_footprint(rec.size());
-    }
-    if (head_ != start) {
-      auto& h = *r_.header();
-      detail::shared_publish(r_, h.head, head_, h.writer_sleeping, h.space_word);
-    }
-    return n;
+    std::size_t unlimited = static_cast<std::size_t>(-1);
+    return drain_within(f, max, unlimited);
   }
   // Blocks until a record is readable (ok), the timeout passes (timed_out), or the queue is
   // closed and drained, or the writer's process has died and every record it published is read
@@ -484,8 +476,185 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
     });
   }
 
+  // drain(), also stopping before a record whose footprint exceeds `bytes`, which it lowers by
+  // what it frees (the fan-in's turns).
+  template <class F>
+  std::size_t drain_within(F& f, std::size_t max, std::size_t& bytes) {
+    std::size_t n = 0;
+    const std::uint64_t start = head_;
+    for (; n < max; ++n) {
+      const auto rec = front();
+      if (rec.empty() || record_footprint(rec.size()) > bytes) break;
+      f(rec);
+      head_ += record_footprint(rec.size());
+      bytes -= record_footprint(rec.size());
+    }
+    if (head_ != start) {
+      auto& h = *r_.header();
+      detail::shared_publish(r_, h.head, head_, h.writer_sleeping, h.space_word);
+    }
+    return n;
+  }
+  friend class SharedRecordFanIn;
+
   std::uint64_t head_ = 0;
   std::uint64_t tail_cache_ = 0;
+};
+
+// Records from many processes into one reader: each producer process has its own
+// SharedRecordWriter (a lane), and the reading process adds each lane's queue here. The reader
+// takes lanes in turns: a turn gives at most the bytes its lane held when the turn began, so a
+// busy producer cannot starve the others. Order is kept per producer, not across producers (the
+// in-process fan-in's rule, FanInConsumer). One wait covers every lane (futex_waitv, Linux 5.16;
+// on older kernels the wait looks at every lane at least once a millisecond).
+//
+//   picoring::SharedRecordFanIn in;
+//   in.add(picoring::receive_fd(producer_socket));  // once per producer process
+//   while (in.wait(std::chrono::seconds(1)) != picoring::QueueStatus::closed)
+//     in.drain([](std::span<const std::byte> rec) { parse(rec); });
+//
+// A lane ends when its queue is closed (the writer closed it or was destroyed, or this side
+// closed it) or its writer's process has died, and then once it is drained it is dropped: its
+// mapping goes, and nothing is left. A lane whose writer publishes something that cannot be
+// right is dropped at once and the call that found it throws std::system_error
+// (errc::corrupt_shared_state): the other lanes go on. Move-only; one thread at a time.
+class SharedRecordFanIn {
+ public:
+  // At most this many lanes at once: futex_waitv's limit, so that one wait covers them all.
+  static constexpr std::size_t kMaxLanes = 128;
+
+  SharedRecordFanIn() = default;
+
+  // Attaches as the reader of the record queue behind fd (which stays the caller's) and adds it
+  // as the last lane. Throws as SharedRecordReader::attach, std::length_error when kMaxLanes
+  // lanes are open, std::logic_error after close(); the lanes are unchanged when it throws.
+  void add(int fd, Residency residency = Residency::on_demand) {
+    check_room();
+    add(SharedRecordReader::attach(fd, residency));
+  }
+  // Adds an attached reader as the last lane (its batching is not used: turns decide when a lane
+  // is read). Throws std::invalid_argument for an empty reader, or as above.
+  void add(SharedRecordReader lane) {
+    check_room();
+    if (lane.r_.header() == nullptr) throw std::invalid_argument("picoring: SharedRecordFanIn::add(): an empty reader");
+    lanes_.push_back(std::move(lane));
+  }
+  // Lanes not yet dropped (an ended lane still counts until it is drained).
+  std::size_t lanes() const noexcept { return lanes_.size(); }
+
+  // The next record in turn, as one contiguous span, or an empty span when no lane has one now.
+  // Valid until pop() or drain(). Drops lanes found ended and drained.
+  std::span<const std::byte> front() {
+    // Each pass ends a turn or returns: one more than the lanes visits every lane, the one in
+    // turn last (a dropped lane takes its pass too).
+    for (std::size_t passes = lanes_.size() + 1; passes != 0 && !lanes_.empty(); --passes) {
+      if (left_in_turn_ != 0) {
+        const auto rec = guarded([&] { return lanes_[turn_].front(); });
+        if (!rec.empty()) return rec;
+      }
+      next_turn();
+    }
+    return {};
+  }
+  // Drops the record front() returns. Throws std::out_of_range if there is none.
+  void pop() {
+    const auto rec = front();
+    if (rec.empty()) detail::throw_out_of_range("picoring: SharedRecordFanIn::pop(): no record");
+    guarded([&] { lanes_[turn_].pop(); });
+    left_in_turn_ -= std::min(left_in_turn_, record_footprint(rec.size()));
+  }
+  // Calls f(span) on up to max records, turn by turn, freeing each lane's records with one
+  // publication per turn. Returns how many.
+  template <class F>
+  std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
+    std::size_t n = 0;
+    while (n < max && !front().empty()) {
+      const std::size_t got = guarded([&] { return lanes_[turn_].drain_within(f, max - n, left_in_turn_); });
+      if (got == 0) left_in_turn_ = 0;  // cannot happen (front() found a record within the turn): never spin
+      n += got;
+    }
+    return n;
+  }
+  // Blocks until a lane has a record (ok), the timeout passes (timed_out), or no lane is left:
+  // all ended and drained, or none added (closed). Ended lanes are found here too: a writer's
+  // process that died without closing is noticed within 20 ms.
+  template <class Rep, class Period>
+  QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(detail::deadline_after(timeout));
+  }
+  // wait() with a deadline (out of line: src/shared_queue.cpp).
+  QueueStatus wait_until(std::chrono::steady_clock::time_point deadline);
+
+  // Closes every lane (their writers' pushes fail from now on; what they published can still be
+  // read) and refuses new ones.
+  void close() noexcept {
+    closed_ = true;
+    for (auto& lane : lanes_) lane.close();
+  }
+  bool closed() const noexcept { return closed_; }
+
+ private:
+  void check_room() const {
+    if (closed_) throw std::logic_error("picoring: SharedRecordFanIn::add(): the fan-in is closed");
+    if (lanes_.size() >= kMaxLanes) throw std::length_error("picoring: SharedRecordFanIn::add(): kMaxLanes lanes open");
+  }
+  // Runs a call on the lane in turn; if it finds the lane corrupt (it closed it and threw), drops
+  // the lane before the exception leaves.
+  template <class Call>
+  auto guarded(Call call) -> decltype(call()) {
+    try {
+      return call();
+    } catch (const std::system_error& e) {
+      if (e.code() == errc::corrupt_shared_state) drop(turn_);
+      throw;
+    }
+  }
+  // Drops lane i (its reader unmaps it) and ends the turn; the next turn goes to the lane that
+  // followed the one in turn.
+  void drop(std::size_t i) {
+    lanes_.erase(lanes_.begin() + static_cast<std::ptrdiff_t>(i));
+    left_in_turn_ = 0;
+    const std::size_t n = lanes_.size();
+    if (n == 0) {
+      turn_ = 0;
+    } else if (turn_ > i) {
+      --turn_;
+    } else if (turn_ == i) {
+      turn_ = (i + n - 1) % n;
+    }
+  }
+  // Ends the turn: drops the lane if it ended and is drained, moves to the next lane, and gives
+  // it what it holds now.
+  void next_turn() {
+    left_in_turn_ = 0;
+    SharedRecordReader& lane = lanes_[turn_];
+    if (lane.closed() && guarded([&] { return lane.readable(false); }) == 0) {
+      drop(turn_);
+      if (lanes_.empty()) return;
+    }
+    turn_ = (turn_ + 1) % lanes_.size();
+    left_in_turn_ = guarded([&] { return lanes_[turn_].readable(false); });
+  }
+  // True when lane i has a record; drops it if it is corrupt (and throws).
+  bool has_record(std::size_t i) {
+    try {
+      return lanes_[i].readable(false) != 0;
+    } catch (const std::system_error& e) {
+      if (e.code() == errc::corrupt_shared_state) drop(i);
+      throw;
+    }
+  }
+  bool any_readable() {
+    for (std::size_t i = 0; i < lanes_.size(); ++i) {
+      if (has_record(i)) return true;
+    }
+    return false;
+  }
+
+  std::vector<SharedRecordReader> lanes_;
+  std::size_t turn_ = 0;          // the lane whose turn it is
+  std::size_t left_in_turn_ = 0;  // bytes it may still give in this turn
+  bool closed_ = false;
 };
 
 // A byte stream between two processes: PicoByteStream's windows over shared memory. The writer
