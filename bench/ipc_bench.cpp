@@ -386,7 +386,7 @@ struct PerProducerOrder {
     std::uint64_t seq = 0;
     std::memcpy(&producer, p, sizeof producer);
     std::memcpy(&seq, p + 8, sizeof seq);
-    if (producer >= next.size() || seq != next[producer]++) {
+    if (producer >= next.size() || seq != next[static_cast<std::size_t>(producer)]++) {
       std::fprintf(stderr, "ipc_bench: producer %llu's message %llu out of order\n",
                    static_cast<unsigned long long>(producer), static_cast<unsigned long long>(seq));
       std::exit(1);

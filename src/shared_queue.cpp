@@ -499,8 +499,13 @@ QueueStatus SharedRecordFanIn::wait_until(std::chrono::steady_clock::time_point 
         failed = i;
       }
     }
-    for (std::size_t i = 0; i < n && !ready && !failure && !ended; ++i) {
-      ended = lanes_[i].closed() || !lanes_[i].r_.peer_alive();
+    for (std::size_t i = 0; i < n && !ready && !failure && !ended; ++i) ended = lanes_[i].closed();
+    // The writers' processes are looked at once per park's longest sleep, not before every park:
+    // a pidfd poll per lane is a system call per lane.
+    const auto now = std::chrono::steady_clock::now();
+    if (!ready && !failure && !ended && now - peers_checked_ >= kPeerCheckPeriod) {
+      peers_checked_ = now;
+      for (std::size_t i = 0; i < n && !ended; ++i) ended = !lanes_[i].r_.peer_alive();
     }
     if (!ready && !ended && !failure) detail::park_on_lanes(headers.data(), seen.data(), n, deadline);
     for (std::size_t i = 0; i < n; ++i) headers[i]->reader_sleeping.fetch_sub(1, std::memory_order_relaxed);
@@ -521,7 +526,7 @@ QueueStatus SharedRecordFanIn::wait_until(std::chrono::steady_clock::time_point 
       if (lanes_.empty()) return QueueStatus::closed;
       continue;  // what is left may have records now
     }
-    if (std::chrono::steady_clock::now() >= deadline) return QueueStatus::timed_out;
+    if (std::chrono::steady_clock::now() >= deadline) return any_readable() ? QueueStatus::ok : QueueStatus::timed_out;
   }
 }
 

@@ -1128,7 +1128,8 @@ TEST(SharedFanIn, ProcessesWriteInParallelAndEachKeepsItsOrder) {
         try {
           auto w = SharedRecordWriter::attach(fd);
           for (std::uint64_t i = 0; i < kRecords && status == 0; ++i) {
-            if (w.push_wait(bytes_of(lane_record(p, i, 8 + i % 200)), 30s) != QueueStatus::ok) status = 1;
+            if (w.push_wait(bytes_of(lane_record(p, i, 8 + static_cast<std::size_t>(i % 200))), 30s) != QueueStatus::ok)
+              status = 1;
           }
         } catch (...) {
           status = 2;
@@ -1146,7 +1147,8 @@ TEST(SharedFanIn, ProcessesWriteInParallelAndEachKeepsItsOrder) {
       in.drain([&](std::span<const std::byte> rec) {
         const std::string s = string_of(rec);
         const std::size_t p = lane_of(s);
-        in_order = in_order && p < kProducers && s == lane_record(p, next[p], 8 + next[p] % 200);
+        in_order =
+            in_order && p < kProducers && s == lane_record(p, next[p], 8 + static_cast<std::size_t>(next[p] % 200));
         if (p < kProducers) ++next[p];
       });
     }
@@ -1271,6 +1273,7 @@ void a_parked_wait_wakes_for_any_lane() {
 }
 TEST(SharedFanIn, AParkedWaitWakesForARecordOnAnyLane) { a_parked_wait_wakes_for_any_lane(); }
 TEST(SharedFanIn, AndWhereTheKernelHasNoFutexWaitv) {
+  if (picoring_test::emulator() != nullptr) GTEST_SKIP() << picoring_test::emulator() << " has no seccomp filters";
   if (picoring_test::kSanitized) GTEST_SKIP() << "sanitizer runtimes make system calls a filter would disturb";
 #if defined(SYS_futex_waitv)
   const int rc = in_child([] {

@@ -577,7 +577,7 @@ class SharedRecordFanIn {
   }
   // Blocks until a lane has a record (ok), the timeout passes (timed_out), or no lane is left:
   // all ended and drained, or none added (closed). Ended lanes are found here too: a writer's
-  // process that died without closing is noticed within 20 ms.
+  // process that died without closing is noticed within 40 ms.
   template <class Rep, class Period>
   QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
     return wait_until(detail::deadline_after(timeout));
@@ -655,6 +655,9 @@ class SharedRecordFanIn {
   std::size_t turn_ = 0;          // the lane whose turn it is
   std::size_t left_in_turn_ = 0;  // bytes it may still give in this turn
   bool closed_ = false;
+  // When wait() last looked at the writers' processes (kPeerCheckPeriod apart at most while it waits).
+  static constexpr std::chrono::milliseconds kPeerCheckPeriod{20};
+  std::chrono::steady_clock::time_point peers_checked_{};
 };
 
 // A byte stream between two processes: PicoByteStream's windows over shared memory. The writer
