@@ -270,6 +270,7 @@ void fuzz_fanin(FuzzedDataProvider& in) {
     Bounds bounds;
     std::deque<std::string> model;
     bool lied = false;
+    std::uint64_t id = 0;
   };
   const std::size_t page = picoring::allocation_granularity();
   picoring::SharedRecordFanIn fan;
@@ -284,18 +285,18 @@ void fuzz_fanin(FuzzedDataProvider& in) {
     FUZZ_CHECK(lane.w->push(std::as_bytes(std::span("x", 1))));  // shows where the reader's mapping is
     lane.bounds = {r.front().data() - 8, 2 * cap};
     r.pop();
-    fan.add(std::move(r));
+    lane.id = fan.add(std::move(r));
   }
   bool any_lied = false;
   std::uint64_t seq = 0;
-  // The lane whose mapping holds `rec`: every span must be in one.
-  const auto take = [&](std::span<const std::byte> rec) {
+  // The lane whose mapping holds `rec`: every span must be in one, and `id` must be its id.
+  const auto take = [&](std::span<const std::byte> rec, std::uint64_t id) {
     Lane* owner = nullptr;
     for (Lane& lane : lanes) {
       if (!rec.empty() && rec.data() >= lane.bounds.base && rec.data() < lane.bounds.base + lane.bounds.size)
         owner = &lane;
     }
-    FUZZ_CHECK(owner != nullptr);
+    FUZZ_CHECK(owner != nullptr && owner->id == id);
     owner->bounds.check(rec);
     static_cast<void>(touch(rec));
     if (owner->lied) return;
@@ -331,7 +332,7 @@ void fuzz_fanin(FuzzedDataProvider& in) {
             for (const Lane& l : lanes) FUZZ_CHECK(l.lied || l.model.empty());
             return;
           }
-          take(rec);
+          take(rec, fan.front_lane());
           fan.pop();
         });
         break;

@@ -984,6 +984,7 @@ std::size_t lane_of(const std::string& rec) { return std::stoul(rec.substr(0, re
 
 // One lane written from this process: its writer and the records it published, in order.
 struct ModelLane {
+  std::uint64_t id = 0;  // what SharedRecordFanIn::add returned
   std::optional<SharedRecordWriter> writer;
   std::deque<std::string> published;
   std::uint64_t next = 0;
@@ -1000,7 +1001,8 @@ TEST(SharedFanIn, MatchesOneDequePerLaneWithLanesAddedAndEnded) {
   const auto add_lane = [&] {
     ModelLane lane;
     lane.writer = SharedRecordWriter::create(1);
-    in.add(lane.writer->fd());
+    lane.id = in.add(lane.writer->fd());
+    ASSERT_EQ(lane.id, lanes.size() + 1) << "ids count from 1, one per lane added";
     lanes.push_back(std::move(lane));
   };
   const auto ended_and_drained = [&] {
@@ -1008,9 +1010,10 @@ TEST(SharedFanIn, MatchesOneDequePerLaneWithLanesAddedAndEnded) {
     for (const auto& l : lanes) n += !l.writer.has_value() && l.published.empty();
     return n;
   };
-  const auto take = [&](const std::string& rec) {
+  const auto take = [&](const std::string& rec, std::uint64_t id) {
     const std::size_t lane = lane_of(rec);
     ASSERT_LT(lane, lanes.size());
+    ASSERT_EQ(id, lanes[lane].id) << "the lane's id comes with its records";
     ASSERT_FALSE(lanes[lane].published.empty()) << rec;
     ASSERT_EQ(rec, lanes[lane].published.front());
     lanes[lane].published.pop_front();
@@ -1041,11 +1044,13 @@ TEST(SharedFanIn, MatchesOneDequePerLaneWithLanesAddedAndEnded) {
         ASSERT_EQ(in.lanes(), lanes.size() - ended_and_drained());
         continue;
       }
-      take(string_of(rec));
+      take(string_of(rec), in.front_lane());
       in.pop();
+      ASSERT_EQ(in.front_lane(), 0u);
     } else if (op < 90) {
       const std::size_t max = rng() % 8;
-      const std::size_t n = in.drain([&](std::span<const std::byte> rec) { take(string_of(rec)); }, max);
+      const std::size_t n =
+          in.drain([&](std::span<const std::byte> rec, std::uint64_t id) { take(string_of(rec), id); }, max);
       ASSERT_LE(n, max);
     } else if (op < 95) {
       std::size_t live = 0;
@@ -1070,7 +1075,10 @@ TEST(SharedFanIn, MatchesOneDequePerLaneWithLanesAddedAndEnded) {
     dropped_before = dropped;
   }
   for (auto& l : lanes) l.writer.reset();
-  while (in.wait(0ns) == QueueStatus::ok) in.drain([&](std::span<const std::byte> rec) { take(string_of(rec)); });
+  while (in.wait(0ns) == QueueStatus::ok) {
+    // The one-argument form too: the lane is then known from the record alone.
+    in.drain([&](std::span<const std::byte> rec) { take(string_of(rec), lanes[lane_of(string_of(rec))].id); });
+  }
   for (const auto& l : lanes) EXPECT_TRUE(l.published.empty());
   EXPECT_GT(taken, 3000u) << "the run moved records through many lanes";
   EXPECT_EQ(in.wait(0ns), QueueStatus::closed);
@@ -1232,7 +1240,7 @@ TEST(SharedFanIn, BadInputIsRejectedAndChangesNothing) {
   std::vector<SharedRecordWriter> writers;
   for (std::size_t i = 0; i < SharedRecordFanIn::kMaxLanes; ++i) {
     writers.push_back(SharedRecordWriter::create(1));
-    in.add(writers.back().fd());
+    EXPECT_EQ(in.add(writers.back().fd()), i + 1) << "the refused adds above took no id";
   }
   auto one_more = SharedRecordWriter::create(1);
   EXPECT_THROW(in.add(one_more.fd()), std::length_error);
@@ -1240,6 +1248,7 @@ TEST(SharedFanIn, BadInputIsRejectedAndChangesNothing) {
   ASSERT_TRUE(writers[77].push(bytes_of("from lane 77")));
   EXPECT_EQ(in.wait(1s), QueueStatus::ok);
   EXPECT_EQ(string_of(in.front()), "from lane 77");
+  EXPECT_EQ(in.front_lane(), 78u);
   in.close();
   EXPECT_TRUE(in.closed());
   EXPECT_TRUE(writers[3].closed()) << "close() closes every lane";

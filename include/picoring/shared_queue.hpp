@@ -509,9 +509,11 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
 // on older kernels the wait looks at every lane at least once a millisecond).
 //
 //   picoring::SharedRecordFanIn in;
-//   in.add(picoring::receive_fd(producer_socket));  // once per producer process
+//   const int fd = picoring::receive_fd(producer_socket);  // once per producer process
+//   const std::uint64_t id = in.add(fd);                  // attaches (its own descriptor)
+//   ::close(fd);
 //   while (in.wait(std::chrono::seconds(1)) != picoring::QueueStatus::closed)
-//     in.drain([](std::span<const std::byte> rec) { parse(rec); });
+//     in.drain([](std::span<const std::byte> rec, std::uint64_t lane) { parse(lane, rec); });
 //
 // A lane ends when its queue is closed (the writer closed it or was destroyed, or this side
 // closed it) or its writer's process has died, and then once it is drained it is dropped: its
@@ -526,21 +528,30 @@ class SharedRecordFanIn {
   SharedRecordFanIn() = default;
 
   // Attaches as the reader of the record queue behind fd (which stays the caller's) and adds it
-  // as the last lane. Throws as SharedRecordReader::attach, std::length_error when kMaxLanes
-  // lanes are open, std::logic_error after close(); the lanes are unchanged when it throws.
-  void add(int fd, Residency residency = Residency::on_demand) {
+  // as the last lane. Returns the lane's id: 1 for the first lane added, then 2, 3 ... (never
+  // reused), which front_lane() and drain() report with its records. Throws as
+  // SharedRecordReader::attach, std::length_error when kMaxLanes lanes are open,
+  // std::logic_error after close(); the lanes are unchanged when it throws.
+  std::uint64_t add(int fd, Residency residency = Residency::on_demand) {
     check_room();
-    add(SharedRecordReader::attach(fd, residency));
+    return add(SharedRecordReader::attach(fd, residency));
   }
   // Adds an attached reader as the last lane (its batching is not used: turns decide when a lane
   // is read). Throws std::invalid_argument for an empty reader, or as above.
-  void add(SharedRecordReader lane) {
+  std::uint64_t add(SharedRecordReader lane) {
     check_room();
     if (lane.r_.header() == nullptr) throw std::invalid_argument("picoring: SharedRecordFanIn::add(): an empty reader");
+    lanes_.reserve(lanes_.size() + 1);  // both may throw here, before anything changes
+    ids_.reserve(ids_.size() + 1);
     lanes_.push_back(std::move(lane));
+    ids_.push_back(next_id_);
+    return next_id_++;
   }
   // Lanes not yet dropped (an ended lane still counts until it is drained).
   std::size_t lanes() const noexcept { return lanes_.size(); }
+  // The id (from add()) of the lane of the record the last front() returned; 0 when it found
+  // none, and after pop() or drain().
+  std::uint64_t front_lane() const noexcept { return front_lane_; }
 
   // The next record in turn, as one contiguous span, or an empty span when no lane has one now.
   // Valid until pop() or drain(). Drops lanes found ended and drained.
@@ -550,10 +561,14 @@ class SharedRecordFanIn {
     for (std::size_t passes = lanes_.size() + 1; passes != 0 && !lanes_.empty(); --passes) {
       if (left_in_turn_ != 0) {
         const auto rec = guarded([&] { return lanes_[turn_].front(); });
-        if (!rec.empty()) return rec;
+        if (!rec.empty()) {
+          front_lane_ = ids_[turn_];
+          return rec;
+        }
       }
       next_turn();
     }
+    front_lane_ = 0;
     return {};
   }
   // Drops the record front() returns. Throws std::out_of_range if there is none.
@@ -562,17 +577,26 @@ class SharedRecordFanIn {
     if (rec.empty()) detail::throw_out_of_range("picoring: SharedRecordFanIn::pop(): no record");
     guarded([&] { lanes_[turn_].pop(); });
     left_in_turn_ -= std::min(left_in_turn_, record_footprint(rec.size()));
+    front_lane_ = 0;
   }
-  // Calls f(span) on up to max records, turn by turn, freeing each lane's records with one
-  // publication per turn. Returns how many.
+  // Calls f(span), or f(span, lane id) when f takes both, on up to max records, turn by turn,
+  // freeing each lane's records with one publication per turn. Returns how many.
   template <class F>
   std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
     std::size_t n = 0;
     while (n < max && !front().empty()) {
-      const std::size_t got = guarded([&] { return lanes_[turn_].drain_within(f, max - n, left_in_turn_); });
+      const std::size_t got = guarded([&] {
+        if constexpr (std::is_invocable_v<F&, std::span<const std::byte>, std::uint64_t>) {
+          auto with_lane = [&f, id = ids_[turn_]](std::span<const std::byte> rec) { f(rec, id); };
+          return lanes_[turn_].drain_within(with_lane, max - n, left_in_turn_);
+        } else {
+          return lanes_[turn_].drain_within(f, max - n, left_in_turn_);
+        }
+      });
       if (got == 0) left_in_turn_ = 0;  // cannot happen (front() found a record within the turn): never spin
       n += got;
     }
+    front_lane_ = 0;
     return n;
   }
   // Blocks until a lane has a record (ok), the timeout passes (timed_out), or no lane is left:
@@ -613,6 +637,7 @@ class SharedRecordFanIn {
   // followed the one in turn.
   void drop(std::size_t i) {
     lanes_.erase(lanes_.begin() + static_cast<std::ptrdiff_t>(i));
+    ids_.erase(ids_.begin() + static_cast<std::ptrdiff_t>(i));
     left_in_turn_ = 0;
     const std::size_t n = lanes_.size();
     if (n == 0) {
@@ -652,6 +677,9 @@ class SharedRecordFanIn {
   }
 
   std::vector<SharedRecordReader> lanes_;
+  std::vector<std::uint64_t> ids_;  // each lane's id, by index
+  std::uint64_t next_id_ = 1;
+  std::uint64_t front_lane_ = 0;
   std::size_t turn_ = 0;          // the lane whose turn it is
   std::size_t left_in_turn_ = 0;  // bytes it may still give in this turn
   bool closed_ = false;
