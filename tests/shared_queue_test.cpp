@@ -1237,10 +1237,24 @@ TEST(SharedFanIn, BadInputIsRejectedAndChangesNothing) {
   auto stream = picoring::SharedStreamWriter::create(1);
   EXPECT_THROW(in.add(stream.fd()), std::system_error) << "a byte stream is not a record lane";
   EXPECT_EQ(in.lanes(), 0u);
+  {
+    auto twice = SharedRecordWriter::create(1);
+    EXPECT_EQ(in.add(twice.fd()), 1u);
+    try {
+      in.add(twice.fd());
+      ADD_FAILURE() << "one queue became two lanes";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code(), std::errc::device_or_resource_busy) << "its reader role is taken";
+    }
+    EXPECT_EQ(in.lanes(), 1u);
+  }
+  // The writer is gone: the lane ends, and the next look drops it.
+  EXPECT_EQ(in.wait(1s), QueueStatus::closed);
+  EXPECT_EQ(in.lanes(), 0u);
   std::vector<SharedRecordWriter> writers;
   for (std::size_t i = 0; i < SharedRecordFanIn::kMaxLanes; ++i) {
     writers.push_back(SharedRecordWriter::create(1));
-    EXPECT_EQ(in.add(writers.back().fd()), i + 1) << "the refused adds above took no id";
+    EXPECT_EQ(in.add(writers.back().fd()), i + 2) << "the refused adds above took no id";
   }
   auto one_more = SharedRecordWriter::create(1);
   EXPECT_THROW(in.add(one_more.fd()), std::length_error);
@@ -1248,7 +1262,7 @@ TEST(SharedFanIn, BadInputIsRejectedAndChangesNothing) {
   ASSERT_TRUE(writers[77].push(bytes_of("from lane 77")));
   EXPECT_EQ(in.wait(1s), QueueStatus::ok);
   EXPECT_EQ(string_of(in.front()), "from lane 77");
-  EXPECT_EQ(in.front_lane(), 78u);
+  EXPECT_EQ(in.front_lane(), 79u);
   in.close();
   EXPECT_TRUE(in.closed());
   EXPECT_TRUE(writers[3].closed()) << "close() closes every lane";

@@ -253,8 +253,7 @@ inline std::size_t count_mappings() {
     char perms[5] = {};
     unsigned long long inode = 1;
     int path_at = 0;
-    const bool parsed =
-        std::sscanf(line.c_str(), "%*x-%*x %4s %*x %*x:%*x %llu %n", perms, &inode, &path_at) >= 2;
+    const bool parsed = std::sscanf(line.c_str(), "%*x-%*x %4s %*x %*x:%*x %llu %n", perms, &inode, &path_at) >= 2;
     const bool reservation = !kSanitized && parsed && std::string(perms) == "---p" && inode == 0 &&
                              static_cast<std::size_t>(path_at) >= line.size();
     if (view || reservation) ++n;

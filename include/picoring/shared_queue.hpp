@@ -536,13 +536,14 @@ class SharedRecordFanIn {
     check_room();
     return add(SharedRecordReader::attach(fd, residency));
   }
-  // Adds an attached reader as the last lane (its batching is not used: turns decide when a lane
-  // is read). Throws std::invalid_argument for an empty reader, or as above.
+  // Adds an attached reader as the last lane (its batching is turned off: turns decide when a
+  // lane is read). Throws std::invalid_argument for an empty reader, or as above.
   std::uint64_t add(SharedRecordReader lane) {
     check_room();
     if (lane.r_.header() == nullptr) throw std::invalid_argument("picoring: SharedRecordFanIn::add(): an empty reader");
     lanes_.reserve(lanes_.size() + 1);  // both may throw here, before anything changes
     ids_.reserve(ids_.size() + 1);
+    lane.set_batching({});
     lanes_.push_back(std::move(lane));
     ids_.push_back(next_id_);
     return next_id_++;
