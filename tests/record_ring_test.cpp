@@ -289,8 +289,13 @@ std::pair<picoring::RecordProducer, picoring::RecordConsumer> record_spsc_at(std
 }
 }  // namespace
 
-TEST(RecordSpsc, SingleThreadedItMatchesTheModel) {
+namespace {
+// One thread plays both ends against a deque; `batching` on both ends (a look that finds
+// little while streaming waits, then looks again: what it finds must not change).
+void check_against_the_model(picoring::Batching batching) {
   auto [p, c] = record_spsc_at(4096, std::size_t{0} - std::size_t{8000});
+  p.set_batching(batching);
+  c.set_batching(batching);
   std::deque<std::string> model;
   std::mt19937_64 rng(7);
   std::uint64_t seq = 0;
@@ -300,15 +305,100 @@ TEST(RecordSpsc, SingleThreadedItMatchesTheModel) {
       const bool fits = picoring::record_footprint(text.size()) <= p.bytes_free();
       ASSERT_EQ(p.push(bytes_of(text)), fits);
       if (fits) model.push_back(text);
-    } else if (!model.empty()) {
+    } else if (model.empty()) {
+      ASSERT_TRUE(c.front().empty());
+      EXPECT_THROW(c.pop(), std::out_of_range);
+    } else if (rng() % 4 == 0) {
+      std::size_t seen = 0;
+      c.drain(
+          [&](std::span<std::byte> rec) {
+            ASSERT_EQ(string_of(rec), model.front());
+            model.pop_front();
+            ++seen;
+          },
+          1 + rng() % 3);
+      ASSERT_NE(seen, 0u);
+    } else {
       ASSERT_EQ(string_of(c.front()), model.front());
       c.pop();
       model.pop_front();
-    } else {
-      ASSERT_TRUE(c.front().empty());
-      EXPECT_THROW(c.pop(), std::out_of_range);
     }
   }
+}
+}  // namespace
+
+TEST(RecordSpsc, SingleThreadedItMatchesTheModel) { check_against_the_model({}); }
+TEST(RecordSpsc, SingleThreadedAndWithBatchingOnBothEnds) {
+  check_against_the_model({2048, std::chrono::microseconds(1)});
+}
+
+TEST(RecordSpsc, BatchingIsSetPerEndAndANegativeWaitChangesNothing) {
+  using namespace std::chrono_literals;
+  auto [p, c] = picoring::make_record_spsc(4096);
+  EXPECT_EQ(p.batching().min_batch, 0u) << "off by default";
+  p.set_batching({512, 1us});
+  EXPECT_EQ(p.batching().min_batch, 512u);
+  EXPECT_EQ(p.batching().max_wait, 1us);
+  EXPECT_THROW(p.set_batching({64, -1ns}), std::invalid_argument);
+  EXPECT_EQ(p.batching().min_batch, 512u) << "a refused setting changes nothing";
+  EXPECT_EQ(c.batching().min_batch, 0u) << "each end has its own";
+  EXPECT_THROW(c.set_batching({64, -1ns}), std::invalid_argument);
+  EXPECT_EQ(c.batching().max_wait, 0ns);
+  auto moved = std::move(p);
+  EXPECT_EQ(moved.batching().min_batch, 512u) << "the setting moves with the handle";
+  moved.set_batching({});
+  EXPECT_EQ(moved.batching().max_wait, 0ns);
+}
+
+// One thread, so each look finds exactly what the test wrote. A wait lasts at least kWait; a
+// look that must not wait runs with a wait of kNever, so a wrong wait shows as a slow call.
+TEST(RecordSpsc, BatchingWaitsOnlyWhenALookFindsLittleWhileStreaming) {
+  using namespace std::chrono_literals;
+  constexpr auto kWait = 20ms;
+  constexpr auto kNever = 20s;
+  const auto time_of = [](auto&& f) {
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    return std::chrono::steady_clock::now() - t0;
+  };
+  auto [p, c] = picoring::make_record_spsc(4096);
+  c.set_batching({1024, kNever});
+  ASSERT_TRUE(p.push(bytes_of(std::string("a"))));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(string_of(c.front()), "a"); }), kNever / 2) << "a new end is idle: no wait";
+  EXPECT_LT(time_of([&] { c.pop(); }), kNever / 2) << "pop takes what front() found";
+  c.set_batching({1024, kWait});
+  ASSERT_TRUE(p.push(bytes_of(std::string("b"))));
+  EXPECT_GE(time_of([&] { EXPECT_EQ(string_of(c.front()), "b"); }), kWait) << "streaming, 16 < 1024 bytes: waits";
+  c.pop();
+  ASSERT_TRUE(p.push(bytes_of(std::string("c"))));
+  std::string got;
+  EXPECT_GE(time_of([&] { c.drain([&](std::span<std::byte> r) { got = string_of(r); }); }), kWait) << "drain too";
+  EXPECT_EQ(got, "c");
+  c.set_batching({1024, kNever});
+  ASSERT_TRUE(p.push(bytes_of(std::string("d"))));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.wait(0ns), picoring::QueueStatus::ok); }), kNever / 2) << "wait never batches";
+  c.pop();
+  const std::string line(1500, 'x');
+  ASSERT_TRUE(p.push(bytes_of(line)));
+  EXPECT_LT(time_of([&] { EXPECT_EQ(c.front().size(), line.size()); }), kNever / 2) << "min_batch found: no wait";
+  c.pop();
+
+  // The producer in free bytes: a look that finds less than min_batch free while streaming waits.
+  // Each push of `big` finds the cache showing too little room, so it looks at the consumer's
+  // counter; min_batch above the capacity makes every such look thin.
+  auto [w, r] = picoring::make_record_spsc(4096);
+  const std::string big(w.max_record_size() - 64, 'y');
+  const std::size_t more_than_all = w.capacity() + 1;
+  ASSERT_TRUE(w.push(bytes_of(big)));
+  r.pop();
+  w.set_batching({more_than_all, kNever});
+  EXPECT_LT(time_of([&] { EXPECT_TRUE(w.push(bytes_of(big))); }), kNever / 2) << "a new end is idle: no wait";
+  r.pop();
+  w.set_batching({more_than_all, kWait});
+  EXPECT_GE(time_of([&] { EXPECT_TRUE(w.push(bytes_of(big))); }), kWait) << "streaming, a thin look: waits";
+  r.pop();
+  w.set_batching({more_than_all, kNever});
+  EXPECT_LT(time_of([&] { EXPECT_EQ(w.bytes_free(), w.capacity()); }), kNever / 2) << "bytes_free never waits";
 }
 
 TEST(RecordSpsc, BadInputIsRejectedAndEmptyHandlesFailCleanly) {
@@ -348,10 +438,14 @@ TEST(RecordSpsc, ClosingDrainsThenReportsClosed) {
   EXPECT_EQ(c.wait(std::chrono::seconds(1)), picoring::QueueStatus::closed);
 }
 
+namespace {
 // Two threads, blocking on both sides, a small ring crossed thousands of times and the byte
 // counters' wrap-around: every record arrives once, in order, intact (numbered by the producer).
-TEST(RecordSpsc, TwoThreadsPassEveryRecordInOrderAndIntact) {
+// `batching` on both ends.
+void pass_records_between_threads(picoring::Batching batching) {
   auto [p, c] = record_spsc_at(4096, std::size_t{0} - std::size_t{40000});
+  p.set_batching(batching);
+  c.set_batching(batching);
   const std::uint64_t records = picoring_test::scaled(200000);
   std::thread producer([&p = p, records] {
     std::mt19937_64 rng(11);
@@ -387,6 +481,12 @@ TEST(RecordSpsc, TwoThreadsPassEveryRecordInOrderAndIntact) {
   }
   producer.join();
   EXPECT_EQ(next, records);
+}
+}  // namespace
+
+TEST(RecordSpsc, TwoThreadsPassEveryRecordInOrderAndIntact) { pass_records_between_threads({}); }
+TEST(RecordSpsc, TwoThreadsAndWithBatchingOnBothEnds) {
+  pass_records_between_threads({1024, std::chrono::microseconds(2)});
 }
 
 // --- MPSC ---------------------------------------------------------------------------------------

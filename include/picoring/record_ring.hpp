@@ -288,6 +288,7 @@ struct RecordSpscState : QueueShared<std::byte> {
     consumer_index = cap == 0 ? 0 : start % cap;  // test set-up, not a hot path
   }
   using Position = std::size_t;
+  static constexpr bool kBatching = true;  // the consumer may batch (set_batching)
   // Bytes ever published (headers and padding included), written by the producer.
   alignas(kFalseSharingRange) std::atomic<std::size_t> tail{0};
   // Bytes ever released, written by the consumer.
@@ -315,13 +316,15 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
         tail_(std::exchange(o.tail_, 0)),
         index_(std::exchange(o.index_, 0)),
         head_cache_(std::exchange(o.head_cache_, 0)),
-        reserved_(std::exchange(o.reserved_, 0)) {}
+        reserved_(std::exchange(o.reserved_, 0)),
+        pacer_(std::exchange(o.pacer_, {})) {}
   RecordProducer& operator=(RecordProducer&& o) noexcept {
     if (this != &o) {
       tail_ = std::exchange(o.tail_, 0);
       index_ = std::exchange(o.index_, 0);
       head_cache_ = std::exchange(o.head_cache_, 0);
       reserved_ = std::exchange(o.reserved_, 0);
+      pacer_ = std::exchange(o.pacer_, {});
       this->take(std::move(o));
     }
     return *this;
@@ -330,8 +333,16 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
 
   std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
   // Free bytes as this side knows them after a fresh look (the consumer may free more).
-  std::size_t bytes_free() noexcept { return free_bytes(capacity() + 1); }
+  std::size_t bytes_free() noexcept { return free_bytes(capacity() + 1, false); }
   bool reserved() const noexcept { return reserved_ != 0; }
+
+  // Batching as SpscProducer's (see Batching in spsc.hpp), min_batch in bytes: when reserve or
+  // push finds fewer than min_batch bytes free at a look at the consumer's counter while this
+  // end is streaming, it waits max_wait, touching no shared line, and looks once more. commit,
+  // bytes_free and push_wait's own wait never wait so. Off by default; this thread only.
+  // Throws std::invalid_argument, changing nothing, if max_wait < 0.
+  void set_batching(Batching b) { pacer_.set(b); }
+  Batching batching() const noexcept { return pacer_.get(); }
 
   // Exactly len contiguous writable bytes for the next record, or an empty span when there is
   // not room now or the queue is closed. Nothing is visible to the consumer before commit().
@@ -339,7 +350,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     Framing::check_none_open(reserved_, "picoring: reserve(): a reservation is already open");
     if (s_ == nullptr) return {};
     Framing::check_length(len, capacity());
-    if (record_footprint(len) > free_bytes(record_footprint(len)) || is_closed()) return {};
+    if (record_footprint(len) > free_bytes(record_footprint(len), true) || is_closed()) return {};
     reserved_ = len;
     return {slots_.base() + slots_.wrap(index_ + Framing::kHeader), len};
   }
@@ -360,7 +371,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     if (s_ == nullptr) return false;
     Framing::check_length(record.size(), capacity());
     const std::size_t need = record_footprint(record.size());
-    if (need > free_bytes(need) || is_closed()) return false;
+    if (need > free_bytes(need, true) || is_closed()) return false;
     slots_.copy_in(slots_.wrap(index_ + Framing::kHeader), record.data(), record.size());
     publish(record.size());
     return true;
@@ -374,9 +385,9 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     Framing::check_length(record.size(), capacity());
     if (is_closed()) return QueueStatus::closed;
     const std::size_t need = record_footprint(record.size());
-    if (free_bytes(need) < need) {
+    if (free_bytes(need, true) < need) {
       auto& s = *s_;
-      const QueueStatus st = detail::wait_until([this, need] { return free_bytes(need) >= need; }, s.closed,
+      const QueueStatus st = detail::wait_until([this, need] { return free_bytes(need, false) >= need; }, s.closed,
                                                 s.producer_sleeping, s.space_word, detail::deadline_after(timeout));
       if (st != QueueStatus::ok) return st;
     }
@@ -392,13 +403,14 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
         head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
 
   bool is_closed() const noexcept { return s_->closed.load(std::memory_order_relaxed) != 0; }
-  // Free bytes, reloading the consumer's counter only if the cached one shows fewer than want.
-  std::size_t free_bytes(std::size_t want) noexcept {
-    const std::size_t free = capacity() - (tail_ - head_cache_);
+  // Free bytes, reloading the consumer's counter only if the cached one shows fewer than want;
+  // `may_wait`: the caller is about to write a record, so batching may wait.
+  std::size_t free_bytes(std::size_t want, bool may_wait) noexcept {
+    const std::size_t cap = capacity();
+    const std::size_t free = cap - (tail_ - head_cache_);
     if (free >= want) return free;
     if (s_ == nullptr) return 0;  // an empty handle: capacity and counters 0
-    head_cache_ = s_->head.load(std::memory_order_acquire);
-    return capacity() - (tail_ - head_cache_);
+    return pacer_.refresh(head_cache_, s_->head, may_wait, [&](std::size_t head) { return cap - (tail_ - head); });
   }
   // The header goes in last, then the counter (release): the consumer sees whole records only.
   void publish(std::size_t len) noexcept {
@@ -414,6 +426,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   std::size_t index_ = 0;       // slot index of the next header, a multiple of 8
   std::size_t head_cache_ = 0;  // last value read of s_->head
   std::size_t reserved_ = 0;    // length of the open reservation, 0 when none
+  detail::Pacer pacer_;
 };
 
 // The reading end of a record queue, SPSC (RecordConsumer) or MPSC (RecordMpscConsumer).
@@ -431,12 +444,14 @@ class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
       : Base(std::move(o)),
         head_(std::exchange(o.head_, 0)),
         index_(std::exchange(o.index_, 0)),
-        tail_cache_(std::exchange(o.tail_cache_, 0)) {}
+        tail_cache_(std::exchange(o.tail_cache_, 0)),
+        pacer_(std::exchange(o.pacer_, {})) {}
   BasicRecordConsumer& operator=(BasicRecordConsumer&& o) noexcept {
     if (this != &o) {
       head_ = std::exchange(o.head_, 0);
       index_ = std::exchange(o.index_, 0);
       tail_cache_ = std::exchange(o.tail_cache_, 0);
+      pacer_ = std::exchange(o.pacer_, {});
       this->take(std::move(o));
     }
     return *this;
@@ -446,17 +461,10 @@ class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
   // The oldest record as one contiguous span; empty when none is published. The span stays
   // valid until pop(): no producer writes over it. (MPSC: a record published after one still
   // reserved waits for it; discarded reservations are skipped here.)
-  std::span<std::byte> front() noexcept {
-    for (;;) {
-      if (readable(1) == 0) return {};
-      const Framing::Header h = Framing::read_header(this->slots_, index_);
-      if (!h.discarded()) return {this->slots_.base() + index_ + Framing::kHeader, h.length};
-      release(h.advance());
-    }
-  }
+  std::span<std::byte> front() noexcept { return oldest(true); }
   // Removes the oldest record. Throws std::out_of_range, changing nothing, when there is none.
   void pop() {
-    if (front().empty()) detail::throw_out_of_range("picoring: pop(): no record");
+    if (oldest(false).empty()) detail::throw_out_of_range("picoring: pop(): no record");
     release(Framing::read_header(this->slots_, index_).advance());
   }
   // Calls f(std::span<std::byte>) on up to max published records, oldest first, then frees them
@@ -464,7 +472,7 @@ class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
   // before are freed and the one it was given stays.
   template <class F>
   std::size_t drain(F&& f, std::size_t max = static_cast<std::size_t>(-1)) {
-    const std::size_t have = readable(this->capacity() + 1);  // a fresh look: everything published now
+    const std::size_t have = readable(this->capacity() + 1, true);  // a fresh look: everything published now
     std::size_t n = 0;
     std::size_t bytes = 0;
     PICORING_TRY {
@@ -490,11 +498,19 @@ class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
   template <class Rep, class Period>
   QueueStatus wait(std::chrono::duration<Rep, Period> timeout) {
     if (this->s_ == nullptr) return QueueStatus::closed;
-    if (!front().empty()) return QueueStatus::ok;
+    if (!oldest(false).empty()) return QueueStatus::ok;
     auto& s = *this->s_;
-    return detail::wait_until([this] { return !front().empty(); }, s.closed, s.consumer_sleeping, s.data_word,
+    return detail::wait_until([this] { return !oldest(false).empty(); }, s.closed, s.consumer_sleeping, s.data_word,
                               detail::deadline_after(timeout));
   }
+
+  // SPSC only. Batching as SpscConsumer's (see Batching in spsc.hpp), min_batch in bytes: when
+  // front or drain finds fewer than min_batch bytes published at a look at the producer's
+  // counter while this end is streaming, it waits max_wait, touching no shared line, and looks
+  // once more. pop (which takes what front found) and wait never wait so. Off by default; this
+  // thread only. Throws std::invalid_argument, changing nothing, if max_wait < 0.
+  void set_batching(Batching b) requires State::kBatching { pacer_.set(b); }
+  Batching batching() const noexcept requires State::kBatching { return pacer_.get(); }
 
  private:
   friend struct detail::QueueAccess;
@@ -504,14 +520,31 @@ class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
         index_(s != nullptr ? s->consumer_index : 0),
         tail_cache_(head_) {}
 
+  // The oldest record, skipping discarded places (MPSC); `may_wait` as readable's.
+  std::span<std::byte> oldest(bool may_wait) noexcept {
+    for (;;) {
+      if (readable(1, may_wait) == 0) return {};
+      const Framing::Header h = Framing::read_header(this->slots_, index_);
+      if (!h.discarded()) return {this->slots_.base() + index_ + Framing::kHeader, h.length};
+      release(h.advance());
+    }
+  }
   // Published bytes not yet released, looking at what the producers published only if the
-  // cached end shows fewer than want.
-  std::size_t readable(std::size_t want) noexcept {
+  // cached end shows fewer than want; `may_wait`: the caller is about to read, so batching
+  // (SPSC) may wait.
+  std::size_t readable(std::size_t want, bool may_wait) noexcept {
     const auto have = static_cast<std::size_t>(tail_cache_ - head_);
     if (have >= want) return have;
     if (this->s_ == nullptr) return 0;  // an empty handle: counters 0
-    tail_cache_ = this->s_->published_end(tail_cache_, head_, want);
-    return static_cast<std::size_t>(tail_cache_ - head_);
+    const auto look = [&]() noexcept {
+      tail_cache_ = this->s_->published_end(tail_cache_, head_, want);
+      return static_cast<std::size_t>(tail_cache_ - head_);
+    };
+    if constexpr (State::kBatching) {
+      return pacer_.refresh_with(may_wait, look);
+    } else {
+      return look();
+    }
   }
   void release(std::size_t bytes) noexcept {
     head_ += bytes;
@@ -523,6 +556,7 @@ class BasicRecordConsumer : public detail::QueueHandle<std::byte, State> {
   Position head_ = 0;        // bytes released (mirror of s_->head, owned here)
   std::size_t index_ = 0;    // slot index of the oldest record's header
   Position tail_cache_ = 0;  // end of what is known to be published
+  detail::Pacer pacer_;      // SPSC only (unused by MPSC, which does not batch)
 };
 
 using RecordConsumer = BasicRecordConsumer<detail::RecordSpscState>;
@@ -563,6 +597,7 @@ struct RecordMpscState : QueueShared<std::byte> {
   static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
                 "positions are 64-bit everywhere (see MpscState); a lock would void the progress guarantee");
   using Position = std::uint64_t;
+  static constexpr bool kBatching = false;        // as the element MPSC queue: no batching
   static constexpr std::size_t kEntryBytes = 16;  // the smallest record footprint
 
   RecordMpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
