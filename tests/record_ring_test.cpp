@@ -316,7 +316,7 @@ void check_against_the_model(picoring::Batching batching) {
             model.pop_front();
             ++seen;
           },
-          1 + rng() % 3);
+          static_cast<std::size_t>(1 + rng() % 3));
       ASSERT_NE(seen, 0u);
     } else {
       ASSERT_EQ(string_of(c.front()), model.front());
@@ -361,7 +361,9 @@ TEST(RecordSpsc, BatchingWaitsOnlyWhenALookFindsLittleWhileStreaming) {
     f();
     return std::chrono::steady_clock::now() - t0;
   };
-  auto [p, c] = picoring::make_record_spsc(4096);
+  auto queue = picoring::make_record_spsc(4096);  // no structured bindings: lambdas capture these
+  auto& p = queue.first;
+  auto& c = queue.second;
   c.set_batching({1024, kNever});
   ASSERT_TRUE(p.push(bytes_of(std::string("a"))));
   EXPECT_LT(time_of([&] { EXPECT_EQ(string_of(c.front()), "a"); }), kNever / 2) << "a new end is idle: no wait";
@@ -386,7 +388,9 @@ TEST(RecordSpsc, BatchingWaitsOnlyWhenALookFindsLittleWhileStreaming) {
   // The producer in free bytes: a look that finds less than min_batch free while streaming waits.
   // Each push of `big` finds the cache showing too little room, so it looks at the consumer's
   // counter; min_batch above the capacity makes every such look thin.
-  auto [w, r] = picoring::make_record_spsc(4096);
+  auto other = picoring::make_record_spsc(4096);
+  auto& w = other.first;
+  auto& r = other.second;
   const std::string big(w.max_record_size() - 64, 'y');
   const std::size_t more_than_all = w.capacity() + 1;
   ASSERT_TRUE(w.push(bytes_of(big)));
