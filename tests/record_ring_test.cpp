@@ -414,6 +414,7 @@ TEST(RecordSpsc, BadInputIsRejectedAndEmptyHandlesFailCleanly) {
   auto out = p.reserve(3);
   ASSERT_EQ(out.size(), 3u);
   EXPECT_THROW(p.reserve(3), std::logic_error);
+  EXPECT_THROW(p.push(bytes_of(std::string("x"))), std::logic_error) << "push with a reservation open";
   EXPECT_THROW(p.commit(4), std::logic_error);
   EXPECT_TRUE(c.front().empty()) << "nothing is visible before commit";
   std::memcpy(out.data(), "abc", 3);
@@ -421,11 +422,22 @@ TEST(RecordSpsc, BadInputIsRejectedAndEmptyHandlesFailCleanly) {
   EXPECT_EQ(string_of(c.front()), "ab");
   c.pop();
   EXPECT_THROW(c.pop(), std::out_of_range);
+  // push checks as reserve does; the longest record fills the ring exactly.
+  EXPECT_THROW(p.push({}), std::invalid_argument);
+  const std::string longest(p.max_record_size(), 'z');
+  EXPECT_THROW(p.push(bytes_of(longest + "z")), std::length_error);
+  EXPECT_EQ(p.bytes_free(), p.capacity()) << "a refused push changes nothing";
+  ASSERT_TRUE(p.push(bytes_of(longest)));
+  EXPECT_EQ(p.bytes_free(), 0u);
+  EXPECT_FALSE(p.push(bytes_of(std::string("y")))) << "full";
+  EXPECT_EQ(string_of(c.front()), longest);
+  c.pop();
 
   picoring::RecordProducer ep;
   picoring::RecordConsumer ec;
   EXPECT_TRUE(ep.reserve(8).empty());
   EXPECT_FALSE(ep.push(bytes_of(std::string("x"))));
+  EXPECT_FALSE(ep.push({})) << "an empty handle refuses before it checks the length";
   EXPECT_EQ(ep.bytes_free(), 0u);
   EXPECT_TRUE(ec.front().empty());
   EXPECT_EQ(ec.wait(std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
@@ -667,6 +679,7 @@ TEST(RecordMpsc, BadInputIsRejectedAndEmptyHandlesFailCleanly) {
   picoring::RecordMpscConsumer ec;
   EXPECT_TRUE(ep.reserve(8).empty());
   EXPECT_FALSE(ep.push(bytes_of(std::string("x"))));
+  EXPECT_FALSE(ep.push({})) << "an empty handle refuses before it checks the length";
   EXPECT_TRUE(ec.front().empty());
   EXPECT_EQ(ec.wait(std::chrono::milliseconds(1)), picoring::QueueStatus::closed);
   EXPECT_EQ(ep.push_wait(bytes_of(std::string("x")), std::chrono::milliseconds(1)), picoring::QueueStatus::closed);

@@ -317,6 +317,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
         index_(std::exchange(o.index_, 0)),
         head_cache_(std::exchange(o.head_cache_, 0)),
         reserved_(std::exchange(o.reserved_, 0)),
+        max_length_(std::exchange(o.max_length_, 0)),
         pacer_(std::exchange(o.pacer_, {})) {}
   RecordProducer& operator=(RecordProducer&& o) noexcept {
     if (this != &o) {
@@ -324,6 +325,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
       index_ = std::exchange(o.index_, 0);
       head_cache_ = std::exchange(o.head_cache_, 0);
       reserved_ = std::exchange(o.reserved_, 0);
+      max_length_ = std::exchange(o.max_length_, 0);
       pacer_ = std::exchange(o.pacer_, {});
       this->take(std::move(o));
     }
@@ -331,7 +333,7 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   }
   ~RecordProducer() = default;  // closes the queue
 
-  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  std::size_t max_record_size() const noexcept { return max_length_; }
   // Free bytes as this side knows them after a fresh look (the consumer may free more).
   std::size_t bytes_free() noexcept { return free_bytes(capacity() + 1, false); }
   bool reserved() const noexcept { return reserved_ != 0; }
@@ -359,7 +361,9 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   void commit(std::size_t len) {
     Framing::check_commit_length(len, Framing::check_open(reserved_, Framing::kNoReservationToCommit));
     reserved_ = 0;
-    publish(len);
+    const Next next = after(record_footprint(len));
+    Framing::write_header(slots_, index_, len);
+    publish(next);
   }
   void discard() {
     Framing::check_open(reserved_, "picoring: discard(): no reservation is open");
@@ -367,13 +371,29 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   }
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
-    Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
-    if (s_ == nullptr) return false;
-    Framing::check_length(record.size(), capacity());
-    const std::size_t need = record_footprint(record.size());
+    const std::size_t len = record.size();
+    // One test on the fast path for everything that is not plainly fine: a reservation open,
+    // an empty handle (max_length_ 0), len 0 (len - 1 wraps around), len too long.
+    if (reserved_ != 0 || len - 1 >= max_length_) [[unlikely]] {
+      Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
+      if (s_ == nullptr) return false;
+      Framing::check_length(len, capacity());
+    }
+    const std::size_t need = record_footprint(len);
     if (need > free_bytes(need, true) || is_closed()) return false;
-    slots_.copy_in(slots_.wrap(index_ + Framing::kHeader), record.data(), record.size());
-    publish(record.size());
+    // Everything the publication needs is computed before the copy: std::byte stores may alias
+    // this handle, so after them the compiler would read every member again (as SpscProducer's
+    // after(), docs/benchmarks.md, Path cost).
+    const Next next = after(need);
+    const std::size_t at = index_;
+    std::byte* const header = slots_.base() + at;
+    if (at + Framing::kHeader + len <= slots_.capacity()) {
+      std::memcpy(header + Framing::kHeader, record.data(), len);
+    } else {
+      slots_.copy_in(slots_.wrap(at + Framing::kHeader), record.data(), len);  // split at the end
+    }
+    Framing::write_header_at(header, len);
+    publish(next);
     return true;
   }
   // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
@@ -400,7 +420,8 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
       : Base(s, true),
         tail_(s != nullptr ? s->tail.load(std::memory_order_relaxed) : 0),
         index_(s != nullptr ? s->consumer_index : 0),
-        head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
+        head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0),
+        max_length_(Framing::max_length(capacity())) {}
 
   bool is_closed() const noexcept { return s_->closed.load(std::memory_order_relaxed) != 0; }
   // Free bytes, reloading the consumer's counter only if the cached one shows fewer than want;
@@ -412,20 +433,26 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     if (s_ == nullptr) return 0;  // an empty handle: capacity and counters 0
     return pacer_.refresh(head_cache_, s_->head, may_wait, [&](std::size_t head) { return cap - (tail_ - head); });
   }
-  // The header goes in last, then the counter (release): the consumer sees whole records only.
-  void publish(std::size_t len) noexcept {
-    Framing::write_header(slots_, index_, len);
-    const std::size_t footprint = record_footprint(len);
-    tail_ += footprint;
-    index_ = slots_.wrap(index_ + footprint);
-    s_->tail.store(tail_, std::memory_order_release);
-    detail::wake(s_->consumer_sleeping, s_->data_word);
+  // The counters after publishing `footprint` more bytes, and the state to publish them in.
+  struct Next {
+    std::size_t tail, index;
+    detail::RecordSpscState* s;
+  };
+  Next after(std::size_t footprint) const noexcept { return {tail_ + footprint, slots_.wrap(index_ + footprint), s_}; }
+  // After the record's bytes and its header: the counter (release), so the consumer sees whole
+  // records only.
+  void publish(const Next& next) noexcept {
+    tail_ = next.tail;
+    index_ = next.index;
+    next.s->tail.store(next.tail, std::memory_order_release);
+    detail::wake(next.s->consumer_sleeping, next.s->data_word);
   }
 
   std::size_t tail_ = 0;        // bytes published (mirror of s_->tail, owned here)
   std::size_t index_ = 0;       // slot index of the next header, a multiple of 8
   std::size_t head_cache_ = 0;  // last value read of s_->head
   std::size_t reserved_ = 0;    // length of the open reservation, 0 when none
+  std::size_t max_length_ = 0;  // max_record_size(): 0 for an empty handle
   detail::Pacer pacer_;
 };
 
