@@ -4,6 +4,7 @@
 // every rejected call must throw the documented error and change nothing; every record must
 // come back whole, in order, whatever the wrap.
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <deque>
 #include <span>
@@ -178,8 +179,24 @@ void run_spsc(FuzzedDataProvider& in) {
   std::size_t used = 0;
   std::uint64_t seq = 0;
   while (in.remaining_bytes() > 0) {
-    const int op = in.ConsumeIntegralInRange<int>(0, 3);
-    if (op == 0 || op == 1) {
+    const int op = in.ConsumeIntegralInRange<int>(0, 5);
+    if (op == 4) {  // batching on either end: tiny waits, never more than a microsecond
+      const picoring::Batching b{in.ConsumeIntegralInRange<std::size_t>(0, 4096),
+                                 std::chrono::nanoseconds(in.ConsumeIntegralInRange<int>(0, 1000))};
+      (in.ConsumeBool() ? p.set_batching(b) : c.set_batching(b));
+    } else if (op == 5) {  // with a reservation open, push and reserve are refused and change nothing
+      const std::size_t len = in.ConsumeIntegralInRange<std::size_t>(1, max < 300 ? max : 300);
+      const auto out = p.reserve(len);
+      FUZZ_CHECK(out.empty() == (picoring::record_footprint(len) > p.capacity() - used));
+      if (!out.empty()) {
+        const std::string text = text_for(seq, len);
+        FUZZ_CHECK(thrown_by([&] { (void)p.push(bytes_of(text)); }) == 4);
+        FUZZ_CHECK(thrown_by([&] { (void)p.reserve(len); }) == 4);
+        FUZZ_CHECK(p.reserved());
+        p.discard();
+      }
+      FUZZ_CHECK(!p.reserved());
+    } else if (op == 0 || op == 1) {
       const std::size_t len = pick_length(in, max);
       const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');
       const bool fits = picoring::record_footprint(len) <= p.capacity() - used;
