@@ -664,10 +664,14 @@ TEST(RecordMpsc, BadInputIsRejectedAndEmptyHandlesFailCleanly) {
   EXPECT_EQ(string_of(c.front()), "abc");
   c.pop();
   EXPECT_THROW(c.pop(), std::out_of_range);
+  EXPECT_THROW(p.push({}), std::invalid_argument);
+  EXPECT_THROW(p.push(bytes_of(std::string(p.max_record_size() + 1, 'z'))), std::length_error);
+  EXPECT_TRUE(c.front().empty()) << "refused pushes publish nothing";
   // The largest record fills the ring; nothing else fits until it is popped.
   auto big = p.reserve(p.max_record_size());
   ASSERT_EQ(big.size(), p.max_record_size());
   auto q = p;
+  EXPECT_EQ(q.max_record_size(), p.max_record_size()) << "a copy has the same limit";
   EXPECT_TRUE(q.reserve(1).empty());
   EXPECT_FALSE(q.push(bytes_of(std::string("x"))));
   p.commit();

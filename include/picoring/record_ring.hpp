@@ -703,7 +703,7 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
   RecordMpscProducer() noexcept = default;
   // The copy starts with no reservation and reads the consumer's position afresh.
   RecordMpscProducer(const RecordMpscProducer& o) noexcept
-      : Base(join(o.s_), true), head_cache_(consumer_position(o.s_)) {}
+      : Base(join(o.s_), true), head_cache_(consumer_position(o.s_)), max_length_(o.max_length_) {}
   RecordMpscProducer& operator=(const RecordMpscProducer& o) noexcept {
     if (this != &o) *this = RecordMpscProducer(o);
     return *this;
@@ -712,20 +712,22 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
       : Base(std::move(o)),
         head_cache_(std::exchange(o.head_cache_, 0)),
         at_(std::exchange(o.at_, 0)),
-        reserved_(std::exchange(o.reserved_, 0)) {}
+        reserved_(std::exchange(o.reserved_, 0)),
+        max_length_(std::exchange(o.max_length_, 0)) {}
   RecordMpscProducer& operator=(RecordMpscProducer&& o) noexcept {
     if (this != &o) {
       abandon();
       head_cache_ = std::exchange(o.head_cache_, 0);
       at_ = std::exchange(o.at_, 0);
       reserved_ = std::exchange(o.reserved_, 0);
+      max_length_ = std::exchange(o.max_length_, 0);
       this->take(std::move(o));
     }
     return *this;
   }
   ~RecordMpscProducer() { abandon(); }  // then the last copy closes the queue
 
-  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  std::size_t max_record_size() const noexcept { return max_length_; }
   bool reserved() const noexcept { return reserved_ != 0; }
 
   // Exactly len contiguous writable bytes for a new record, or an empty span when there is not
@@ -752,14 +754,27 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
   }
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
-    Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
-    if (s_ == nullptr) return false;
-    Framing::check_length(record.size(), capacity());
+    const std::size_t len = record.size();
+    // One test on the fast path for everything that is not plainly fine (as RecordProducer's).
+    if (reserved_ != 0 || len - 1 >= max_length_) [[unlikely]] {
+      Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
+      if (s_ == nullptr) return false;
+      Framing::check_length(len, capacity());
+    }
+    const std::size_t footprint = record_footprint(len);
     Position at = 0;
-    if (!claim(record_footprint(record.size()), at)) return false;
-    slots_.copy_in(slots_.wrap(static_cast<std::size_t>(at & s_->mask) + Framing::kHeader), record.data(),
-                   record.size());
-    publish(at, record.size(), record.size(), 0);
+    if (!claim(footprint, at)) return false;
+    // What the publication needs, before the copy (std::byte stores may alias this handle).
+    auto* const s = s_;
+    const std::size_t index = static_cast<std::size_t>(at & s->mask);
+    std::byte* const header = slots_.base() + index;
+    if (index + Framing::kHeader + len <= slots_.capacity()) {
+      std::memcpy(header + Framing::kHeader, record.data(), len);
+    } else {
+      slots_.copy_in(slots_.wrap(index + Framing::kHeader), record.data(), len);  // split at the end
+    }
+    Framing::write_header_at(header, len);
+    publish_entry(s, at, at + footprint);
     return true;
   }
   // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
@@ -783,7 +798,8 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
 
  private:
   friend struct detail::QueueAccess;
-  explicit RecordMpscProducer(detail::RecordMpscState* s) noexcept : Base(s, true), head_cache_(consumer_position(s)) {}
+  explicit RecordMpscProducer(detail::RecordMpscState* s) noexcept
+      : Base(s, true), head_cache_(consumer_position(s)), max_length_(Framing::max_length(capacity())) {}
 
   static Position consumer_position(const detail::RecordMpscState* s) noexcept {
     return s != nullptr ? s->head.load(std::memory_order_acquire) : 0;
@@ -822,8 +838,11 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
   // Header, then the entry (release): the consumer sees whole records only.
   void publish(Position at, std::size_t reserved, std::size_t length, std::uint32_t flags) noexcept {
     Framing::write_header(slots_, static_cast<std::size_t>(at & s_->mask), length, flags);
-    s_->entry(at).store(at + record_footprint(reserved), std::memory_order_release);
-    detail::wake(s_->consumer_sleeping, s_->data_word);
+    publish_entry(s_, at, at + record_footprint(reserved));
+  }
+  static void publish_entry(detail::RecordMpscState* s, Position at, Position end) noexcept {
+    s->entry(at).store(end, std::memory_order_release);
+    detail::wake(s->consumer_sleeping, s->data_word);
   }
   // Publishes an open reservation as skipped. A claimed place must be published, or the
   // consumer would wait for it forever.
@@ -833,9 +852,10 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
     publish(at_, open, open, Framing::kDiscarded);
   }
 
-  Position head_cache_ = 0;   // a value once read from s_->head
-  Position at_ = 0;           // position of the open reservation's header
-  std::size_t reserved_ = 0;  // length of the open reservation, 0 when none
+  Position head_cache_ = 0;     // a value once read from s_->head
+  Position at_ = 0;             // position of the open reservation's header
+  std::size_t reserved_ = 0;    // length of the open reservation, 0 when none
+  std::size_t max_length_ = 0;  // max_record_size(): 0 for an empty handle
 };
 
 using RecordMpscConsumer = BasicRecordConsumer<detail::RecordMpscState>;
