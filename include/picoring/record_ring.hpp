@@ -81,6 +81,12 @@ struct RecordFraming {
     if (open == 0) throw_logic_error(what);
     return open;
   }
+  // push's fast path: one test for every input that is not plainly fine (a reservation open,
+  // an empty handle, whose max is 0, length 0, which wraps around, or too long); the exact
+  // checks run behind it.
+  static bool needs_checks(std::size_t open, std::size_t length, std::size_t max) noexcept {
+    return open != 0 || length - 1 >= max;
+  }
   static void check_commit_length(std::size_t length, std::size_t open) {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
@@ -110,6 +116,21 @@ struct RecordFraming {
     Header h{};
     std::memcpy(&h, slots.base() + at, kHeader);
     return h;
+  }
+  // Copies a record's bytes in behind the header at `index`, then writes the header: one memcpy
+  // when the record ends before the physical end, split there otherwise (as Slots::copy_in).
+  // The header's address is taken before the copy: std::byte stores may alias the caller's
+  // members, which the compiler would otherwise read again.
+  static void write_record(const Slots<std::byte>& slots, std::size_t index,
+                           std::span<const std::byte> record) noexcept {
+    std::byte* const header = slots.base() + index;
+    const std::size_t length = record.size();
+    if (index + kHeader + length <= slots.capacity()) {
+      std::memcpy(header + kHeader, record.data(), length);
+    } else {
+      slots.copy_in(slots.wrap(index + kHeader), record.data(), length);
+    }
+    write_header_at(header, length);
   }
   // The same at a header's address (the shared queue's memory is not a Slots).
   static void write_header_at(std::byte* header, std::size_t length, std::uint32_t flags = 0) noexcept {
@@ -372,27 +393,18 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
     const std::size_t len = record.size();
-    // One test on the fast path for everything that is not plainly fine: a reservation open,
-    // an empty handle (max_length_ 0), len 0 (len - 1 wraps around), len too long.
-    if (reserved_ != 0 || len - 1 >= max_length_) [[unlikely]] {
+    if (Framing::needs_checks(reserved_, len, max_length_)) [[unlikely]] {
       Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
       if (s_ == nullptr) return false;
       Framing::check_length(len, capacity());
     }
     const std::size_t need = record_footprint(len);
     if (need > free_bytes(need, true) || is_closed()) return false;
-    // Everything the publication needs is computed before the copy: std::byte stores may alias
-    // this handle, so after them the compiler would read every member again (as SpscProducer's
+    // What the publication needs, computed before the copy: std::byte stores may alias this
+    // handle, and the compiler would read every member again after them (as SpscProducer's
     // after(), docs/benchmarks.md, Path cost).
     const Next next = after(need);
-    const std::size_t at = index_;
-    std::byte* const header = slots_.base() + at;
-    if (at + Framing::kHeader + len <= slots_.capacity()) {
-      std::memcpy(header + Framing::kHeader, record.data(), len);
-    } else {
-      slots_.copy_in(slots_.wrap(at + Framing::kHeader), record.data(), len);  // split at the end
-    }
-    Framing::write_header_at(header, len);
+    Framing::write_record(slots_, index_, record);
     publish(next);
     return true;
   }
@@ -755,8 +767,7 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
     const std::size_t len = record.size();
-    // One test on the fast path for everything that is not plainly fine (as RecordProducer's).
-    if (reserved_ != 0 || len - 1 >= max_length_) [[unlikely]] {
+    if (Framing::needs_checks(reserved_, len, max_length_)) [[unlikely]] {
       Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
       if (s_ == nullptr) return false;
       Framing::check_length(len, capacity());
@@ -764,16 +775,8 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
     const std::size_t footprint = record_footprint(len);
     Position at = 0;
     if (!claim(footprint, at)) return false;
-    // What the publication needs, before the copy (std::byte stores may alias this handle).
-    auto* const s = s_;
-    const std::size_t index = static_cast<std::size_t>(at & s->mask);
-    std::byte* const header = slots_.base() + index;
-    if (index + Framing::kHeader + len <= slots_.capacity()) {
-      std::memcpy(header + Framing::kHeader, record.data(), len);
-    } else {
-      slots_.copy_in(slots_.wrap(index + Framing::kHeader), record.data(), len);  // split at the end
-    }
-    Framing::write_header_at(header, len);
+    auto* const s = s_;  // before the copy, as RecordProducer::push does
+    Framing::write_record(slots_, static_cast<std::size_t>(at & s->mask), record);
     publish_entry(s, at, at + footprint);
     return true;
   }
