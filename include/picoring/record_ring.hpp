@@ -87,6 +87,14 @@ struct RecordFraming {
   static bool needs_checks(std::size_t open, std::size_t length, std::size_t max) noexcept {
     return open != 0 || length - 1 >= max;
   }
+  // Those exact checks, in order: throws for a reservation open, then false for an empty handle,
+  // then throws for a bad length; true when push may go on.
+  static bool check_push(std::size_t open, bool has_state, std::size_t length, std::size_t capacity) {
+    check_none_open(open, "picoring: push(): a reservation is open");
+    if (!has_state) return false;
+    check_length(length, capacity);
+    return true;
+  }
   static void check_commit_length(std::size_t length, std::size_t open) {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
@@ -393,10 +401,9 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
     const std::size_t len = record.size();
-    if (Framing::needs_checks(reserved_, len, max_length_)) [[unlikely]] {
-      Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
-      if (s_ == nullptr) return false;
-      Framing::check_length(len, capacity());
+    if (Framing::needs_checks(reserved_, len, max_length_) &&
+        !Framing::check_push(reserved_, s_ != nullptr, len, capacity())) {
+      return false;
     }
     const std::size_t need = record_footprint(len);
     if (need > free_bytes(need, true) || is_closed()) return false;
@@ -767,10 +774,9 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
   // Copies record in as one record; false when there is not room now or the queue is closed.
   bool push(std::span<const std::byte> record) {
     const std::size_t len = record.size();
-    if (Framing::needs_checks(reserved_, len, max_length_)) [[unlikely]] {
-      Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
-      if (s_ == nullptr) return false;
-      Framing::check_length(len, capacity());
+    if (Framing::needs_checks(reserved_, len, max_length_) &&
+        !Framing::check_push(reserved_, s_ != nullptr, len, capacity())) {
+      return false;
     }
     const std::size_t footprint = record_footprint(len);
     Position at = 0;
