@@ -387,7 +387,20 @@ struct Workload {
   std::vector<std::uint32_t> lengths;  // cycled
   std::size_t records = 0;
   std::uint64_t expected = 0;
+  // Dependent multiply-adds per record before each write (producer) or after each read
+  // (consumer): a side that formats or parses its records (the work table).
+  int producer_work = 0;
+  int consumer_work = 0;
 };
+
+// `work` dependent multiply-adds from `seed`; the empty asm keeps each one (and the result
+// needs no use), so the checksums stay those of the records alone.
+inline void burn(std::uint64_t seed, int work) {
+  for (int w = 0; w < work; ++w) {
+    seed = seed * 0x9E3779B97F4A7C15ULL + 1;
+    asm volatile("" : "+r"(seed));
+  }
+}
 
 // What every producer copies records from (made once, read-only afterwards).
 const std::vector<std::byte>& source() {
@@ -403,6 +416,10 @@ Bytes record_at(const Workload& w, std::size_t i) {
   return {source().data() + (i % 64) * 8, w.lengths[i % w.lengths.size()]};
 }
 
+// Reads that found nothing, per record, in the last run_one: how often the consumer caught up
+// with the producer (see the regime table in main).
+double last_empty_reads_per_record = 0;
+
 template <class Q>
 double run_one(const Workload& w) {
   auto q = std::make_unique<Q>();
@@ -416,8 +433,10 @@ double run_one(const Workload& w) {
     ready.fetch_add(1);
     while (ready.load() < 2) {
     }
+    const int work = wp->producer_work;
     for (std::size_t i = 0; i < wp->records; ++i) {
       const Bytes rec = record_at(*wp, i);
+      burn(i, work);
       while (!qp->write(rec)) cpu_relax();
     }
   });
@@ -430,9 +449,18 @@ double run_one(const Workload& w) {
     std::uint64_t v = 0;
   } sum;
   std::size_t got = 0;
+  std::size_t empty = 0;
+  const int work = w.consumer_work;
   while (got < w.records) {
-    const std::size_t n = q->read([&sum](std::span<std::byte> r) { sum.v += picoring_bench::checksum(r); });
-    if (n == 0) cpu_relax();
+    const std::size_t n = q->read([&sum, work](std::span<std::byte> r) {
+      const std::uint64_t c = picoring_bench::checksum(r);
+      sum.v += c;
+      burn(c, work);
+    });
+    if (n == 0) {
+      ++empty;
+      cpu_relax();
+    }
     got += n;
   }
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -441,6 +469,7 @@ double run_one(const Workload& w) {
     std::fprintf(stderr, "%s: checksum mismatch\n", w.name.c_str());
     std::exit(1);
   }
+  last_empty_reads_per_record = static_cast<double>(empty) / static_cast<double>(w.records);
   return s;
 }
 
@@ -558,6 +587,50 @@ void many_producers_table(int runs, std::size_t payload) {
   }
 }
 
+// Either side doing some work per record, as a logger formatting lines or a reader parsing them
+// does. Without it both sides only copy, and which one is faster (so which one waits for the
+// other, and how often the consumer reads lines the producer is still writing) changes from run
+// to run; with work on one side the regime is fixed: that side sets the pace.
+void work_table(int runs, std::size_t payload) {
+  constexpr int kWork = 40;
+  std::printf(
+      "\n### With work on one side (%d dependent multiply-adds per record before each write, or after each "
+      "read; median of %d)\n\n"
+      "| records | working side | picoring M rec/s | padding ring | picoring / padding | picoring, batching | "
+      "batching / padding | reads that found nothing per record: picoring, padding |\n"
+      "|---|---|---:|---:|---:|---:|---:|---:|\n",
+      kWork, runs);
+  using Run = double (*)(const Workload&);
+  const Run fns[] = {&run_one<PicoRecords>, &run_one<PaddingRing<>>, &run_one<PicoRecordsBatching>};
+  for (const bool producer_works : {true, false}) {
+    std::vector<Workload> ws;
+    ws.push_back(make_workload("64 B", {64}, payload / 2));
+    ws.push_back(make_workload("1024 B", {1024}, payload / 2));
+    ws.push_back(make_workload("log-like 40 B-4 KiB", log_like_lengths(), payload / 2));
+    for (auto& w : ws) {
+      (producer_works ? w.producer_work : w.consumer_work) = kWork;
+      std::vector<std::vector<double>> empty(std::size(fns));
+      const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns), [&](std::size_t k) {
+        const double seconds = fns[k](w);
+        empty[k].push_back(last_empty_reads_per_record);
+        return seconds;
+      });
+      const auto rate = [&](std::size_t k) {
+        return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
+      };
+      std::vector<double> batching_ratio;  // padding's time over batching's, round by round
+      for (std::size_t r = 0; r < rounds.ratio_to_first[1].size(); ++r) {
+        batching_ratio.push_back(rounds.ratio_to_first[1][r] / rounds.ratio_to_first[2][r]);
+      }
+      std::printf("| %s | %s | %.2f | %.2f | %.2fx | %.2f | %.2fx | %.3f, %.3f |\n", w.name.c_str(),
+                  producer_works ? "producer" : "consumer", rate(0), rate(1),
+                  picoring_bench::median(rounds.ratio_to_first[1]), rate(2), picoring_bench::median(batching_ratio),
+                  picoring_bench::median(empty[0]), picoring_bench::median(empty[1]));
+      std::fflush(stdout);
+    }
+  }
+}
+
 // The padding ring's one code on three kinds of memory, and picoring beside them: how much of
 // the difference between the two designs is the memory a mirror has to use.
 void memory_table(int runs, std::size_t payload) {
@@ -614,9 +687,18 @@ int main(int argc, char** argv) {
   rows.push_back({uniform(16384), contenders<16384>()});
   rows.push_back({uniform(65536), contenders<65536>()});
   rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), payload), contenders<4096>()});
+  // Per row: the median of the empty reads per record of picoring, the padding ring, batching.
+  std::vector<std::array<double, 3>> regimes;
   for (auto& row : rows) {
     const auto& fns = row.c.runs;
-    const auto rounds = picoring_bench::rotated_rounds(runs, fns.size(), [&](std::size_t k) { return fns[k](row.w); });
+    std::vector<std::vector<double>> empty(fns.size());
+    const auto rounds = picoring_bench::rotated_rounds(runs, fns.size(), [&](std::size_t k) {
+      const double seconds = fns[k](row.w);
+      empty[k].push_back(last_empty_reads_per_record);
+      return seconds;
+    });
+    regimes.push_back(
+        {picoring_bench::median(empty[0]), picoring_bench::median(empty[1]), picoring_bench::median(empty[4])});
     const auto& secs = rounds.seconds;
     const auto& ratio = rounds.ratio_to_first;
     std::vector<double> rate;  // records per second, median
@@ -635,6 +717,17 @@ int main(int argc, char** argv) {
                 picoring_bench::median(batching_ratio));
     std::fflush(stdout);
   }
+  // Why the ratio to the padding ring moves between runs: a consumer that keeps finding the queue
+  // empty is at the producer's heels, reading the lines the producer is about to write, and
+  // every record then costs line transfers both ways. Which design lands there depends on which
+  // side is faster, not on the design (docs/benchmarks.md, Variable-size records).
+  std::printf(
+      "\nReads that found nothing, per record (median over runs): which regime each consumer ran in.\n\n"
+      "| records | picoring | padding ring | picoring, batching |\n|---|---:|---:|---:|\n");
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::printf("| %s | %.3f | %.3f | %.3f |\n", rows[i].w.name.c_str(), regimes[i][0], regimes[i][1], regimes[i][2]);
+  }
+  work_table(runs, payload);
   many_producers_table(runs, payload);
   memory_table(runs, payload);
   std::printf(
