@@ -7,18 +7,20 @@
 # for a fixed time (PICORING_FUZZ_SECONDS, default 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Each step's heading says when it started (seconds since this script began): where CI time goes.
+stage() { echo "=== $* [at ${SECONDS} s]"; }
 scripts/setup.sh --tests
 for preset in dev clang asan tsan i686 aarch64; do
-  echo "=== workflow preset: $preset"
+  stage "workflow preset: $preset"
   cmake --workflow --preset "$preset"
   if [ "$preset" = dev ]; then
-    echo "=== clang-tidy (src/, tests/, bench/, examples/, scenarios/)"
+    stage "clang-tidy (src/, tests/, bench/, examples/, scenarios/)"
     scripts/tidy.sh
-    echo "=== clang-format (every tracked C++ file, .clang-format)"
+    stage "clang-format (every tracked C++ file, .clang-format)"
     git ls-files -z '*.cpp' '*.hpp' '*.h' | xargs -0 clang-format --dry-run --Werror
   fi
 done
-echo "=== workflow preset: windows"
+stage "workflow preset: windows"
 # Boot wine once, outside the build's and ctest's output pipes (see cmake/toolchains/wine-run.sh).
 # Its test preset runs a failed test once more (repeat until-pass:2): wine has been seen not to
 # start a test process at all (0.01 s, no output) in a suite that then passed whole; a test that
@@ -26,14 +28,14 @@ echo "=== workflow preset: windows"
 cmake/toolchains/wine-run.sh cmd /c exit >/dev/null 2>&1
 cmake --workflow --preset windows
 WINEPREFIX="${WINEPREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/picoring-wine}" wineserver -k || true
-echo "=== consumers: find_package(picoring) and add_subdirectory"
+stage "consumers: find_package(picoring) and add_subdirectory"
 tests/consumer/check.sh
-echo "=== python: pip install . into a fresh venv (offline: Debian's build tools), then pytest on the installed package"
+stage "python: pip install . into a fresh venv (offline: Debian's build tools), then pytest on the installed package"
 venv="$(mktemp -d)/venv"
 /usr/bin/python3 -m venv --system-site-packages "$venv"
 "$venv/bin/pip" install -q --no-build-isolation --no-deps .
 (cd "$(dirname "$venv")" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "$OLDPWD/python/tests")
 rm -rf "$(dirname "$venv")"
-echo "=== fuzzers: each for ${PICORING_FUZZ_SECONDS:-60} s from the seed corpus (scripts/fuzz.sh runs them longer)"
+stage "fuzzers: each for ${PICORING_FUZZ_SECONDS:-60} s from the seed corpus, as many at once as there are CPUs (scripts/fuzz.sh runs them longer)"
 scripts/fuzz.sh "${PICORING_FUZZ_SECONDS:-60}"
-echo "=== all test suites passed"
+stage "all test suites passed"
