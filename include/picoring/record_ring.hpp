@@ -242,13 +242,15 @@ class RecordRing {
   // Copies `record` in as the newest record: false (nothing changes) when there is not room
   // for it now. Throws as reserve() for an empty or over-long record or an open reservation.
   bool push(std::span<const std::byte> record) {
-    Framing::check_none_open(reserved_, "picoring: push(): a reservation is open");
-    Framing::check_length(record.size(), capacity());
-    if (record_footprint(record.size()) > capacity() - used_) return false;
-    const std::size_t at = tail();
-    slots_.copy_in(slots_.wrap(at + Framing::kHeader), record.data(), record.size());
-    Framing::write_header(slots_, at, record.size());
-    used_ += record_footprint(record.size());
+    const std::size_t len = record.size();
+    // The queues' fast-path test; here (a ring always has its memory) every input it flags throws.
+    if (Framing::needs_checks(reserved_, len, max_record_size())) {
+      Framing::check_push(reserved_, true, len, capacity());
+    }
+    const std::size_t need = record_footprint(len);
+    if (need > capacity() - used_) return false;
+    Framing::write_record(slots_, tail(), record);
+    used_ += need;
     ++count_;
     return true;
   }
