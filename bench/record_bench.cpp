@@ -473,6 +473,34 @@ double run_one(const Workload& w) {
   return s;
 }
 
+// Rotated rounds of run_one contenders (fns[k](w)), keeping as well the median of each
+// contender's empty reads per record: which regime it ran in.
+struct CountedRounds {
+  picoring_bench::Rounds rounds;
+  std::vector<double> empty_reads;
+};
+template <class Fns>
+CountedRounds counted_rounds(int runs, const Fns& fns, const Workload& w) {
+  std::vector<std::vector<double>> empty(std::size(fns));
+  CountedRounds out{picoring_bench::rotated_rounds(runs, std::size(fns),
+                                                   [&](std::size_t k) {
+                                                     const double seconds = fns[k](w);
+                                                     empty[k].push_back(last_empty_reads_per_record);
+                                                     return seconds;
+                                                   }),
+                    {}};
+  for (const auto& e : empty) out.empty_reads.push_back(picoring_bench::median(e));
+  return out;
+}
+// The median over rounds of contender a's time over contender b's (both k > 0).
+double median_time_ratio(const picoring_bench::Rounds& rounds, std::size_t a, std::size_t b) {
+  std::vector<double> r;
+  for (std::size_t i = 0; i < rounds.ratio_to_first[a].size(); ++i) {
+    r.push_back(rounds.ratio_to_first[a][i] / rounds.ratio_to_first[b][i]);
+  }
+  return picoring_bench::median(r);
+}
+
 // Producers take every producers-th record (the same records in all, so the same checksum);
 // nothing is pinned (there are more threads than CPUs here), and a side that finds nothing to
 // do yields after a short spin, so that the scheduler can run the others.
@@ -609,23 +637,14 @@ void work_table(int runs, std::size_t payload) {
     ws.push_back(make_workload("log-like 40 B-4 KiB", log_like_lengths(), payload / 2));
     for (auto& w : ws) {
       (producer_works ? w.producer_work : w.consumer_work) = kWork;
-      std::vector<std::vector<double>> empty(std::size(fns));
-      const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns), [&](std::size_t k) {
-        const double seconds = fns[k](w);
-        empty[k].push_back(last_empty_reads_per_record);
-        return seconds;
-      });
+      const CountedRounds counted = counted_rounds(runs, fns, w);
       const auto rate = [&](std::size_t k) {
-        return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
+        return static_cast<double>(w.records) / picoring_bench::median(counted.rounds.seconds[k]) / 1e6;
       };
-      std::vector<double> batching_ratio;  // padding's time over batching's, round by round
-      for (std::size_t r = 0; r < rounds.ratio_to_first[1].size(); ++r) {
-        batching_ratio.push_back(rounds.ratio_to_first[1][r] / rounds.ratio_to_first[2][r]);
-      }
       std::printf("| %s | %s | %.2f | %.2f | %.2fx | %.2f | %.2fx | %.3f, %.3f |\n", w.name.c_str(),
                   producer_works ? "producer" : "consumer", rate(0), rate(1),
-                  picoring_bench::median(rounds.ratio_to_first[1]), rate(2), picoring_bench::median(batching_ratio),
-                  picoring_bench::median(empty[0]), picoring_bench::median(empty[1]));
+                  picoring_bench::median(counted.rounds.ratio_to_first[1]), rate(2),
+                  median_time_ratio(counted.rounds, 1, 2), counted.empty_reads[0], counted.empty_reads[1]);
       std::fflush(stdout);
     }
   }
@@ -690,31 +709,21 @@ int main(int argc, char** argv) {
   // Per row: the median of the empty reads per record of picoring, the padding ring, batching.
   std::vector<std::array<double, 3>> regimes;
   for (auto& row : rows) {
-    const auto& fns = row.c.runs;
-    std::vector<std::vector<double>> empty(fns.size());
-    const auto rounds = picoring_bench::rotated_rounds(runs, fns.size(), [&](std::size_t k) {
-      const double seconds = fns[k](row.w);
-      empty[k].push_back(last_empty_reads_per_record);
-      return seconds;
-    });
-    regimes.push_back(
-        {picoring_bench::median(empty[0]), picoring_bench::median(empty[1]), picoring_bench::median(empty[4])});
-    const auto& secs = rounds.seconds;
-    const auto& ratio = rounds.ratio_to_first;
+    const CountedRounds counted = counted_rounds(runs, row.c.runs, row.w);
+    regimes.push_back({counted.empty_reads[0], counted.empty_reads[1], counted.empty_reads[4]});
+    const auto& secs = counted.rounds.seconds;
+    const auto& ratio = counted.rounds.ratio_to_first;
     std::vector<double> rate;  // records per second, median
     rate.reserve(secs.size());
     for (auto& s : secs) rate.push_back(static_cast<double>(row.w.records) / picoring_bench::median(s));
     double total = 0;
     for (auto l : row.w.lengths) total += l;
     const double mean_len = total / static_cast<double>(row.w.lengths.size());
-    // Padding's time over batching's, round by round.
-    std::vector<double> batching_ratio;
-    for (std::size_t r = 0; r < ratio[1].size(); ++r) batching_ratio.push_back(ratio[1][r] / ratio[4][r]);
     std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2f (%zu) | %.2fx | %.2fx | %.2fx | %.2f | %.2fx |\n",
                 row.w.name.c_str(), rate[0] / 1e6, rate[0] * mean_len / 1e9, rate[1] / 1e6, rate[2] / 1e6,
                 rate[3] / 1e6, row.c.fixed_slot_bytes >> 10, picoring_bench::median(ratio[1]),
                 picoring_bench::median(ratio[2]), picoring_bench::median(ratio[3]), rate[4] / 1e6,
-                picoring_bench::median(batching_ratio));
+                median_time_ratio(counted.rounds, 1, 4));  // padding's time over batching's
     std::fflush(stdout);
   }
   // Why the ratio to the padding ring moves between runs: a consumer that keeps finding the queue
