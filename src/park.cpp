@@ -43,21 +43,40 @@ void init_fences() noexcept {
   (void)done;
 }
 
-bool heavy_fence() noexcept {
+std::uint32_t sleepers_start() noexcept {
+  init_fences();
+  return asymmetric_fences.load(std::memory_order_acquire) ? 0 : kFastSideFences;
+}
+
+bool heavy_fence(std::atomic<std::uint32_t>& sleepers) noexcept {
 #if defined(__linux__) && defined(SYS_membarrier)
   if (asymmetric_fences.load(std::memory_order_relaxed)) {
     // Every running thread of this process executes a full barrier before this returns, so the
-    // light side's plain compiler barrier acts as a full one relative to this point.
+    // fast side's plain compiler barrier acts as a full one relative to this point.
     if (::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
-    // Refused after registration (a seccomp filter installed since, ENOMEM): the light side's
-    // compiler barrier no longer pairs with anything. Ordinary fences on both sides from now on.
+    // Refused after registration (a seccomp filter installed since, ENOMEM): the fast side's
+    // compiler barrier no longer pairs with anything. Ordinary fences for good, for every queue:
+    // each word gets its fence bit from its next sleeper, below.
     asymmetric_fences.store(false, std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return false;
   }
 #endif
+  bool fenced = true;
+  if ((sleepers.load(std::memory_order_relaxed) & kFastSideFences) == 0) {
+    sleepers.fetch_or(kFastSideFences, std::memory_order_seq_cst);
+    fenced = false;
+  }
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  return true;
+  return fenced;
+}
+
+void wake_seen(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcept {
+  if ((seen & kFastSideFences) != 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    seen = sleepers.load(std::memory_order_relaxed) & ~kFastSideFences;
+    if (seen == 0) return;
+  }
+  word.fetch_add(1, std::memory_order_release);
+  unpark_all(word);
 }
 
 void park(const std::atomic<std::uint32_t>& word, std::uint32_t expected,

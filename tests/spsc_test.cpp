@@ -5,6 +5,7 @@
 // accesses both threads make at the same (first-view) addresses.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -827,6 +828,25 @@ TEST(Spsc, TryPopIsStrongWhenTheElementsCopyThrows) {
   }
 }
 
+// The publishing side's look at a sleepers word (detail::wake_sleepers): a sleeper counted in it
+// is woken whether or not the word carries the fence bit, and the bit alone wakes nobody.
+TEST(Spsc, TheFenceBitAloneWakesNobody) {
+  using picoring::detail::kFastSideFences;
+  struct Case {
+    std::uint32_t sleepers;
+    bool wakes;
+  };
+  for (const Case k : {Case{0, false}, Case{1, true}, Case{2, true}, Case{kFastSideFences, false},
+                       Case{kFastSideFences | 1, true}}) {
+    SCOPED_TRACE(k.sleepers);
+    std::atomic<std::uint32_t> sleepers{k.sleepers};
+    std::atomic<std::uint32_t> word{7};
+    picoring::detail::wake_sleepers(sleepers, word);
+    EXPECT_EQ(word.load(), k.wakes ? 8u : 7u);
+    EXPECT_EQ(sleepers.load(), k.sleepers);  // the fast side never writes the word
+  }
+}
+
 #if defined(__linux__)
 // A membarrier call that fails after registration (a seccomp filter installed later) must
 // switch both sides to ordinary fences for good; otherwise the publishing side keeps only a
@@ -835,10 +855,14 @@ TEST(Spsc, AFailedMembarrierFallsBackToFencesForGood) {
   if (picoring_test::emulator() != nullptr) GTEST_SKIP() << picoring_test::emulator() << " has no seccomp filters";
   if (picoring_test::kSanitized) GTEST_SKIP() << "sanitizer runtimes make system calls a filter would disturb";
   const int rc = picoring_test::in_child([] {
-    auto queue = make_spsc<int>(16);
+    using picoring::detail::kFastSideFences;
+    auto* state = picoring_test::state_starting_at<picoring::detail::SpscState<int>>(16, std::size_t{0});
+    auto queue = picoring::detail::QueueAccess::handles<picoring::SpscProducer<int>, picoring::SpscConsumer<int>>(state);
     auto& p = queue.first;
     auto& c = queue.second;
     if (!picoring::fences_use_membarrier()) return 77;  // membarrier unavailable here
+    // While membarrier works, the publishing side is told nothing: no fence on its path.
+    if (state->consumer_sleeping.load() != 0 || state->producer_sleeping.load() != 0) return 4;
     if (!picoring_test::deny_membarrier()) return 78;
     std::thread late([&p] {
       std::this_thread::sleep_for(50ms);
@@ -849,6 +873,15 @@ TEST(Spsc, AFailedMembarrierFallsBackToFencesForGood) {
     late.join();
     if (st != QueueStatus::ok || out != 1) return 1;
     if (picoring::fences_use_membarrier()) return 2;  // still relying on membarrier
+    // The waiter told the publishing side to fence (the word it reads after every push), and a
+    // queue made from now on starts that way on both sides.
+    if ((state->consumer_sleeping.load() & kFastSideFences) == 0) return 5;
+    auto* later = picoring_test::state_starting_at<picoring::detail::SpscState<int>>(16, std::size_t{0});
+    const bool later_fences = (later->consumer_sleeping.load() & later->producer_sleeping.load() & kFastSideFences) != 0;
+    {
+      [[maybe_unused]] auto dropped = picoring::detail::QueueAccess::handles<picoring::SpscProducer<int>, picoring::SpscConsumer<int>>(later);
+    }
+    if (!later_fences) return 6;
     // And it keeps working with ordinary fences.
     std::thread again([&p] {
       std::this_thread::sleep_for(50ms);

@@ -151,7 +151,7 @@ struct FanInState {
 
   // Read-mostly: written when a lane is added, on close, and when the consumer parks.
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
-  std::atomic<std::uint32_t> consumer_sleeping{0};
+  std::atomic<std::uint32_t> consumer_sleeping{detail::sleepers_start()};
   std::atomic<std::uint64_t> registrations{0};  // lanes ever added: the consumer rescans when it moves
   std::atomic<int> producers{0};                // live producer lanes
   std::atomic<int> handles{1};                  // producers with a state pointer, plus the consumer
@@ -273,12 +273,9 @@ class FanInProducer {
 
   // After a publication: the lane's own wake check found no sleeper (the fan-in consumer
   // never parks on a lane), this one looks for the consumer parked on the whole queue. The
-  // SPSC publication's fence already orders this load after the counter's store.
+  // SPSC publication's barrier already orders this load after the counter's store.
   bool woke(bool published) noexcept {
-    if (published && f_->consumer_sleeping.load(std::memory_order_relaxed) != 0) {
-      f_->data_word.fetch_add(1, std::memory_order_release);
-      detail::unpark_all(f_->data_word);
-    }
+    if (published) detail::wake_sleepers(f_->consumer_sleeping, f_->data_word);
     return published;
   }
 

@@ -79,7 +79,6 @@ struct MpscState : QueueShared<T> {
     this->attach(std::move(m));
     mask = this->slots.capacity() - 1;
     start_at(0);
-    init_fences();
   }
   using Position = std::uint64_t;  // see "Positions" above
 

@@ -308,7 +308,6 @@ namespace detail {
 struct RecordSpscState : QueueShared<std::byte> {
   RecordSpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
     attach(MirrorBuffer::create(min_capacity, 1, options, err));
-    init_fences();
   }
   // Sets both counters to `start`, a multiple of 8 (0 at creation; tests start near the
   // wrap-around). Only before the handles exist.
@@ -666,7 +665,6 @@ struct RecordMpscState : QueueShared<std::byte> {
     mask = slots.capacity() - 1;
     entry_mask = slots.capacity() / kEntryBytes - 1;
     start_at(0);
-    init_fences();
   }
   // Sets every position to `start`, a multiple of 8 (0 at creation; tests start near the
   // wrap-around). Only before the handles exist. start - 1 reads "not published" everywhere.

@@ -62,7 +62,6 @@ template <class T>
 struct SpscState : QueueShared<T> {
   SpscState(std::size_t min_capacity, MirrorOptions options, Error& err) noexcept {
     this->attach(MirrorBuffer::create(min_capacity, sizeof(T), options, err));
-    init_fences();
   }
   // Sets both counters to `start` (0 at creation; tests start near the wrap-around). Only
   // before the handles exist.
@@ -128,10 +127,15 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // Strong guarantee if T's constructor throws.
   template <class... Args>
   bool try_emplace(Args&&... args) {
-    if (writable(1, true) < 1 || is_closed()) return false;
+    if (writable(1, true) < 1) return false;
+    // Every member read before the atomic load below: the compiler reads none of them again
+    // after it (GCC treats an atomic access as a barrier to the handle's memory).
+    T* const slot = this->slots_.base() + index_;
     const Next next = after(1);
-    std::construct_at(this->slots_.base() + index_, std::forward<Args>(args)...);
-    publish(next);
+    detail::SpscState<T>* const s = this->s_;
+    if (s->closed.load(std::memory_order_relaxed) != 0) return false;
+    std::construct_at(slot, std::forward<Args>(args)...);
+    publish(s, next);
     return true;
   }
   bool try_push(const T& value) { return try_emplace(value); }
@@ -242,12 +246,13 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     std::size_t index;
   };
   Next after(std::size_t n) const noexcept { return {tail_ + n, this->slots_.wrap(index_ + n)}; }
-  void publish(Next next) noexcept {
+  void publish(detail::SpscState<T>* s, Next next) noexcept {
     tail_ = next.tail;
     index_ = next.index;
-    this->s_->tail.store(next.tail, std::memory_order_release);
-    detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
+    s->tail.store(next.tail, std::memory_order_release);
+    detail::wake(s->consumer_sleeping, s->data_word);
   }
+  void publish(Next next) noexcept { publish(this->s_, next); }
   void publish(std::size_t n) noexcept { publish(after(n)); }
 
   std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)

@@ -11,29 +11,30 @@
 
 namespace picoring::detail {
 
-// True while membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) is registered for this process and
-// working. It goes from false to true once, inside init_fences(), which every queue's creation
-// calls before handing out its handles; it goes back to false, for good, if a membarrier call
-// ever fails later (a seccomp filter installed after registration, ENOMEM): from then on both
-// sides use ordinary fences. Defined once, in libpicoring (src/park.cpp), not as an inline
-// variable: every module that links the library shares the one switch.
+// The blocking handshake is Dekker's, between a fast side (publishes data, then reads a sleepers
+// word) and a slow side (counts itself in that word, then looks for data); each needs a full
+// barrier between its store and its load. With membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)
+// the slow side's barrier is that system call, which runs one on every thread of the process,
+// and the fast side's is a compiler barrier: no instruction on the hot path. Without it, the
+// fast side must fence too. It learns so from the word it reads anyway, not from a global flag
+// (a global's load and branch cost the single-thread push + pop 15-20%: docs/benchmarks.md,
+// Path cost): a sleepers word with this bit set says "fence, then read me again".
+inline constexpr std::uint32_t kFastSideFences = 1U << 31;
+
+// True while membarrier is registered for this process and working. It goes from false to true
+// once, inside init_fences(); it goes back to false, for good, if a membarrier call ever fails
+// later (a seccomp filter installed after registration, ENOMEM). Read by the slow side only.
+// Defined once, in libpicoring (src/park.cpp): every module that links the library shares it.
 extern std::atomic<bool> asymmetric_fences;
 void init_fences() noexcept;
-
-// The two halves of a Dekker-style handshake between a fast side (publishes data, then checks
-// whether anyone sleeps) and a slow side (announces it sleeps, then checks for data). With
-// membarrier the fast side's half is a compiler barrier only: no instruction on the hot path.
-inline void light_fence() noexcept {
-  if (asymmetric_fences.load(std::memory_order_relaxed)) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-  } else {
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
-}
-// Returns false when membarrier just failed and the fences fell back (see asymmetric_fences):
-// the light side may have passed its compiler-only barrier during the switch, so the caller
-// must not park for long on what it read after this fence.
-bool heavy_fence() noexcept;
+// The value a new sleepers word starts with: 0 when membarrier is in force, else the fence bit.
+// Registers membarrier first (init_fences), so a queue's words are its first use of it.
+std::uint32_t sleepers_start() noexcept;
+// The slow side's barrier, after counting itself in `sleepers`. Where membarrier is not (or no
+// longer) in force, sets the fence bit in `sleepers` first. Returns false when that bit was set
+// just now: a fast side may have read the word before it, with only a compiler barrier, so the
+// caller must not park for long on what it reads after this.
+bool heavy_fence(std::atomic<std::uint32_t>& sleepers) noexcept;
 
 // The point `timeout` from now, saturated: a timeout past the clock's range (nanoseconds::max(),
 // hours::max(), a huge double) means "no deadline" and gives time_point::max(), never an
@@ -76,18 +77,24 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// The fast side's look at a sleepers word, once its publication is ordered before this load
+// (by wake()'s compiler barrier, or by a wake() just before on another word): wakes the sleepers
+// on `word` if there are any. A set fence bit sends it through a full fence and a second read.
+// The rest, out of line (src/park.cpp), where the word is not 0.
+void wake_seen(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcept;
+inline void wake_sleepers(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word) noexcept {
+  const std::uint32_t seen = sleepers.load(std::memory_order_relaxed);
+  if (seen != 0) wake_seen(sleepers, word, seen);
+}
 // The fast side, after publishing: wakes sleepers on `word` if `sleepers` says there are any.
 inline void wake(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word) noexcept {
-  light_fence();
-  if (sleepers.load(std::memory_order_relaxed) != 0) {
-    word.fetch_add(1, std::memory_order_release);
-    unpark_all(word);
-  }
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  wake_sleepers(sleepers, word);
 }
 
 // The slow side: blocks until ready() holds (ok), the queue is closed and ready() still does
 // not hold (closed), or the deadline passes (timed_out). ready() must re-read the shared
-// counter it depends on. `sleepers` counts the threads parked on `word`.
+// counter it depends on. `sleepers` counts the threads parked on `word` (below the fence bit).
 template <class Ready>
 QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, std::atomic<std::uint32_t>& sleepers,
                        std::atomic<std::uint32_t>& word, std::chrono::steady_clock::time_point deadline) {
@@ -99,7 +106,7 @@ QueueStatus wait_until(Ready ready, const std::atomic<std::uint32_t>& closed, st
   for (;;) {
     const std::uint32_t seen = word.load(std::memory_order_acquire);
     sleepers.fetch_add(1, std::memory_order_relaxed);
-    const bool fenced = heavy_fence();
+    const bool fenced = heavy_fence(sleepers);
     QueueStatus outcome = QueueStatus::ok;
     bool done = true;
     if (ready()) {

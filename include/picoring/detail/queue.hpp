@@ -117,8 +117,9 @@ struct QueueShared {
   // right after storing its counter would find that line taken by the other side (which just
   // read the counter) and stall on the load (docs/design.md, The SPSC queue).
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> closed{0};
-  std::atomic<std::uint32_t> consumer_sleeping{0};  // set by the consumer only while it parks
-  std::atomic<std::uint32_t> producer_sleeping{0};  // producers parked (SPSC: 0 or 1)
+  // Sleepers words (see kFastSideFences): their first use registers membarrier.
+  std::atomic<std::uint32_t> consumer_sleeping{sleepers_start()};  // the consumer, while it parks
+  std::atomic<std::uint32_t> producer_sleeping{sleepers_start()};  // producers parked (SPSC: 0 or 1)
   std::atomic<int> handles{2};
   // Futex words, bumped only to wake a sleeper.
   alignas(kFalseSharingRange) std::atomic<std::uint32_t> data_word{0};
@@ -245,11 +246,13 @@ class QueueConsumer : public QueueHandle<T, State> {
   }
   bool try_pop(T& out) {
     if (readable_to_take(1) < 1) return false;
-    const Next next = after(1);  // before the store through `out`, which may alias our members
+    // Every member read before the store through `out`, which may alias them.
+    const Next next = after(1);
     T* slot = this->slots_.base() + index_;
+    State* const s = this->s_;
     out = std::move(*slot);
     std::destroy_at(slot);
-    release_slots(next);
+    release_slots(s, next);
     return true;
   }
 
@@ -364,12 +367,14 @@ class QueueConsumer : public QueueHandle<T, State> {
     std::size_t index;
   };
   Next after(std::size_t n) const noexcept { return {head_ + n, this->slots_.wrap(index_ + n)}; }
-  void release_slots(Next next) noexcept {
+  // `s` is this->s_, passed in when the caller read it before a store that may alias it.
+  void release_slots(State* s, Next next) noexcept {
     head_ = next.head;
     index_ = next.index;
-    this->s_->head.store(next.head, std::memory_order_release);
-    wake(this->s_->producer_sleeping, this->s_->space_word);
+    s->head.store(next.head, std::memory_order_release);
+    wake(s->producer_sleeping, s->space_word);
   }
+  void release_slots(Next next) noexcept { release_slots(this->s_, next); }
   void release_slots(std::size_t n) noexcept { release_slots(after(n)); }
 
   typename State::Position head_ = 0;  // elements released (mirror of s_->head, owned here)
