@@ -111,13 +111,29 @@ void check_wrap_around(std::size_t start, picoring::Batching batching = {}) {
           }
           [[fallthrough]];
         default: {
+          // The consumer's ways of taking, mixed: try_pop(out) keeps a run of readable elements
+          // across calls, and every other way must close it.
           const std::size_t take = rng() % (model.size() + 1);
-          if constexpr (mirror_safe<T>) {
-            auto window = c.peek();
-            ASSERT_EQ(window.size(), model.size());
-            for (std::size_t i = 0; i < take; ++i) ASSERT_EQ(window[i], make<T>(model[i]));
-            c.release(take);
-            model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(take));
+          const auto how = rng() % 3;
+          if (how == 0 && mirror_safe<T>) {
+            if constexpr (mirror_safe<T>) {
+              auto window = c.peek();
+              ASSERT_EQ(window.size(), model.size());
+              for (std::size_t i = 0; i < take; ++i) ASSERT_EQ(window[i], make<T>(model[i]));
+              c.release(take);
+              model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(take));
+            }
+          } else if (how == 1) {
+            // Taking everything, it asks for one more, which must fail.
+            const std::size_t asks = take == model.size() ? take + 1 : take;
+            for (std::size_t i = 0; i < asks; ++i) {
+              T out = make<T>(0);
+              const bool got = c.try_pop(out);
+              ASSERT_EQ(got, !model.empty());
+              if (!got) break;
+              ASSERT_EQ(out, make<T>(model.front()));
+              model.pop_front();
+            }
           } else {
             for (std::size_t i = 0; i < take; ++i) {
               auto v = c.try_pop();

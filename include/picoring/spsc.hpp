@@ -96,16 +96,18 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   SpscProducer() noexcept = default;
   SpscProducer(SpscProducer&& o) noexcept
       : Base(std::move(o)),
+        next_(std::exchange(o.next_, nullptr)),
+        stop_(std::exchange(o.stop_, nullptr)),
         tail_(std::exchange(o.tail_, 0)),
-        index_(std::exchange(o.index_, 0)),
         head_cache_(std::exchange(o.head_cache_, 0)),
         pacer_(std::exchange(o.pacer_, {})) {}
   SpscProducer& operator=(SpscProducer&& o) noexcept {
     if (this != &o) {
       // The counters first: take() moves only the base part, but reading `o` after it reads
       // as a use after move.
+      next_ = std::exchange(o.next_, nullptr);
+      stop_ = std::exchange(o.stop_, nullptr);
       tail_ = std::exchange(o.tail_, 0);
-      index_ = std::exchange(o.index_, 0);
       head_cache_ = std::exchange(o.head_cache_, 0);
       pacer_ = std::exchange(o.pacer_, {});
       this->take(std::move(o));
@@ -127,15 +129,21 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // Strong guarantee if T's constructor throws.
   template <class... Args>
   bool try_emplace(Args&&... args) {
-    if (writable(1, true) < 1) return false;
+    T* slot = next_;
+    if (slot == stop_) {
+      slot = open_run();
+      if (slot == nullptr) return false;
+    }
     // Every member read before the atomic load below: the compiler reads none of them again
     // after it (GCC treats an atomic access as a barrier to the handle's memory).
-    T* const slot = this->slots_.base() + index_;
-    const Next next = after(1);
+    const std::size_t tail = tail_ + 1;
     detail::SpscState<T>* const s = this->s_;
     if (s->closed.load(std::memory_order_relaxed) != 0) return false;
     std::construct_at(slot, std::forward<Args>(args)...);
-    publish(s, next);
+    next_ = slot + 1;
+    tail_ = tail;
+    s->tail.store(tail, std::memory_order_release);
+    detail::wake(s->consumer_sleeping, s->data_word);
     return true;
   }
   bool try_push(const T& value) { return try_emplace(value); }
@@ -162,7 +170,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // commit(). Zero copy.
   std::span<T> reserve(std::size_t n) noexcept requires mirror_safe<T> {
     if (this->s_ == nullptr || n > writable(n, true) || is_closed()) return {};
-    return {this->slots_.base() + index_, n};
+    return {this->slots_.base() + index(), n};
   }
   // Publishes the first n reserved slots. Throws std::out_of_range, publishing nothing, if
   // n > free_space().
@@ -201,7 +209,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
       if (is_closed()) return QueueStatus::closed;
     }
     const Next next = after(1);
-    std::construct_at(this->slots_.base() + index_, std::forward<U>(value));
+    std::construct_at(this->slots_.base() + index(), std::forward<U>(value));
     publish(next);
     return QueueStatus::ok;
   }
@@ -212,8 +220,9 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // empty then, so the next free slot is the consumer's.
   explicit SpscProducer(detail::SpscState<T>* s) noexcept
       : Base(s, true),
+        next_(s != nullptr ? s->slots.base() + s->consumer_index : nullptr),
+        stop_(next_),
         tail_(s != nullptr ? s->tail.load(std::memory_order_relaxed) : 0),
-        index_(s != nullptr ? s->consumer_index : 0),
         head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
 
   bool is_closed() const noexcept { return this->s_->closed.load(std::memory_order_relaxed) != 0; }
@@ -233,7 +242,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
 
   void copy_in(std::span<const T> items) {
     if (items.empty()) return;
-    this->slots_.construct_copies(index_, items);
+    this->slots_.construct_copies(index(), items);
     publish(items.size());
   }
 
@@ -245,18 +254,44 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     std::size_t tail;
     std::size_t index;
   };
-  Next after(std::size_t n) const noexcept { return {tail_ + n, this->slots_.wrap(index_ + n)}; }
-  void publish(detail::SpscState<T>* s, Next next) noexcept {
+  Next after(std::size_t n) const noexcept { return {tail_ + n, this->slots_.wrap(index() + n)}; }
+  // Publishing outside the one-element fast path: the run closes (see next_).
+  void publish(Next next) noexcept {
     tail_ = next.tail;
-    index_ = next.index;
-    s->tail.store(next.tail, std::memory_order_release);
-    detail::wake(s->consumer_sleeping, s->data_word);
+    next_ = this->slots_.base() + next.index;
+    stop_ = next_;
+    this->s_->tail.store(next.tail, std::memory_order_release);
+    detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
   }
-  void publish(Next next) noexcept { publish(this->s_, next); }
   void publish(std::size_t n) noexcept { publish(after(n)); }
 
+  // The slot of the next element, in [0, capacity) (next_ may stand at the physical end).
+  std::size_t index() const noexcept {
+    const auto i = static_cast<std::size_t>(next_ - this->slots_.base());
+    return i == this->capacity() ? 0 : i;
+  }
+  // The fast path's slow half: wraps at the physical end, then opens the run of slots known
+  // free from there up to that end. Returns the run's first slot, or null when no slot is free
+  // (or the handle is empty). Out of line, so the loop around a push keeps its registers.
+  PICORING_NOINLINE T* open_run() noexcept {
+    const std::size_t i = index();
+    T* const at = this->slots_.base() + i;
+    next_ = at;
+    stop_ = at;
+    const std::size_t free = writable(1, true);
+    if (free < 1) return nullptr;
+    const std::size_t to_end = this->capacity() - i;
+    stop_ = at + (free < to_end ? free : to_end);
+    return at;
+  }
+
+  // The next free slot, and the end of the run of slots known free from it without wrapping:
+  // a push that finds next_ != stop_ needs neither the other side's counter nor the capacity
+  // (three loads fewer than a free count and a slot index: docs/benchmarks.md, Path cost).
+  // Every other way of publishing closes the run (stop_ = next_); the next push opens one.
+  T* next_ = nullptr;
+  T* stop_ = nullptr;
   std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)
-  std::size_t index_ = 0;       // slot of the next element, in [0, capacity)
   std::size_t head_cache_ = 0;  // last value read of s_->head
   detail::Pacer pacer_;
 };

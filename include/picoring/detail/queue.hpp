@@ -126,6 +126,13 @@ struct QueueShared {
   std::atomic<std::uint32_t> space_word{0};
 };
 
+// Keeps a rarely taken slow path out of its caller's loop (and its registers).
+#if defined(_MSC_VER) && !defined(__clang__)
+#define PICORING_NOINLINE __declspec(noinline)
+#else
+#define PICORING_NOINLINE __attribute__((noinline))
+#endif
+
 // Makes a queue's two handles from its state. The handles' state constructors are private; this
 // is their one friend, used by make_spsc / make_mpsc and by the tests (which start the counters
 // near a wrap-around with the states' start_at before making the handles).
@@ -237,7 +244,7 @@ class QueueConsumer : public QueueHandle<T, State> {
   // the result (or assigning out) throws, the element stays the oldest in the queue.
   std::optional<T> try_pop() {
     if (readable_to_take(1) < 1) return std::nullopt;
-    T* slot = this->slots_.base() + index_;
+    T* slot = this->slots_.base() + index();
     const OnSuccess done([this, slot]() noexcept {
       std::destroy_at(slot);
       release_slots(1);
@@ -245,14 +252,20 @@ class QueueConsumer : public QueueHandle<T, State> {
     return std::optional<T>(std::move(*slot));
   }
   bool try_pop(T& out) {
-    if (readable_to_take(1) < 1) return false;
+    T* slot = next_;
+    if (slot == stop_) {
+      slot = open_run();
+      if (slot == nullptr) return false;
+    }
     // Every member read before the store through `out`, which may alias them.
-    const Next next = after(1);
-    T* slot = this->slots_.base() + index_;
+    const auto head = head_ + 1;
     State* const s = this->s_;
     out = std::move(*slot);
     std::destroy_at(slot);
-    release_slots(s, next);
+    next_ = slot + 1;
+    head_ = head;
+    s->head.store(head, std::memory_order_release);
+    wake(s->producer_sleeping, s->space_word);
     return true;
   }
 
@@ -264,7 +277,7 @@ class QueueConsumer : public QueueHandle<T, State> {
     const std::size_t n = out.size() < have ? out.size() : have;
     if (n == 0) return 0;
     std::size_t done = 0;
-    PICORING_TRY { this->slots_.move_out(index_, out.first(n), done); }
+    PICORING_TRY { this->slots_.move_out(index(), out.first(n), done); }
     PICORING_CATCH_ALL {
       // The slots already emptied must not stay readable (they would be destroyed again).
       if (done != 0) release_slots(done);
@@ -277,13 +290,13 @@ class QueueConsumer : public QueueHandle<T, State> {
   // Every readable element, oldest first, as one contiguous span (wrapped data included). The
   // span stays valid until release() frees its elements: the producer never touches them.
   std::span<T> peek() noexcept requires mirror_safe<T> {
-    return {this->slots_.base() + index_, readable_to_take(this->capacity() + 1)};
+    return {this->slots_.base() + index(), readable_to_take(this->capacity() + 1)};
   }
   // Frees the n oldest elements for the producer. Throws std::out_of_range, freeing nothing,
   // if n is more than is readable.
   void release(std::size_t n) {
     if (n > readable_now(n)) throw_out_of_range("picoring: release(n): n > readable");
-    this->slots_.destroy(index_, n);
+    this->slots_.destroy(index(), n);
     if (n != 0) release_slots(n);
   }
 
@@ -295,9 +308,10 @@ class QueueConsumer : public QueueHandle<T, State> {
     const std::size_t have = readable_to_take(max);
     const std::size_t n = max < have ? max : have;
     T* const s = this->slots_.base();
+    const std::size_t first = index();
     std::size_t done = 0;
     PICORING_TRY {
-      for (; done < n; ++done) f(s[this->slots_.wrap(index_ + done)]);
+      for (; done < n; ++done) f(s[this->slots_.wrap(first + done)]);
     }
     PICORING_CATCH_ALL {
       release(done);
@@ -343,16 +357,21 @@ class QueueConsumer : public QueueHandle<T, State> {
   // Starts where the state's counters are: 0, unless a test moved them (start_at).
   explicit QueueConsumer(State* s) noexcept
       : Base(s, false),
-        head_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0),
-        index_(s != nullptr ? s->consumer_index : 0) {}
+        next_(s != nullptr ? s->slots.base() + s->consumer_index : nullptr),
+        stop_(next_),
+        head_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
   // A moved-from handle keeps no counters: Derived::readable relies on an empty handle having
   // them all at 0.
   QueueConsumer(QueueConsumer&& o) noexcept
-      : Base(std::move(o)), head_(std::exchange(o.head_, 0)), index_(std::exchange(o.index_, 0)) {}
+      : Base(std::move(o)),
+        next_(std::exchange(o.next_, nullptr)),
+        stop_(std::exchange(o.stop_, nullptr)),
+        head_(std::exchange(o.head_, 0)) {}
   void take(QueueConsumer&& o) noexcept {
     leave();
+    next_ = std::exchange(o.next_, nullptr);
+    stop_ = std::exchange(o.stop_, nullptr);
     head_ = std::exchange(o.head_, 0);
-    index_ = std::exchange(o.index_, 0);
     Base::take(std::move(o));
   }
   ~QueueConsumer() { leave(); }
@@ -366,24 +385,46 @@ class QueueConsumer : public QueueHandle<T, State> {
     typename State::Position head;
     std::size_t index;
   };
-  Next after(std::size_t n) const noexcept { return {head_ + n, this->slots_.wrap(index_ + n)}; }
-  // `s` is this->s_, passed in when the caller read it before a store that may alias it.
-  void release_slots(State* s, Next next) noexcept {
+  Next after(std::size_t n) const noexcept { return {head_ + n, this->slots_.wrap(index() + n)}; }
+  // Releasing outside the one-element fast path: the run closes (see next_).
+  void release_slots(Next next) noexcept {
     head_ = next.head;
-    index_ = next.index;
-    s->head.store(next.head, std::memory_order_release);
-    wake(s->producer_sleeping, s->space_word);
+    next_ = this->slots_.base() + next.index;
+    stop_ = next_;
+    this->s_->head.store(next.head, std::memory_order_release);
+    wake(this->s_->producer_sleeping, this->s_->space_word);
   }
-  void release_slots(Next next) noexcept { release_slots(this->s_, next); }
   void release_slots(std::size_t n) noexcept { release_slots(after(n)); }
 
+  // The slot of the oldest element, in [0, capacity) (next_ may stand at the physical end).
+  std::size_t index() const noexcept {
+    const auto i = static_cast<std::size_t>(next_ - this->slots_.base());
+    return i == this->capacity() ? 0 : i;
+  }
+  // try_pop's slow half, the producer's open_run mirrored: the run of elements known readable
+  // from the oldest up to the physical end. Null when none is readable.
+  PICORING_NOINLINE T* open_run() noexcept {
+    const std::size_t i = index();
+    T* const at = this->slots_.base() + i;
+    next_ = at;
+    stop_ = at;
+    const std::size_t have = readable_to_take(1);
+    if (have < 1) return nullptr;
+    const std::size_t to_end = this->capacity() - i;
+    stop_ = at + (have < to_end ? have : to_end);
+    return at;
+  }
+
+  // The oldest element, and the end of the run of elements known readable from it without
+  // wrapping: see SpscProducer::next_. Every other way of releasing closes the run.
+  T* next_ = nullptr;
+  T* stop_ = nullptr;
   typename State::Position head_ = 0;  // elements released (mirror of s_->head, owned here)
-  std::size_t index_ = 0;              // slot of the oldest element, in [0, capacity)
 
  private:
   // Tells the state where the remaining elements start, for the last handle's cleanup.
   void leave() noexcept {
-    if (this->s_ != nullptr) this->s_->consumer_index = index_;
+    if (this->s_ != nullptr) this->s_->consumer_index = index();
   }
 };
 
