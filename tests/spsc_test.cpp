@@ -852,8 +852,8 @@ TEST(Spsc, TheFenceBitAloneWakesNobody) {
     std::uint32_t sleepers;
     bool wakes;
   };
-  for (const Case k : {Case{0, false}, Case{1, true}, Case{2, true}, Case{kFastSideFences, false},
-                       Case{kFastSideFences | 1, true}}) {
+  for (const Case k :
+       {Case{0, false}, Case{1, true}, Case{2, true}, Case{kFastSideFences, false}, Case{kFastSideFences | 1, true}}) {
     SCOPED_TRACE(k.sleepers);
     std::atomic<std::uint32_t> sleepers{k.sleepers};
     std::atomic<std::uint32_t> word{7};
@@ -873,7 +873,8 @@ TEST(Spsc, AFailedMembarrierFallsBackToFencesForGood) {
   const int rc = picoring_test::in_child([] {
     using picoring::detail::kFastSideFences;
     auto* state = picoring_test::state_starting_at<picoring::detail::SpscState<int>>(16, std::size_t{0});
-    auto queue = picoring::detail::QueueAccess::handles<picoring::SpscProducer<int>, picoring::SpscConsumer<int>>(state);
+    auto queue =
+        picoring::detail::QueueAccess::handles<picoring::SpscProducer<int>, picoring::SpscConsumer<int>>(state);
     auto& p = queue.first;
     auto& c = queue.second;
     if (!picoring::fences_use_membarrier()) return 77;  // membarrier unavailable here
@@ -893,9 +894,11 @@ TEST(Spsc, AFailedMembarrierFallsBackToFencesForGood) {
     // queue made from now on starts that way on both sides.
     if ((state->consumer_sleeping.load() & kFastSideFences) == 0) return 5;
     auto* later = picoring_test::state_starting_at<picoring::detail::SpscState<int>>(16, std::size_t{0});
-    const bool later_fences = (later->consumer_sleeping.load() & later->producer_sleeping.load() & kFastSideFences) != 0;
+    const bool later_fences =
+        (later->consumer_sleeping.load() & later->producer_sleeping.load() & kFastSideFences) != 0;
     {
-      [[maybe_unused]] auto dropped = picoring::detail::QueueAccess::handles<picoring::SpscProducer<int>, picoring::SpscConsumer<int>>(later);
+      [[maybe_unused]] auto dropped =
+          picoring::detail::QueueAccess::handles<picoring::SpscProducer<int>, picoring::SpscConsumer<int>>(later);
     }
     if (!later_fences) return 6;
     // And it keeps working with ordinary fences.
