@@ -77,11 +77,11 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+// wake_sleepers' rest, out of line (src/park.cpp), for a word found not 0.
+void wake_seen(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcept;
 // The fast side's look at a sleepers word, once its publication is ordered before this load
 // (by wake()'s compiler barrier, or by a wake() just before on another word): wakes the sleepers
 // on `word` if there are any. A set fence bit sends it through a full fence and a second read.
-// The rest, out of line (src/park.cpp), where the word is not 0.
-void wake_seen(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word, std::uint32_t seen) noexcept;
 inline void wake_sleepers(std::atomic<std::uint32_t>& sleepers, std::atomic<std::uint32_t>& word) noexcept {
   const std::uint32_t seen = sleepers.load(std::memory_order_relaxed);
   if (seen != 0) wake_seen(sleepers, word, seen);
