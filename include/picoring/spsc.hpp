@@ -96,8 +96,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   SpscProducer() noexcept = default;
   SpscProducer(SpscProducer&& o) noexcept
       : Base(std::move(o)),
-        next_(std::exchange(o.next_, nullptr)),
-        stop_(std::exchange(o.stop_, nullptr)),
+        run_(std::exchange(o.run_, {})),
         tail_(std::exchange(o.tail_, 0)),
         head_cache_(std::exchange(o.head_cache_, 0)),
         pacer_(std::exchange(o.pacer_, {})) {}
@@ -105,8 +104,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     if (this != &o) {
       // The counters first: take() moves only the base part, but reading `o` after it reads
       // as a use after move.
-      next_ = std::exchange(o.next_, nullptr);
-      stop_ = std::exchange(o.stop_, nullptr);
+      run_ = std::exchange(o.run_, {});
       tail_ = std::exchange(o.tail_, 0);
       head_cache_ = std::exchange(o.head_cache_, 0);
       pacer_ = std::exchange(o.pacer_, {});
@@ -129,8 +127,8 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // Strong guarantee if T's constructor throws.
   template <class... Args>
   bool try_emplace(Args&&... args) {
-    T* slot = next_;
-    if (slot == stop_) {
+    T* slot = run_.next;
+    if (slot == run_.stop) {
       slot = open_run();
       if (slot == nullptr) return false;
     }
@@ -140,7 +138,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     detail::SpscState<T>* const s = this->s_;
     if (s->closed.load(std::memory_order_relaxed) != 0) return false;
     std::construct_at(slot, std::forward<Args>(args)...);
-    next_ = slot + 1;
+    run_.next = slot + 1;
     tail_ = tail;
     s->tail.store(tail, std::memory_order_release);
     detail::wake(s->consumer_sleeping, s->data_word);
@@ -220,8 +218,7 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
   // empty then, so the next free slot is the consumer's.
   explicit SpscProducer(detail::SpscState<T>* s) noexcept
       : Base(s, true),
-        next_(s != nullptr ? s->slots.base() + s->consumer_index : nullptr),
-        stop_(next_),
+        run_(detail::SlotRun<T>::at(s != nullptr ? s->slots.base() + s->consumer_index : nullptr)),
         tail_(s != nullptr ? s->tail.load(std::memory_order_relaxed) : 0),
         head_cache_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
 
@@ -255,42 +252,24 @@ class SpscProducer : public detail::QueueHandle<T, detail::SpscState<T>> {
     std::size_t index;
   };
   Next after(std::size_t n) const noexcept { return {tail_ + n, this->slots_.wrap(index() + n)}; }
-  // Publishing outside the one-element fast path: the run closes (see next_).
+  // Publishing outside the one-element fast path: the run closes (see SlotRun).
   void publish(Next next) noexcept {
     tail_ = next.tail;
-    next_ = this->slots_.base() + next.index;
-    stop_ = next_;
+    run_.close_at(this->slots_, next.index);
     this->s_->tail.store(next.tail, std::memory_order_release);
     detail::wake(this->s_->consumer_sleeping, this->s_->data_word);
   }
   void publish(std::size_t n) noexcept { publish(after(n)); }
 
-  // The slot of the next element, in [0, capacity) (next_ may stand at the physical end).
-  std::size_t index() const noexcept {
-    const auto i = static_cast<std::size_t>(next_ - this->slots_.base());
-    return i == this->capacity() ? 0 : i;
-  }
-  // The fast path's slow half: wraps at the physical end, then opens the run of slots known
-  // free from there up to that end. Returns the run's first slot, or null when no slot is free
-  // (or the handle is empty). Out of line, so the loop around a push keeps its registers.
+  // The slot of the next element, in [0, capacity).
+  std::size_t index() const noexcept { return run_.index(this->slots_); }
+  // try_emplace's slow half, out of line so the loop around a push keeps its registers: the
+  // next run of free slots, or null when none is free (or the handle is empty).
   PICORING_NOINLINE T* open_run() noexcept {
-    const std::size_t i = index();
-    T* const at = this->slots_.base() + i;
-    next_ = at;
-    stop_ = at;
-    const std::size_t free = writable(1, true);
-    if (free < 1) return nullptr;
-    const std::size_t to_end = this->capacity() - i;
-    stop_ = at + (free < to_end ? free : to_end);
-    return at;
+    return run_.open(this->slots_, [this]() noexcept { return writable(1, true); });
   }
 
-  // The next free slot, and the end of the run of slots known free from it without wrapping:
-  // a push that finds next_ != stop_ needs neither the other side's counter nor the capacity
-  // (three loads fewer than a free count and a slot index: docs/benchmarks.md, Path cost).
-  // Every other way of publishing closes the run (stop_ = next_); the next push opens one.
-  T* next_ = nullptr;
-  T* stop_ = nullptr;
+  detail::SlotRun<T> run_;
   std::size_t tail_ = 0;        // items published (mirror of s_->tail, owned here)
   std::size_t head_cache_ = 0;  // last value read of s_->head
   detail::Pacer pacer_;

@@ -252,8 +252,8 @@ class QueueConsumer : public QueueHandle<T, State> {
     return std::optional<T>(std::move(*slot));
   }
   bool try_pop(T& out) {
-    T* slot = next_;
-    if (slot == stop_) {
+    T* slot = run_.next;
+    if (slot == run_.stop) {
       slot = open_run();
       if (slot == nullptr) return false;
     }
@@ -262,7 +262,7 @@ class QueueConsumer : public QueueHandle<T, State> {
     State* const s = this->s_;
     out = std::move(*slot);
     std::destroy_at(slot);
-    next_ = slot + 1;
+    run_.next = slot + 1;
     head_ = head;
     s->head.store(head, std::memory_order_release);
     wake(s->producer_sleeping, s->space_word);
@@ -357,20 +357,15 @@ class QueueConsumer : public QueueHandle<T, State> {
   // Starts where the state's counters are: 0, unless a test moved them (start_at).
   explicit QueueConsumer(State* s) noexcept
       : Base(s, false),
-        next_(s != nullptr ? s->slots.base() + s->consumer_index : nullptr),
-        stop_(next_),
+        run_(SlotRun<T>::at(s != nullptr ? s->slots.base() + s->consumer_index : nullptr)),
         head_(s != nullptr ? s->head.load(std::memory_order_relaxed) : 0) {}
   // A moved-from handle keeps no counters: Derived::readable relies on an empty handle having
   // them all at 0.
   QueueConsumer(QueueConsumer&& o) noexcept
-      : Base(std::move(o)),
-        next_(std::exchange(o.next_, nullptr)),
-        stop_(std::exchange(o.stop_, nullptr)),
-        head_(std::exchange(o.head_, 0)) {}
+      : Base(std::move(o)), run_(std::exchange(o.run_, {})), head_(std::exchange(o.head_, 0)) {}
   void take(QueueConsumer&& o) noexcept {
     leave();
-    next_ = std::exchange(o.next_, nullptr);
-    stop_ = std::exchange(o.stop_, nullptr);
+    run_ = std::exchange(o.run_, {});
     head_ = std::exchange(o.head_, 0);
     Base::take(std::move(o));
   }
@@ -386,39 +381,23 @@ class QueueConsumer : public QueueHandle<T, State> {
     std::size_t index;
   };
   Next after(std::size_t n) const noexcept { return {head_ + n, this->slots_.wrap(index() + n)}; }
-  // Releasing outside the one-element fast path: the run closes (see next_).
+  // Releasing outside the one-element fast path: the run closes (see SlotRun).
   void release_slots(Next next) noexcept {
     head_ = next.head;
-    next_ = this->slots_.base() + next.index;
-    stop_ = next_;
+    run_.close_at(this->slots_, next.index);
     this->s_->head.store(next.head, std::memory_order_release);
     wake(this->s_->producer_sleeping, this->s_->space_word);
   }
   void release_slots(std::size_t n) noexcept { release_slots(after(n)); }
 
-  // The slot of the oldest element, in [0, capacity) (next_ may stand at the physical end).
-  std::size_t index() const noexcept {
-    const auto i = static_cast<std::size_t>(next_ - this->slots_.base());
-    return i == this->capacity() ? 0 : i;
-  }
-  // try_pop's slow half, the producer's open_run mirrored: the run of elements known readable
-  // from the oldest up to the physical end. Null when none is readable.
+  // The slot of the oldest element, in [0, capacity).
+  std::size_t index() const noexcept { return run_.index(this->slots_); }
+  // try_pop's slow half, out of line: the next run of readable elements, or null when none is.
   PICORING_NOINLINE T* open_run() noexcept {
-    const std::size_t i = index();
-    T* const at = this->slots_.base() + i;
-    next_ = at;
-    stop_ = at;
-    const std::size_t have = readable_to_take(1);
-    if (have < 1) return nullptr;
-    const std::size_t to_end = this->capacity() - i;
-    stop_ = at + (have < to_end ? have : to_end);
-    return at;
+    return run_.open(this->slots_, [this]() noexcept { return readable_to_take(1); });
   }
 
-  // The oldest element, and the end of the run of elements known readable from it without
-  // wrapping: see SpscProducer::next_. Every other way of releasing closes the run.
-  T* next_ = nullptr;
-  T* stop_ = nullptr;
+  SlotRun<T> run_;
   typename State::Position head_ = 0;  // elements released (mirror of s_->head, owned here)
 
  private:

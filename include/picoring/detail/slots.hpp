@@ -154,5 +154,41 @@ class Slots {
   std::size_t cap_ = 0;
 };
 
+// One end's next slot and the end of the run of slots it knows it may use one by one from there
+// without wrapping (free slots for a producer, readable elements for a consumer, cut at the
+// physical end): a one-element push or pop that finds next != stop needs neither the other
+// side's counter nor the capacity (docs/benchmarks.md, "The wake check and the run"). `next`
+// may stand at the physical end, which is slot 0. Any other way of moving the end closes the
+// run (close_at), so the next one-element call opens a new one.
+template <class T>
+struct SlotRun {
+  T* next = nullptr;
+  T* stop = nullptr;
+
+  // A closed run at `slot` (null for an empty handle).
+  static SlotRun at(T* slot) noexcept { return {slot, slot}; }
+  // The slot index of `next`, in [0, capacity).
+  std::size_t index(const Slots<T>& slots) const noexcept {
+    const auto i = static_cast<std::size_t>(next - slots.base());
+    return i == slots.capacity() ? 0 : i;
+  }
+  void close_at(const Slots<T>& slots, std::size_t index) noexcept {
+    next = slots.base() + index;
+    stop = next;
+  }
+  // Wraps `next`, then opens a run of up to count() slots (what the end may use from there);
+  // returns its first slot, or null when count() is 0 (the run stays closed).
+  template <class Count>
+  T* open(const Slots<T>& slots, Count count) {
+    const std::size_t i = index(slots);
+    close_at(slots, i);
+    const std::size_t n = count();
+    if (n == 0) return nullptr;
+    const std::size_t to_end = slots.capacity() - i;
+    stop = next + (n < to_end ? n : to_end);
+    return next;
+  }
+};
+
 }  // namespace detail
 }  // namespace picoring
