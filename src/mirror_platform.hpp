@@ -38,6 +38,15 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
 // retried until it holds, so it never puts back a value the peer replaced.
 void write_each_page(std::byte* at, std::size_t bytes) noexcept;
 
+#if defined(_WIN32)
+// Windows, for the shared queues: [offset, offset + size) of the section behind `section` (a
+// HANDLE) mapped twice, back to back, as map_mirror maps its own (placeholders where Windows
+// offers them, else the legacy path). Released with unmap_mirror.
+std::byte* map_section_mirrored(void* section, std::uint64_t offset, std::size_t size, Error& err) noexcept;
+// VirtualLock on both views, the working set grown for them; on failure nothing stays locked.
+bool lock_mirror_views(std::byte* base, std::size_t size, Error& err) noexcept;
+#endif
+
 // The calling process's id; 0 where the system has no fork() (a mapping is then never
 // inherited by another process).
 std::uint64_t process_id() noexcept;

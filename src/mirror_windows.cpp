@@ -86,7 +86,7 @@ HANDLE create_section(std::size_t size, Error& err) {
   return section;
 }
 
-std::byte* map_placeholder(HANDLE section, std::size_t size, Error& err) {
+std::byte* map_placeholder(HANDLE section, std::uint64_t offset, std::size_t size, Error& err) {
   const PlaceholderApi& api = placeholder_api();
   if (!api) {
     fail(err, "VirtualAlloc2 (not available on this system)", ERROR_PROC_NOT_FOUND);
@@ -107,15 +107,15 @@ std::byte* map_placeholder(HANDLE section, std::size_t size, Error& err) {
     return nullptr;
   }
   void* first =
-      api.map_view_of_file3(section, process, base, 0, size, MEM_REPLACE_PLACEHOLDER, PAGE_READWRITE, nullptr, 0);
+      api.map_view_of_file3(section, process, base, offset, size, MEM_REPLACE_PLACEHOLDER, PAGE_READWRITE, nullptr, 0);
   if (first == nullptr) {
     fail(err, "MapViewOfFile3 first view (MEM_REPLACE_PLACEHOLDER)");
     ::VirtualFree(base, 0, MEM_RELEASE);
     ::VirtualFree(base + size, 0, MEM_RELEASE);
     return nullptr;
   }
-  void* second = api.map_view_of_file3(section, process, base + size, 0, size, MEM_REPLACE_PLACEHOLDER, PAGE_READWRITE,
-                                       nullptr, 0);
+  void* second = api.map_view_of_file3(section, process, base + size, offset, size, MEM_REPLACE_PLACEHOLDER,
+                                       PAGE_READWRITE, nullptr, 0);
   if (second == nullptr) {
     fail(err, "MapViewOfFile3 second view (MEM_REPLACE_PLACEHOLDER)");
     ::UnmapViewOfFile(first);
@@ -125,7 +125,7 @@ std::byte* map_placeholder(HANDLE section, std::size_t size, Error& err) {
   return base;
 }
 
-std::byte* map_legacy(HANDLE section, std::size_t size, Error& err) {
+std::byte* map_legacy(HANDLE section, std::uint64_t offset, std::size_t size, Error& err) {
   // Each failed try means another thread mapped something into the range we had just released;
   // a new range is found and tried. 64 consecutive losses would mean something else is wrong.
   constexpr int max_tries = 64;
@@ -138,12 +138,14 @@ std::byte* map_legacy(HANDLE section, std::size_t size, Error& err) {
     }
     ::VirtualFree(probe, 0, MEM_RELEASE);
     auto* base = static_cast<std::byte*>(probe);
-    void* first = ::MapViewOfFileEx(section, FILE_MAP_ALL_ACCESS, 0, 0, size, base);
+    const auto high = static_cast<DWORD>(offset >> 32);
+    const auto low = static_cast<DWORD>(offset & 0xFFFFFFFFu);
+    void* first = ::MapViewOfFileEx(section, FILE_MAP_ALL_ACCESS, high, low, size, base);
     if (first == nullptr) {
       last = ::GetLastError();
       continue;
     }
-    void* second = ::MapViewOfFileEx(section, FILE_MAP_ALL_ACCESS, 0, 0, size, base + size);
+    void* second = ::MapViewOfFileEx(section, FILE_MAP_ALL_ACCESS, high, low, size, base + size);
     if (second == nullptr) {
       last = ::GetLastError();
       ::UnmapViewOfFile(first);
@@ -168,6 +170,25 @@ std::size_t query_huge_page_size(HugePages) noexcept { return 0; }
 
 namespace {
 
+// Both views of [offset, offset + size) of `section`, by the backend asked for (automatic: the
+// placeholders, then the legacy path if they are refused).
+std::byte* map_section_views(HANDLE section, std::uint64_t offset, std::size_t size, Backend wanted, Backend& used,
+                             Error& err) noexcept {
+  std::byte* base = nullptr;
+  if (wanted != Backend::windows_legacy) {
+    base = map_placeholder(section, offset, size, err);
+    if (base != nullptr) used = Backend::windows_placeholder;
+  }
+  const bool refused =
+      err && err.code.category() == std::system_category() && is_refusal(static_cast<DWORD>(err.code.value()));
+  if (base == nullptr && (wanted == Backend::windows_legacy || (wanted == Backend::automatic && refused))) {
+    err = {};
+    base = map_legacy(section, offset, size, err);
+    if (base != nullptr) used = Backend::windows_legacy;
+  }
+  return base;
+}
+
 std::byte* map_views(std::size_t size, const MirrorOptions& options, Backend& used, Error& err) noexcept {
   const Backend wanted = options.backend;
   if (wanted != Backend::automatic && wanted != Backend::windows_placeholder && wanted != Backend::windows_legacy) {
@@ -178,18 +199,7 @@ std::byte* map_views(std::size_t size, const MirrorOptions& options, Backend& us
   // inherits views.
   HANDLE section = create_section(size, err);
   if (section == nullptr) return nullptr;
-  std::byte* base = nullptr;
-  if (wanted != Backend::windows_legacy) {
-    base = map_placeholder(section, size, err);
-    if (base != nullptr) used = Backend::windows_placeholder;
-  }
-  const bool refused =
-      err && err.code.category() == std::system_category() && is_refusal(static_cast<DWORD>(err.code.value()));
-  if (base == nullptr && (wanted == Backend::windows_legacy || (wanted == Backend::automatic && refused))) {
-    err = {};
-    base = map_legacy(section, size, err);
-    if (base != nullptr) used = Backend::windows_legacy;
-  }
+  std::byte* base = map_section_views(section, 0, size, wanted, used, err);
   // The views keep the section alive; a live ring holds no handle.
   ::CloseHandle(section);
   return base;
@@ -290,6 +300,13 @@ Mapped map_mirror(std::size_t size, const MirrorOptions& options, Error& err) no
   }
   return mapped;
 }
+
+std::byte* map_section_mirrored(void* section, std::uint64_t offset, std::size_t size, Error& err) noexcept {
+  Backend used = Backend::automatic;
+  return map_section_views(static_cast<HANDLE>(section), offset, size, Backend::automatic, used, err);
+}
+
+bool lock_mirror_views(std::byte* base, std::size_t size, Error& err) noexcept { return lock_views(base, size, err); }
 
 std::uint64_t process_id() noexcept { return 0; }  // no fork(): views never reach another process
 

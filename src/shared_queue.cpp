@@ -1,6 +1,7 @@
 // The operating-system half of the shared queues (picoring/shared_queue.hpp): the sealed memfd,
-// its mappings, shared futexes, the peer's liveness and descriptor passing. Linux only; elsewhere
-// creation and attachment report "not supported".
+// its mappings, shared futexes, the peer's liveness and descriptor passing on Linux; a section,
+// its views, named events and process handles on Windows. Elsewhere creation and attachment
+// report "not supported".
 #include "picoring/shared_queue.hpp"
 
 #include <algorithm>
@@ -30,6 +31,12 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mirror_platform.hpp"
+#elif defined(_WIN32)
+#include <windows.h>
+
+#include <cwchar>
 
 #include "mirror_platform.hpp"
 #endif
@@ -323,15 +330,6 @@ void SharedRegion::close_fd() noexcept {
   fd_ = -1;
 }
 
-void SharedRegion::close() noexcept {
-  if (header_ == nullptr) return;
-  header_->closed.store(1, std::memory_order_seq_cst);
-  header_->data_word.fetch_add(1, std::memory_order_seq_cst);
-  header_->space_word.fetch_add(1, std::memory_order_seq_cst);
-  wake(header_->data_word);
-  wake(header_->space_word);
-}
-
 bool SharedRegion::peer_alive() noexcept {
   if (header_ == nullptr) return false;
   const SharedRole peer = role_ == SharedRole::writer ? SharedRole::reader : SharedRole::writer;
@@ -382,25 +380,359 @@ void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
-#else  // not Linux
+#elif defined(_WIN32)
+namespace {
+
+// The queue's memory is a pagefile-backed section; its handle travels where Linux passes the
+// memfd. Handles have 32 significant bits on every Windows (sign-extended between 32- and 64-bit
+// processes, as Microsoft documents for interprocess use), so an int carries one.
+HANDLE as_handle(int h) noexcept { return reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(h)); }
+int as_int(HANDLE h) noexcept { return static_cast<int>(reinterpret_cast<std::intptr_t>(h)); }
+
+Error os_error(const char* step, DWORD e = ::GetLastError()) {
+  return {std::error_code(static_cast<int>(e), std::system_category()), step};
+}
+Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
+
+std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::GetCurrentProcessId()); }
+
+std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
+  return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
+}
+
+bool valid(Residency residency, Error& err) noexcept {
+  if (residency == Residency::on_demand || residency == Residency::populate || residency == Residency::lock ||
+      residency == Residency::lock_if_allowed)
+    return true;
+  err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
+  return false;
+}
+
+// True when no process has this id any more, or it has exited. Windows reuses ids only once
+// nothing holds a handle to the old process.
+bool process_gone(std::int32_t pid) noexcept {
+  HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+  if (p == nullptr) return ::GetLastError() == ERROR_INVALID_PARAMETER;  // no such process
+  const bool gone = ::WaitForSingleObject(p, 0) == WAIT_OBJECT_0;
+  ::CloseHandle(p);
+  return gone;
+}
+
+// The size of the section behind h, from a view of all of it (released at once).
+bool section_size(HANDLE h, std::uint64_t& size, Error& err) noexcept {
+  void* view = ::MapViewOfFile(h, FILE_MAP_READ, 0, 0, 0);
+  if (view == nullptr) {
+    err = os_error("MapViewOfFile (the whole section, to measure it: not a section handle?)");
+    return false;
+  }
+  MEMORY_BASIC_INFORMATION info{};
+  const SIZE_T got = ::VirtualQuery(view, &info, sizeof info);
+  const DWORD e = ::GetLastError();
+  ::UnmapViewOfFile(view);
+  if (got == 0) {
+    err = os_error("VirtualQuery (the section's size)", e);
+    return false;
+  }
+  size = info.RegionSize;
+  return true;
+}
+
+SharedHeader* map_header(HANDLE section, std::size_t header_bytes, Error& err) noexcept {
+  void* h = ::MapViewOfFile(section, FILE_MAP_ALL_ACCESS, 0, 0, header_bytes);
+  if (h == nullptr) err = os_error("MapViewOfFile (header)");
+  return static_cast<SharedHeader*>(h);
+}
+
+// The wake-up events stand for Linux's shared futexes (WaitOnAddress does not cross processes):
+// auto-reset, one per word, each waited on by its one sleeper (the reader on data, the writer on
+// space). They are named from the header's wake_id, so the second process needs no handle from
+// the first, and the names go with the last handle. A peer that writes another id can only make
+// this side wait on another picoring queue's event: its waits then end at the 20 ms look.
+HANDLE open_event(std::uint64_t id, bool data, bool& existed, Error& err) noexcept {
+  wchar_t name[64] = {};
+  std::swprintf(name, 64, L"Local\\picoring-queue-%016llx-%ls", static_cast<unsigned long long>(id),
+                data ? L"data" : L"space");
+  HANDLE e = ::CreateEventW(nullptr, FALSE, FALSE, name);
+  if (e == nullptr) {
+    err = os_error(data ? "CreateEvent (data wake-up event)" : "CreateEvent (space wake-up event)");
+    return nullptr;
+  }
+  existed = ::GetLastError() == ERROR_ALREADY_EXISTS;
+  return e;
+}
+
+// A fresh id: this process's id, a clock and a counter, mixed (splitmix64's finaliser).
+std::uint64_t new_wake_id() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  LARGE_INTEGER t{};
+  ::QueryPerformanceCounter(&t);
+  std::uint64_t x = (static_cast<std::uint64_t>(::GetCurrentProcessId()) << 32) ^
+                    static_cast<std::uint64_t>(t.QuadPart) ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ull);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return x == 0 ? 1 : x;
+}
+
+}  // namespace
+
+bool SharedRegion::make_resident(SharedRegion& r, Residency residency, Error& err) noexcept {
+  using detail::write_each_page;
+  if (residency == Residency::on_demand) return true;
+  const auto data = static_cast<std::size_t>(r.capacity_);
+  if (residency == Residency::lock || residency == Residency::lock_if_allowed) {
+    Error lock_err;
+    r.locked_ = lock_mirror_views(r.data_, data, lock_err);
+    if (!r.locked_ && residency == Residency::lock) {
+      err = lock_err;
+      return false;
+    }
+  }
+  // The section is committed (SEC_COMMIT): a read per page maps it in this process without
+  // writing what the peer may be writing, then one store per page as on Linux.
+  SYSTEM_INFO info{};
+  ::GetSystemInfo(&info);
+  const std::size_t page = info.dwPageSize > 0 ? info.dwPageSize : 4096;
+  unsigned sink = 0;
+  auto* header = reinterpret_cast<std::byte*>(r.header_);
+  for (std::size_t off = 0; off < r.header_bytes_; off += page)
+    sink += static_cast<unsigned>(*static_cast<volatile std::byte*>(header + off));
+  static_cast<void>(sink);
+  write_each_page(r.data_, 2 * data);
+  return true;
+}
+
+SharedRegion SharedRegion::create(std::size_t min_capacity, SharedLayout layout, SharedRole role, Residency residency,
+                                  Error& err) noexcept {
+  err = {};
+  if (!valid(residency, err)) return {};
+  const std::size_t page = allocation_granularity();  // 64 KiB: views start on it
+  const std::size_t data = mirror_size_for(min_capacity, layout.element_size, err);
+  if (err) return {};
+  if (data > (std::numeric_limits<std::size_t>::max() - page) / 2) {
+    err = {make_error_code(errc::size_overflow), "size computation"};
+    return {};
+  }
+  SharedRegion r;
+  r.owner_ = self_pid();
+  const auto total = static_cast<std::uint64_t>(page) + data;
+  HANDLE section =
+      ::CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE | SEC_COMMIT, static_cast<DWORD>(total >> 32),
+                           static_cast<DWORD>(total & 0xFFFFFFFFu), nullptr);
+  if (section == nullptr) {
+    err = os_error("CreateFileMapping (SEC_COMMIT)");
+    return {};
+  }
+  r.fd_ = as_int(section);
+  r.header_bytes_ = page;
+  r.header_ = map_header(section, page, err);
+  if (r.header_ == nullptr) return {};
+  r.data_ = map_section_mirrored(section, page, data, err);
+  if (r.data_ == nullptr) return {};
+  r.capacity_ = data;
+  // Two new events; an id whose names exist already (another queue's) is drawn again.
+  std::uint64_t id = 0;
+  for (int attempt = 0; attempt < 16 && r.space_event_ < 0; ++attempt) {
+    id = new_wake_id();
+    bool existed = false;
+    HANDLE d = open_event(id, true, existed, err);
+    if (d == nullptr) return {};
+    if (existed) {
+      ::CloseHandle(d);
+      continue;
+    }
+    HANDLE s = open_event(id, false, existed, err);
+    if (s == nullptr || existed) {
+      ::CloseHandle(d);
+      if (s == nullptr) return {};
+      ::CloseHandle(s);
+      continue;
+    }
+    r.data_event_ = as_int(d);
+    r.space_event_ = as_int(s);
+  }
+  if (r.space_event_ < 0) {
+    err = os_error("CreateEvent (a new name for the wake-up events, 16 tries)", ERROR_ALREADY_EXISTS);
+    return {};
+  }
+  if (!make_resident(r, residency, err)) return {};
+  SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
+  h->magic = SharedHeader::kMagic;
+  h->version = SharedHeader::kVersion;
+  h->kind = layout.kind;
+  h->element_size = layout.element_size;
+  h->header_bytes = page;
+  h->data_bytes = data;
+  h->wake_id = id;
+  h->fences.store(1, std::memory_order_relaxed);  // no membarrier across processes here
+  r.role_ = role;
+  pid_of(*h, role).store(self_pid(), std::memory_order_release);
+  r.has_role_ = true;
+  return r;
+}
+
+SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, Residency residency,
+                                  Error& err) noexcept {
+  err = {};
+  if (!valid(residency, err)) return {};
+  std::uint64_t size = 0;
+  if (!section_size(as_handle(fd), size, err)) return {};
+  const std::size_t page = allocation_granularity();
+  if (size <= page || size % page != 0 || (size - page) / 2 > std::numeric_limits<std::size_t>::max() / 2) {
+    err = corrupt("check size (one header granule and whole granules of data)");
+    return {};
+  }
+  const auto data = static_cast<std::size_t>(size - page);
+  SharedRegion r;
+  r.owner_ = self_pid();
+  HANDLE mine = nullptr;
+  if (!::DuplicateHandle(::GetCurrentProcess(), as_handle(fd), ::GetCurrentProcess(), &mine, 0, FALSE,
+                         DUPLICATE_SAME_ACCESS)) {
+    err = os_error("DuplicateHandle (a handle of our own on the section)");
+    return {};
+  }
+  r.fd_ = as_int(mine);
+  r.header_bytes_ = page;
+  r.header_ = map_header(mine, page, err);
+  if (r.header_ == nullptr) return {};
+  const SharedHeader& h = *r.header_;
+  if (h.magic != SharedHeader::kMagic || h.version != SharedHeader::kVersion) {
+    err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
+    return {};
+  }
+  if (h.kind != layout.kind) {
+    err = corrupt("check header (kind: records, bytes and slots do not mix, or not a known kind)");
+    return {};
+  }
+  if (h.element_size != layout.element_size || data % layout.element_size != 0) {
+    err = corrupt("check header (element size: the slots are of another type's size)");
+    return {};
+  }
+  if (h.header_bytes != page || h.data_bytes != data) {
+    err = corrupt("check header (layout, granularity and capacity against the section's size)");
+    return {};
+  }
+  const std::uint64_t id = h.wake_id;
+  if (id == 0) {
+    err = corrupt("check header (no wake-up events named)");
+    return {};
+  }
+  r.data_ = map_section_mirrored(mine, page, data, err);
+  if (r.data_ == nullptr) return {};
+  r.capacity_ = data;
+  bool existed = false;
+  HANDLE d = open_event(id, true, existed, err);
+  if (d == nullptr) return {};
+  r.data_event_ = as_int(d);
+  HANDLE s = open_event(id, false, existed, err);
+  if (s == nullptr) return {};
+  r.space_event_ = as_int(s);
+  if (!make_resident(r, residency, err)) return {};
+  r.header_->fences.store(1, std::memory_order_seq_cst);
+  // The role is free, or held by a process that has exited without giving it up (a crash).
+  auto& holder = pid_of(*r.header_, role);
+  std::int32_t seen = 0;
+  bool claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
+  if (!claimed && seen > 0 && seen != self_pid() && process_gone(seen)) {
+    claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
+  }
+  if (!claimed) {
+    err = {std::make_error_code(std::errc::device_or_resource_busy), role == SharedRole::writer
+                                                                         ? "claim the writer role (the queue has one)"
+                                                                         : "claim the reader role (the queue has one)"};
+    return {};
+  }
+  r.role_ = role;
+  r.has_role_ = true;
+  return r;
+}
+
+SharedRegion::~SharedRegion() {
+  if (header_ != nullptr) {
+    if (has_role_) {
+      close();
+      std::int32_t me = self_pid();
+      pid_of(*header_, role_).compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+    }
+    ::UnmapViewOfFile(header_);
+  }
+  if (data_ != nullptr) unmap_mirror(data_, static_cast<std::size_t>(capacity_), locked_);
+  if (data_event_ >= 0) ::CloseHandle(as_handle(data_event_));
+  if (space_event_ >= 0) ::CloseHandle(as_handle(space_event_));
+  if (peer_fd_ >= 0) ::CloseHandle(as_handle(peer_fd_));
+  close_fd();
+}
+
+void SharedRegion::close_fd() noexcept {
+  if (fd_ >= 0) ::CloseHandle(as_handle(fd_));
+  fd_ = -1;
+}
+
+bool SharedRegion::peer_alive() noexcept {
+  if (header_ == nullptr) return false;
+  const SharedRole peer = role_ == SharedRole::writer ? SharedRole::reader : SharedRole::writer;
+  const std::int32_t pid = pid_of(*header_, peer).load(std::memory_order_acquire);
+  if (pid == 0) return true;  // not attached yet (a writer may start before its reader)
+  if (pid < 0) return false;  // no process has such an id: a corrupt header
+  if (pid != peer_pid_) {
+    if (peer_fd_ >= 0) ::CloseHandle(as_handle(peer_fd_));
+    peer_fd_ = -1;
+    peer_pid_ = pid;
+    HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+    if (p == nullptr) return ::GetLastError() != ERROR_INVALID_PARAMETER;  // no such process: gone
+    peer_fd_ = as_int(p);  // held: the id cannot be reused while we look at it
+  }
+  if (peer_fd_ < 0) return !process_gone(pid);
+  return ::WaitForSingleObject(as_handle(peer_fd_), 0) == WAIT_TIMEOUT;
+}
+
+void SharedRegion::park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
+                        std::chrono::steady_clock::time_point deadline) noexcept {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline || word.load(std::memory_order_acquire) != seen) return;
+  auto left = deadline - now;
+  if (left > std::chrono::milliseconds(20)) left = std::chrono::milliseconds(20);  // then the peer is looked at
+  const int event = &word == &header_->data_word ? data_event_ : space_event_;
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  // A wake-up set while nobody waited is kept by the event and ends the next wait at once:
+  // none is lost between the look at the word above and the wait.
+  ::WaitForSingleObject(as_handle(event), static_cast<DWORD>(ms));
+}
+
+void SharedRegion::heavy_fence() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
+
+void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
+  if (header_ == nullptr) return;
+  ::SetEvent(as_handle(&word == &header_->data_word ? data_event_ : space_event_));
+}
+
+#else  // neither Linux nor Windows
 
 SharedRegion SharedRegion::create(std::size_t, SharedLayout, SharedRole, Residency, Error& err) noexcept {
-  err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
+  err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux and Windows only)"};
   return {};
 }
 SharedRegion SharedRegion::attach(int, SharedLayout, SharedRole, Residency, Error& err) noexcept {
-  err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux only)"};
+  err = {std::make_error_code(std::errc::not_supported), "shared queues (Linux and Windows only)"};
   return {};
 }
 SharedRegion::~SharedRegion() = default;
 void SharedRegion::close_fd() noexcept {}
-void SharedRegion::close() noexcept {}
 bool SharedRegion::peer_alive() noexcept { return false; }
 void SharedRegion::park(std::atomic<std::uint32_t>&, std::uint32_t, std::chrono::steady_clock::time_point) noexcept {}
 void SharedRegion::wake(std::atomic<std::uint32_t>&) noexcept {}
 void SharedRegion::heavy_fence() noexcept { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 #endif
+
+void SharedRegion::close() noexcept {
+  if (header_ == nullptr) return;
+  header_->closed.store(1, std::memory_order_seq_cst);
+  header_->data_word.fetch_add(1, std::memory_order_seq_cst);
+  header_->space_word.fetch_add(1, std::memory_order_seq_cst);
+  wake(header_->data_word);
+  wake(header_->space_word);
+}
 
 // The fan-in's half of the wake handshake for many lanes at once: one membarrier serves every
 // writer process (GLOBAL_EXPEDITED runs a barrier on all of them), then a fence for the lanes in
@@ -458,10 +790,15 @@ void park_on_lanes(SharedHeader* const* headers, const std::uint32_t* seen, std:
   ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count());
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&headers[0]->data_word), FUTEX_WAIT, seen[0], &ts, nullptr, 0);
 #else
+  // Windows: the lanes' events are per region, not per header; the reader looks again within
+  // a millisecond or so (the system timer's resolution: up to 16 ms unless raised).
   (void)headers;
   (void)seen;
   (void)n;
-  (void)deadline;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < deadline)
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(1)));
 #endif
 }
 
@@ -593,7 +930,40 @@ int receive_fd(int socket) {
   return received;
 }
 
+int duplicate_for_process(int, std::uint32_t) {
+  throw std::system_error(std::make_error_code(std::errc::not_supported),
+                          "picoring: duplicate_for_process (Windows only: on Linux use send_fd or inheritance)");
+}
+
+#elif defined(_WIN32)
+
+int duplicate_for_process(int fd, std::uint32_t process_id) {
+  HANDLE target = ::OpenProcess(PROCESS_DUP_HANDLE, FALSE, process_id);
+  if (target == nullptr)
+    throw std::system_error(static_cast<int>(::GetLastError()), std::system_category(),
+                            "picoring: OpenProcess(PROCESS_DUP_HANDLE) failed");
+  HANDLE copy = nullptr;
+  const BOOL ok = ::DuplicateHandle(::GetCurrentProcess(), reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(fd)),
+                                    target, &copy, 0, FALSE, DUPLICATE_SAME_ACCESS);
+  const DWORD e = ::GetLastError();
+  ::CloseHandle(target);
+  if (!ok) throw std::system_error(static_cast<int>(e), std::system_category(), "picoring: DuplicateHandle failed");
+  return static_cast<int>(reinterpret_cast<std::intptr_t>(copy));
+}
+
+void send_fd(int, int) {
+  throw std::system_error(std::make_error_code(std::errc::not_supported), "picoring: send_fd (Linux only)");
+}
+int receive_fd(int) {
+  throw std::system_error(std::make_error_code(std::errc::not_supported), "picoring: receive_fd (Linux only)");
+}
+
 #else
+
+int duplicate_for_process(int, std::uint32_t) {
+  throw std::system_error(std::make_error_code(std::errc::not_supported),
+                          "picoring: duplicate_for_process (Windows only)");
+}
 
 void send_fd(int, int) {
   throw std::system_error(std::make_error_code(std::errc::not_supported), "picoring: send_fd (Linux only)");

@@ -1313,3 +1313,339 @@ TEST(SharedFanIn, AndWhereTheKernelHasNoFutexWaitv) {
 }  // namespace
 
 #endif  // __linux__
+
+#if defined(_WIN32)
+
+// The same queues on Windows: a section for the memfd, named events for the futexes, process
+// handles for pidfds. Run under wine in CI (the legacy mapping path); second processes are this
+// test program started again to run one disabled test (CreateProcess, the handle inherited).
+#include <windows.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <span>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "picoring/shared_queue.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using picoring::QueueStatus;
+using picoring::SharedRecordReader;
+using picoring::SharedRecordWriter;
+
+std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s)); }
+std::string string_of(std::span<const std::byte> s) { return {reinterpret_cast<const char*>(s.data()), s.size()}; }
+HANDLE handle_of(int fd) { return reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(fd)); }
+int int_of(HANDLE h) { return static_cast<int>(reinterpret_cast<std::intptr_t>(h)); }
+// Record n of a stream: its number, then filler to a length that varies with n.
+std::string numbered(std::uint64_t n) {
+  std::string s = std::to_string(n) + ":";
+  const std::size_t len = 1 + (n * 7919) % 3000;
+  while (s.size() < len) s.push_back(static_cast<char>('a' + (n + s.size()) % 26));
+  return s;
+}
+
+constexpr const char* kHandleVariable = "PICORING_SHARED_CHILD_HANDLE";
+
+// Runs this program again with `test` (a disabled test of this file) and an inheritable copy of
+// `fd` named in the environment; returns the child's exit code, or -1 when it did not end
+// within 120 s.
+int run_child(const char* test, int fd) {
+  HANDLE inheritable = nullptr;
+  if (!::DuplicateHandle(::GetCurrentProcess(), handle_of(fd), ::GetCurrentProcess(), &inheritable, 0, TRUE,
+                         DUPLICATE_SAME_ACCESS))
+    return -2;
+  ::SetEnvironmentVariableA(kHandleVariable, std::to_string(int_of(inheritable)).c_str());
+  wchar_t exe[MAX_PATH] = {};
+  ::GetModuleFileNameW(nullptr, exe, MAX_PATH);
+  std::wstring command = L"\"" + std::wstring(exe) + L"\" --gtest_also_run_disabled_tests --gtest_filter=";
+  for (const char* c = test; *c != 0; ++c) command.push_back(static_cast<wchar_t>(*c));
+  STARTUPINFOW si{};
+  si.cb = sizeof si;
+  PROCESS_INFORMATION pi{};
+  const BOOL started = ::CreateProcessW(exe, command.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi);
+  ::CloseHandle(inheritable);  // the child has its own copy now
+  ::SetEnvironmentVariableA(kHandleVariable, nullptr);
+  if (!started) return -3;
+  ::CloseHandle(pi.hThread);
+  int code = -1;
+  if (::WaitForSingleObject(pi.hProcess, 120000) == WAIT_OBJECT_0) {
+    DWORD exit = 0;
+    ::GetExitCodeProcess(pi.hProcess, &exit);
+    code = static_cast<int>(exit);
+  }
+  ::CloseHandle(pi.hProcess);
+  return code;
+}
+
+// In a child: the handle the parent left it.
+int inherited_handle() {
+  const char* v = std::getenv(kHandleVariable);
+  return v == nullptr ? -1 : std::atoi(v);
+}
+
+TEST(SharedWindows, RecordsMatchADequeAcrossTheSeam) {
+  auto w = SharedRecordWriter::create(1);  // one 64 KiB granule
+  auto r = SharedRecordReader::attach(w.fd());
+  const std::size_t cap = w.capacity();
+  ASSERT_EQ(cap, picoring::allocation_granularity());
+  ASSERT_EQ(r.capacity(), cap);
+  std::deque<std::string> model;
+  std::size_t used = 0;
+  std::mt19937 rng(5);
+  std::uint64_t next = 0;
+  std::uint64_t crossed = 0;  // records whose bytes run past the physical end
+  std::size_t written = 0;    // bytes ever written: where the next header goes
+  for (int step = 0; step < 20000; ++step) {
+    if (rng() % 2 == 0) {
+      const std::string rec = numbered(next);
+      const std::size_t fp = picoring::record_footprint(rec.size());
+      ASSERT_EQ(w.push(bytes_of(rec)), used + fp <= cap);
+      if (used + fp > cap) continue;
+      if (written % cap + 8 + rec.size() > cap) ++crossed;
+      written += fp;
+      model.push_back(rec);
+      used += fp;
+      ++next;
+    } else {
+      const auto rec = r.front();
+      ASSERT_EQ(rec.empty(), model.empty());
+      if (rec.empty()) continue;
+      ASSERT_EQ(string_of(rec), model.front());  // one span, wrapped or not
+      r.pop();
+      used -= picoring::record_footprint(model.front().size());
+      model.pop_front();
+    }
+  }
+  EXPECT_GT(crossed, 10u);
+}
+
+TEST(SharedWindows, AWaitEndsWithTheWriterRecordOrClose) {
+  auto w = SharedRecordWriter::create(1);
+  auto r = SharedRecordReader::attach(w.fd());
+  EXPECT_EQ(r.wait(30ms), QueueStatus::timed_out);
+  std::thread writer([&w] {
+    std::this_thread::sleep_for(50ms);
+    EXPECT_TRUE(w.push(bytes_of("late")));
+    std::this_thread::sleep_for(50ms);
+    w.close();
+  });
+  EXPECT_EQ(r.wait(30s), QueueStatus::ok);  // woken by the event, long before 30 s
+  EXPECT_EQ(string_of(r.front()), "late");
+  r.pop();
+  EXPECT_EQ(r.wait(30s), QueueStatus::closed);
+  writer.join();
+}
+
+TEST(SharedWindows, AFullWriterWaitsForTheReader) {
+  auto w = SharedRecordWriter::create(1);
+  auto r = SharedRecordReader::attach(w.fd());
+  const std::string big(w.max_record_size(), 'x');
+  ASSERT_TRUE(w.push(bytes_of(big)));
+  EXPECT_EQ(w.push_wait(bytes_of("more"), 20ms), QueueStatus::timed_out);
+  std::thread reader([&r] {
+    std::this_thread::sleep_for(50ms);
+    r.pop();
+  });
+  EXPECT_EQ(w.push_wait(bytes_of("more"), 30s), QueueStatus::ok);
+  reader.join();
+  EXPECT_EQ(string_of(r.front()), "more");
+}
+
+// Elements of 24 bytes do not divide a 64 KiB granule: the ring is three granules (8192 slots),
+// and a window that wraps is still one span. Two threads, every element checked in order.
+TEST(SharedWindows, OddSizedSlotsStreamBetweenThreads) {
+  struct Tick {
+    std::uint64_t seq, a, b;
+  };
+  static_assert(sizeof(Tick) == 24);
+  auto w = picoring::SharedQueueWriter<Tick>::create(1000);
+  auto r = picoring::SharedQueueReader<Tick>::attach(w.fd());
+  ASSERT_EQ(w.capacity() * sizeof(Tick) % picoring::allocation_granularity(), 0u);
+  ASSERT_EQ(r.capacity(), w.capacity());
+  // One window across the physical end: the last 10 slots and the first 10.
+  const std::size_t cap = w.capacity();
+  for (std::uint64_t i = 0; i < cap - 10; ++i) ASSERT_TRUE(w.try_push(Tick{i, i * 3, ~i}));
+  ASSERT_EQ(r.readable().size(), cap - 10);
+  r.release(cap - 10);
+  for (std::uint64_t i = cap - 10; i < cap + 10; ++i) ASSERT_TRUE(w.try_push(Tick{i, i * 3, ~i}));
+  ASSERT_EQ(r.readable().size(), 20u);  // the window across the end, one span (checked below)
+  // Then two threads, the rest of 200,000 ticks, each checked in order.
+  constexpr std::uint64_t kTicks = 200000;
+  std::thread writer([&w, cap] {
+    for (std::uint64_t i = cap + 10; i < kTicks; ++i) {
+      if (w.push_wait(Tick{i, i * 3, ~i}, 30s) != QueueStatus::ok) return;
+    }
+    w.close();
+  });
+  std::uint64_t next = cap - 10;
+  bool in_order = true;
+  while (in_order && r.wait(1, 30s) == QueueStatus::ok) {
+    const auto window = r.readable();
+    for (const Tick& t : window) {
+      in_order = in_order && t.seq == next && t.a == next * 3 && t.b == ~next;
+      ++next;
+    }
+    r.release(window.size());
+  }
+  r.close();  // a writer still pushing (after a mismatch) stops
+  writer.join();
+  EXPECT_TRUE(in_order) << "a tick out of order or damaged before tick " << next;
+  EXPECT_EQ(next, kTicks);
+}
+
+TEST(SharedWindows, AttachRefusesWhatIsNotAQueueOfItsKind) {
+  auto w = SharedRecordWriter::create(1);
+  // A second reader: the role is taken.
+  auto r = SharedRecordReader::attach(w.fd());
+  try {
+    static_cast<void>(SharedRecordReader::attach(w.fd()));
+    ADD_FAILURE() << "a second reader attached";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::device_or_resource_busy);
+  }
+  // Another kind of queue.
+  EXPECT_THROW(static_cast<void>(picoring::SharedStreamReader::attach(w.fd())), std::system_error);
+  // A section that is not a queue (zeros: no magic), and a handle that is not a section.
+  const auto size = 2 * static_cast<DWORD>(picoring::allocation_granularity());
+  HANDLE plain = ::CreateFileMappingW(INVALID_HANDLE_VALUE, nullptr, PAGE_READWRITE, 0, size, nullptr);
+  ASSERT_NE(plain, nullptr);
+  try {
+    static_cast<void>(SharedRecordReader::attach(int_of(plain)));
+    ADD_FAILURE() << "attached to a section without a header";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state) << e.what();
+  }
+  ::CloseHandle(plain);
+  HANDLE event = ::CreateEventW(nullptr, FALSE, FALSE, nullptr);
+  EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(int_of(event))), std::system_error);
+  ::CloseHandle(event);
+  // The queue still works.
+  EXPECT_TRUE(w.push(bytes_of("after")));
+  EXPECT_EQ(string_of(r.front()), "after");
+}
+
+TEST(SharedWindows, AHandleDuplicatedForAProcessAttaches) {
+  auto w = SharedRecordWriter::create(1);
+  const int copy = picoring::duplicate_for_process(w.fd(), static_cast<std::uint32_t>(::GetCurrentProcessId()));
+  ASSERT_NE(copy, w.fd());
+  {
+    auto r = SharedRecordReader::attach(copy);
+    ASSERT_TRUE(w.push(bytes_of("through a copy")));
+    EXPECT_EQ(string_of(r.front()), "through a copy");
+  }
+  EXPECT_TRUE(::CloseHandle(handle_of(copy))) << "attach keeps a handle of its own; the copy stays the caller's";
+  EXPECT_THROW(static_cast<void>(picoring::duplicate_for_process(w.fd(), 0)), std::system_error);
+}
+
+// The wake-up events' names go with the queue: once both ends are gone, neither name opens.
+// The process's handle count must not grow either (section, events, the peer's process handle);
+// wine's GetProcessHandleCount always reports 0, so under wine only the names are checked.
+TEST(SharedWindows, NoHandleOrNameOutlivesItsQueue) {
+  const auto handles = [] {
+    DWORD n = 0;
+    EXPECT_TRUE(::GetProcessHandleCount(::GetCurrentProcess(), &n));
+    return n;
+  };
+  const auto event_exists = [](std::uint64_t id, const wchar_t* which) {
+    const std::wstring name = L"Local\\picoring-queue-" + [id] {
+      wchar_t hex[17] = {};
+      std::swprintf(hex, 17, L"%016llx", static_cast<unsigned long long>(id));
+      return std::wstring(hex);
+    }() + which;
+    HANDLE e = ::OpenEventW(SYNCHRONIZE, FALSE, name.c_str());
+    if (e != nullptr) ::CloseHandle(e);
+    return e != nullptr;
+  };
+  {  // first use: whatever the runtime opens once
+    auto w = SharedRecordWriter::create(1);
+    auto r = SharedRecordReader::attach(w.fd());
+    EXPECT_EQ(r.wait(5ms), QueueStatus::timed_out);
+  }
+  const DWORD before = handles();
+  for (int i = 0; i < 20; ++i) {
+    std::uint64_t id = 0;
+    {
+      auto w = SharedRecordWriter::create(1);
+      auto r = SharedRecordReader::attach(w.fd());
+      void* view = ::MapViewOfFile(handle_of(w.fd()), FILE_MAP_READ, 0, 0, sizeof(picoring::detail::SharedHeader));
+      ASSERT_NE(view, nullptr);
+      id = static_cast<const picoring::detail::SharedHeader*>(view)->wake_id;
+      ::UnmapViewOfFile(view);
+      ASSERT_TRUE(event_exists(id, L"-data"));
+      ASSERT_TRUE(event_exists(id, L"-space"));
+      ASSERT_TRUE(w.push(bytes_of("x")));
+      EXPECT_EQ(r.wait(1s), QueueStatus::ok);
+      r.pop();
+      EXPECT_EQ(r.wait(5ms), QueueStatus::timed_out);  // parks, and looks at the writer's process
+      EXPECT_THROW(static_cast<void>(SharedRecordReader::attach(w.fd())), std::system_error);            // role taken
+      EXPECT_THROW(static_cast<void>(picoring::SharedStreamReader::attach(w.fd())), std::system_error);  // kind
+    }
+    EXPECT_FALSE(event_exists(id, L"-data"));
+    EXPECT_FALSE(event_exists(id, L"-space"));
+  }
+  EXPECT_EQ(handles(), before);
+}
+
+TEST(SharedWindows, DISABLED_ChildReadsTheStream) {
+  const int fd = inherited_handle();
+  ASSERT_GE(fd, 0) << "run by SharedWindows.AChildProcessReadsEveryRecord";
+  auto r = SharedRecordReader::attach(fd);
+  ::CloseHandle(handle_of(fd));
+  for (std::uint64_t i = 0;; ++i) {
+    const QueueStatus st = r.wait(60s);
+    if (st == QueueStatus::closed) {
+      EXPECT_EQ(i, 3000u) << "the writer closed early";
+      return;
+    }
+    ASSERT_EQ(st, QueueStatus::ok) << "record " << i;
+    ASSERT_EQ(string_of(r.front()), numbered(i));
+    r.pop();
+  }
+}
+
+TEST(SharedWindows, AChildProcessReadsEveryRecord) {
+  auto w = SharedRecordWriter::create(1);  // small: the writer waits for the child often
+  int code = -1;
+  std::thread child([&] { code = run_child("SharedWindows.DISABLED_ChildReadsTheStream", w.fd()); });
+  for (std::uint64_t i = 0; i < 3000; ++i) ASSERT_EQ(w.push_wait(bytes_of(numbered(i)), 60s), QueueStatus::ok) << i;
+  w.close();
+  child.join();
+  EXPECT_EQ(code, 0);
+}
+
+TEST(SharedWindows, DISABLED_ChildWriterDiesWithoutClosing) {
+  const int fd = inherited_handle();
+  ASSERT_GE(fd, 0) << "run by SharedWindows.AWriterProcessThatDiesEndsTheWait";
+  auto w = SharedRecordWriter::attach(fd);
+  ASSERT_TRUE(w.push(bytes_of("last words")));
+  ::TerminateProcess(::GetCurrentProcess(), 7);  // no destructor runs: the queue stays open
+}
+
+TEST(SharedWindows, AWriterProcessThatDiesEndsTheWait) {
+  auto r = SharedRecordReader::create(1);
+  const int code = run_child("SharedWindows.DISABLED_ChildWriterDiesWithoutClosing", r.fd());
+  ASSERT_EQ(code, 7);
+  EXPECT_FALSE(r.closed()) << "nobody closed it";
+  ASSERT_EQ(r.wait(10s), QueueStatus::ok);
+  EXPECT_EQ(string_of(r.front()), "last words");
+  r.pop();
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(r.wait(30s), QueueStatus::closed) << "the writer's process has exited";
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  // Its role can be taken again.
+  auto again = SharedRecordWriter::attach(r.fd());
+  EXPECT_TRUE(again.push(bytes_of("a new writer")));
+}
+
+}  // namespace
+
+#endif  // _WIN32

@@ -43,7 +43,12 @@
 // for membarrier(GLOBAL_EXPEDITED) (the sleeper pays a system call instead), else a full
 // barrier per publication on both sides.
 //
-// Linux only (memfd seals, futexes). Elsewhere create() and attach() throw std::system_error
+// Linux (memfd seals, futexes) and Windows: there the memory is a pagefile-backed section whose
+// handle stands for the memfd (fd() returns its value; pass it with duplicate_for_process or
+// inheritance; its size can never change, so no seal is needed), the waits sleep on two named
+// events (Local\picoring-queue-<id>-data and -space, gone with the last handle) and a
+// process handle tells when the peer has exited; every publication pays a full fence (no
+// membarrier across processes). Elsewhere create() and attach() throw std::system_error
 // (not supported). Every kind shares the header and the rules above; the header records the
 // kind (and the element size), and an end of one kind refuses to attach to another.
 #pragma once
@@ -86,6 +91,9 @@ struct SharedHeader {
   std::uint64_t header_bytes = 0;  // offset of the data in the memfd: the creator's page size
   std::uint64_t data_bytes = 0;    // the ring's capacity
   std::uint32_t element_size = 0;  // 1 for records and bytes; a slot's size for kFixedSlots
+  std::uint32_t unused = 0;
+  // Windows: names the queue's two wake-up events (see src/shared_queue.cpp); 0 elsewhere.
+  std::uint64_t wake_id = 0;
 
   alignas(64) std::atomic<std::uint64_t> tail;  // bytes ever published, written by the writer
   alignas(64) std::atomic<std::uint64_t> head;  // bytes ever released, written by the reader
@@ -172,6 +180,8 @@ class SharedRegion {
     std::swap(peer_pid_, o.peer_pid_);
     std::swap(peer_fd_, o.peer_fd_);
     std::swap(owner_, o.owner_);
+    std::swap(data_event_, o.data_event_);
+    std::swap(space_event_, o.space_event_);
     std::swap(has_role_, o.has_role_);
     std::swap(locked_, o.locked_);
   }
@@ -184,8 +194,10 @@ class SharedRegion {
   std::int32_t peer_pid_ = 0;  // the peer last looked at, and a pidfd on it (-1: none)
   int peer_fd_ = -1;
   std::int32_t owner_ = 0;  // the process that mapped it (a fork child's copy releases nothing)
-  bool has_role_ = false;   // a complete region, its role claimed: leaving closes the queue
-  bool locked_ = false;     // header and both data views mlock()ed in this process
+  int data_event_ = -1;     // Windows: the events that stand for the futexes (handle values)
+  int space_event_ = -1;
+  bool has_role_ = false;  // a complete region, its role claimed: leaving closes the queue
+  bool locked_ = false;    // header and both data views mlock()ed in this process
 };
 
 [[noreturn]] void throw_corrupt(const char* what);
@@ -275,7 +287,9 @@ class SharedEnd {
   }
 
   // The memfd, to pass to the other process (send_fd, or inherited by a child: it is
-  // close-on-exec, so clear that or dup2 it for exec). -1 after close_fd().
+  // close-on-exec, so clear that or dup2 it for exec); on Windows the section handle's value
+  // (duplicate_for_process, or inherited: it is not inheritable until made so). -1 after
+  // close_fd().
   int fd() const noexcept { return r_.fd(); }
   void close_fd() noexcept { r_.close_fd(); }
   std::size_t capacity() const noexcept { return static_cast<std::size_t>(r_.capacity()); }
@@ -1071,5 +1085,11 @@ void send_fd(int socket, int fd);
 // std::system_error (recvmsg; ECONNRESET when the peer closed first; EBADMSG when the message
 // carried no descriptor).
 int receive_fd(int socket);
+// Windows: a copy of the queue's section handle (fd()) made for the process process_id, which
+// receives the returned value by any means (a pipe, its command line) and passes it to attach();
+// that process owns the copy. A child may instead inherit the handle (make it inheritable with
+// SetHandleInformation, then CreateProcess with bInheritHandles). Throws std::system_error
+// naming the call (OpenProcess, DuplicateHandle); elsewhere std::errc::not_supported.
+int duplicate_for_process(int fd, std::uint32_t process_id);
 
 }  // namespace picoring
