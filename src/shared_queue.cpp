@@ -757,8 +757,9 @@ void heavy_fence_lanes(SharedHeader* const* headers, std::size_t n) noexcept {
 // peers' check). futex_waitv (Linux 5.16) waits on every word at once; where the kernel or an
 // emulator lacks it, the sleep is on the first word and at most 1 ms, so that the caller looks
 // at every lane again soon.
-void park_on_lanes(SharedHeader* const* headers, const std::uint32_t* seen, std::size_t n,
+void park_on_lanes(SharedRegion* const* lanes, SharedHeader* const* headers, const std::uint32_t* seen, std::size_t n,
                    std::chrono::steady_clock::time_point deadline) noexcept {
+  (void)lanes;
 #if defined(__linux__)
   const auto now = std::chrono::steady_clock::now();
   if (now >= deadline || n == 0) return;
@@ -789,16 +790,28 @@ void park_on_lanes(SharedHeader* const* headers, const std::uint32_t* seen, std:
   timespec ts{};
   ts.tv_nsec = static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count());
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&headers[0]->data_word), FUTEX_WAIT, seen[0], &ts, nullptr, 0);
+#elif defined(_WIN32)
+  // The lanes' data events, the first 64 of them (WaitForMultipleObjects' limit) for the whole
+  // sleep; with more lanes, at most 1 ms (the system timer may stretch it to 16) before the
+  // caller looks at every lane again. A word that moved already ends the park at once.
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline || n == 0) return;
+  auto left = std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(20));
+  if (n > MAXIMUM_WAIT_OBJECTS)
+    left = std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(1));
+  std::array<HANDLE, MAXIMUM_WAIT_OBJECTS> events{};
+  const std::size_t count = std::min<std::size_t>(n, MAXIMUM_WAIT_OBJECTS);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (headers[i]->data_word.load(std::memory_order_acquire) != seen[i]) return;
+    if (i < count) events[i] = reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(lanes[i]->data_event()));
+  }
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  ::WaitForMultipleObjects(static_cast<DWORD>(count), events.data(), FALSE, static_cast<DWORD>(ms));
 #else
-  // Windows: the lanes' events are per region, not per header; the reader looks again within
-  // a millisecond or so (the system timer's resolution: up to 16 ms unless raised).
   (void)headers;
   (void)seen;
   (void)n;
-  const auto now = std::chrono::steady_clock::now();
-  if (now < deadline)
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(deadline - now, std::chrono::milliseconds(1)));
+  (void)deadline;
 #endif
 }
 
@@ -811,6 +824,7 @@ QueueStatus SharedRecordFanIn::wait_until(std::chrono::steady_clock::time_point 
     if (i >= detail::kSpinsBeforeParking) break;
     detail::cpu_relax();
   }
+  std::array<detail::SharedRegion*, kMaxLanes> regions{};
   std::array<detail::SharedHeader*, kMaxLanes> headers{};
   std::array<std::uint32_t, kMaxLanes> seen{};
   for (;;) {
@@ -819,7 +833,8 @@ QueueStatus SharedRecordFanIn::wait_until(std::chrono::steady_clock::time_point 
     // dropped lane's header is unmapped.
     const std::size_t n = lanes_.size();
     for (std::size_t i = 0; i < n; ++i) {
-      headers[i] = lanes_[i].r_.header();
+      regions[i] = &lanes_[i].r_;
+      headers[i] = regions[i]->header();
       seen[i] = headers[i]->data_word.load(std::memory_order_acquire);
       headers[i]->reader_sleeping.fetch_add(1, std::memory_order_seq_cst);
     }
@@ -844,7 +859,7 @@ QueueStatus SharedRecordFanIn::wait_until(std::chrono::steady_clock::time_point 
       peers_checked_ = now;
       for (std::size_t i = 0; i < n && !ended; ++i) ended = !lanes_[i].r_.peer_alive();
     }
-    if (!ready && !ended && !failure) detail::park_on_lanes(headers.data(), seen.data(), n, deadline);
+    if (!ready && !ended && !failure) detail::park_on_lanes(regions.data(), headers.data(), seen.data(), n, deadline);
     for (std::size_t i = 0; i < n; ++i) headers[i]->reader_sleeping.fetch_sub(1, std::memory_order_relaxed);
 
     if (failure) {

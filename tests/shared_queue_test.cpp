@@ -1331,6 +1331,7 @@ TEST(SharedFanIn, AndWhereTheKernelHasNoFutexWaitv) {
 #include <string>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "picoring/shared_queue.hpp"
 
@@ -1500,6 +1501,43 @@ TEST(SharedWindows, OddSizedSlotsStreamBetweenThreads) {
   writer.join();
   EXPECT_TRUE(in_order) << "a tick out of order or damaged before tick " << next;
   EXPECT_EQ(next, kTicks);
+}
+
+// The fan-in, its one wait on both lanes' events: two writers, each record in its lane's order.
+TEST(SharedWindows, AFanInReadsTwoWritersInTheirOrder) {
+  constexpr std::uint64_t kEach = 5000;
+  std::vector<SharedRecordWriter> writers;
+  picoring::SharedRecordFanIn in;
+  std::vector<std::uint64_t> ids;
+  for (int k = 0; k < 2; ++k) {
+    writers.push_back(SharedRecordWriter::create(1));
+    ids.push_back(in.add(writers.back().fd()));
+  }
+  std::vector<std::thread> threads;
+  for (auto& w : writers) {
+    threads.emplace_back([&w] {
+      for (std::uint64_t i = 0; i < kEach; ++i) {
+        if (w.push_wait(bytes_of(numbered(i)), 30s) != QueueStatus::ok) return;
+        if (i % 1000 == 0) std::this_thread::sleep_for(5ms);  // the reader parks now and then
+      }
+      w.close();
+    });
+  }
+  std::vector<std::uint64_t> next(2, 0);
+  bool in_order = true;
+  while (in_order && in.wait(30s) == QueueStatus::ok) {
+    in.drain([&](std::span<const std::byte> rec, std::uint64_t lane) {
+      const std::size_t k = lane == ids[0] ? 0 : 1;
+      in_order = in_order && (lane == ids[0] || lane == ids[1]) && string_of(rec) == numbered(next[k]);
+      ++next[k];
+    });
+  }
+  in.close();
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(in_order);
+  EXPECT_EQ(next[0], kEach);
+  EXPECT_EQ(next[1], kEach);
+  EXPECT_EQ(in.lanes(), 0u) << "both lanes ended and were dropped";
 }
 
 TEST(SharedWindows, AttachRefusesWhatIsNotAQueueOfItsKind) {

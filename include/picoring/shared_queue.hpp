@@ -164,6 +164,8 @@ class SharedRegion {
   void park(std::atomic<std::uint32_t>& word, std::uint32_t seen,
             std::chrono::steady_clock::time_point deadline) noexcept;
   void wake(std::atomic<std::uint32_t>& word) noexcept;
+  // Windows: the handle value of the event that stands for data_word's futex (-1 elsewhere).
+  int data_event() const noexcept { return data_event_; }
   // The sleeper's half of the handshake, after announcing itself: membarrier(GLOBAL_EXPEDITED)
   // while the queue is in asymmetric mode, else (or if that call fails: then for good) a fence.
   void heavy_fence() noexcept;
@@ -520,7 +522,8 @@ class SharedRecordReader : public detail::SharedEnd<SharedRecordReader, detail::
 // takes lanes in turns: a turn gives at most the bytes its lane held when the turn began, so a
 // busy producer cannot starve the others. Order is kept per producer, not across producers (the
 // in-process fan-in's rule, FanInConsumer). One wait covers every lane (futex_waitv, Linux 5.16;
-// on older kernels the wait looks at every lane at least once a millisecond).
+// on older kernels the wait looks at every lane at least once a millisecond; on Windows the
+// lanes' events, 64 at a time).
 //
 //   picoring::SharedRecordFanIn in;
 //   const int fd = picoring::receive_fd(producer_socket);  // once per producer process
