@@ -394,7 +394,10 @@ Error os_error(const char* step, DWORD e = ::GetLastError()) {
 }
 Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
 
+// Process ids are DWORDs kept in the header's int32 fields bit for bit (0: none); every other
+// value, negative ones included, names a process.
 std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::GetCurrentProcessId()); }
+DWORD as_process_id(std::int32_t pid) noexcept { return static_cast<DWORD>(static_cast<std::uint32_t>(pid)); }
 
 std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
   return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
@@ -411,7 +414,7 @@ bool valid(Residency residency, Error& err) noexcept {
 // True when no process has this id any more, or it has exited. Windows reuses ids only once
 // nothing holds a handle to the old process.
 bool process_gone(std::int32_t pid) noexcept {
-  HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+  HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, as_process_id(pid));
   if (p == nullptr) return ::GetLastError() == ERROR_INVALID_PARAMETER;  // no such process
   const bool gone = ::WaitForSingleObject(p, 0) == WAIT_OBJECT_0;
   ::CloseHandle(p);
@@ -633,7 +636,7 @@ SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, 
   auto& holder = pid_of(*r.header_, role);
   std::int32_t seen = 0;
   bool claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
-  if (!claimed && seen > 0 && seen != self_pid() && process_gone(seen)) {
+  if (!claimed && seen != 0 && seen != self_pid() && process_gone(seen)) {
     claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
   }
   if (!claimed) {
@@ -673,12 +676,11 @@ bool SharedRegion::peer_alive() noexcept {
   const SharedRole peer = role_ == SharedRole::writer ? SharedRole::reader : SharedRole::writer;
   const std::int32_t pid = pid_of(*header_, peer).load(std::memory_order_acquire);
   if (pid == 0) return true;  // not attached yet (a writer may start before its reader)
-  if (pid < 0) return false;  // no process has such an id: a corrupt header
   if (pid != peer_pid_) {
     if (peer_fd_ >= 0) ::CloseHandle(as_handle(peer_fd_));
     peer_fd_ = -1;
     peer_pid_ = pid;
-    HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid));
+    HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, as_process_id(pid));
     if (p == nullptr) return ::GetLastError() != ERROR_INVALID_PARAMETER;  // no such process: gone
     peer_fd_ = as_int(p);  // held: the id cannot be reused while we look at it
   }
