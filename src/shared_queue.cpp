@@ -44,15 +44,99 @@
 namespace picoring {
 namespace detail {
 
+#if defined(__linux__) || defined(_WIN32)
+namespace {
+
+// Each system's half below defines these two.
+std::int32_t self_pid() noexcept;
+// True when the process `pid` names has exited or never was: its role may be claimed again.
+bool process_gone(std::int32_t pid) noexcept;
+
+Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
+
+std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
+  return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
+}
+
+bool valid(Residency residency, Error& err) noexcept {
+  if (residency == Residency::on_demand || residency == Residency::populate || residency == Residency::lock ||
+      residency == Residency::lock_if_allowed)
+    return true;
+  err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
+  return false;
+}
+
+// The creator's header, written in zeroed memory before the queue's handle can leave this
+// process: counters 0, open, and the creator's role claimed.
+void write_header(SharedHeader* at, SharedLayout layout, std::size_t header_bytes, std::size_t data_bytes,
+                  SharedRole role, std::uint32_t fences, std::uint64_t wake_id) noexcept {
+  SharedHeader* h = std::construct_at(at);
+  h->magic = SharedHeader::kMagic;
+  h->version = SharedHeader::kVersion;
+  h->kind = layout.kind;
+  h->element_size = layout.element_size;
+  h->header_bytes = header_bytes;
+  h->data_bytes = data_bytes;
+  h->wake_id = wake_id;
+  h->fences.store(fences, std::memory_order_relaxed);
+  pid_of(*h, role).store(self_pid(), std::memory_order_release);
+}
+
+// The layout as the creator wrote it must be what the memory's size says: read once, then only
+// the values computed here are used.
+bool check_header(const SharedHeader& h, SharedLayout layout, std::size_t header_bytes, std::size_t data_bytes,
+                  Error& err) noexcept {
+  if (h.magic != SharedHeader::kMagic || h.version != SharedHeader::kVersion) {
+    err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
+  } else if (h.kind != layout.kind) {
+    err = corrupt("check header (kind: records, bytes and slots do not mix, or not a known kind)");
+  } else if (h.element_size != layout.element_size || data_bytes % layout.element_size != 0) {
+    err = corrupt("check header (element size: the slots are of another type's size)");
+  } else if (h.header_bytes != header_bytes || h.data_bytes != data_bytes) {
+    err = corrupt("check header (layout, page size and capacity against the memory's size)");
+  } else {
+    return true;
+  }
+  return false;
+}
+
+// The role is free, or held by a process that has exited without giving it up (a crash): a new
+// reader then continues from the records the dead one had not released (at least once).
+bool claim_role(SharedHeader& h, SharedRole role, Error& err) noexcept {
+  auto& holder = pid_of(h, role);
+  std::int32_t seen = 0;
+  bool claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
+  if (!claimed && seen != 0 && seen != self_pid() && process_gone(seen)) {
+    claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
+  }
+  if (!claimed) {
+    err = {std::make_error_code(std::errc::device_or_resource_busy), role == SharedRole::writer
+                                                                         ? "claim the writer role (the queue has one)"
+                                                                         : "claim the reader role (the queue has one)"};
+  }
+  return claimed;
+}
+
+// Leaving: the queue closed (which wakes the peer), the role given up if still ours.
+void give_up_role(SharedRegion& r, SharedHeader& h, SharedRole role) noexcept {
+  r.close();
+  std::int32_t me = self_pid();
+  pid_of(h, role).compare_exchange_strong(me, 0, std::memory_order_acq_rel);
+}
+
+}  // namespace
+#endif
+
 #if defined(__linux__)
 namespace {
 
 constexpr int kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW;
 
 Error os_error(const char* step) { return {std::error_code(errno, std::system_category()), step}; }
-Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
 
 std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::getpid()); }
+// A negative id would make kill() name a process group: such a header is not believed.
+bool process_gone(std::int32_t pid) noexcept { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 // Registers this process for membarrier(GLOBAL_EXPEDITED), once: then a sleeper in the other
 // process can run a barrier on this process's threads. False when the kernel (before 4.16), a
@@ -76,10 +160,6 @@ bool global_membarrier_registered() noexcept {
 #endif
   }();
   return registered;
-}
-
-std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
-  return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
 }
 
 // Maps `data_bytes` of fd from offset `header_bytes` twice, back to back, inside one reservation
@@ -121,14 +201,6 @@ SharedHeader* map_header(int fd, std::size_t header_bytes, Error& err) noexcept 
     return nullptr;
   }
   return static_cast<SharedHeader*>(h);
-}
-
-bool valid(Residency residency, Error& err) noexcept {
-  if (residency == Residency::on_demand || residency == Residency::populate || residency == Residency::lock ||
-      residency == Residency::lock_if_allowed)
-    return true;
-  err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
-  return false;
 }
 
 #if !defined(MADV_POPULATE_WRITE)
@@ -216,16 +288,8 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedLayout layout,
   if (r.data_ == nullptr) return {};
   r.capacity_ = data;
   if (!make_resident(r, residency, err)) return {};
-  SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
-  h->magic = SharedHeader::kMagic;
-  h->version = SharedHeader::kVersion;
-  h->kind = layout.kind;
-  h->element_size = layout.element_size;
-  h->header_bytes = page;
-  h->data_bytes = data;
-  h->fences.store(global_membarrier_registered() ? 0 : 1, std::memory_order_relaxed);
+  write_header(r.header_, layout, page, data, role, global_membarrier_registered() ? 0 : 1, 0);
   r.role_ = role;
-  pid_of(*h, role).store(self_pid(), std::memory_order_release);
   r.has_role_ = true;
   return r;
 }
@@ -266,44 +330,13 @@ SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, 
   r.header_bytes_ = page;
   r.header_ = map_header(r.fd_, page, err);
   if (r.header_ == nullptr) return {};
-  // The layout as the creator wrote it must be what the sealed size says: read once, then only
-  // the values computed here are used.
-  const SharedHeader& h = *r.header_;
-  if (h.magic != SharedHeader::kMagic || h.version != SharedHeader::kVersion) {
-    err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
-    return {};
-  }
-  if (h.kind != layout.kind) {
-    err = corrupt("check header (kind: records, bytes and slots do not mix, or not a known kind)");
-    return {};
-  }
-  if (h.element_size != layout.element_size || data % layout.element_size != 0) {
-    err = corrupt("check header (element size: the slots are of another type's size)");
-    return {};
-  }
-  if (h.header_bytes != page || h.data_bytes != data) {
-    err = corrupt("check header (layout, page size and capacity against the memfd's size)");
-    return {};
-  }
+  if (!check_header(*r.header_, layout, page, data, err)) return {};
   r.data_ = map_mirrored(r.fd_, page, data, err);
   if (r.data_ == nullptr) return {};
   r.capacity_ = data;
   if (!make_resident(r, residency, err)) return {};
   if (!global_membarrier_registered()) r.header_->fences.store(1, std::memory_order_seq_cst);
-  // The role is free, or held by a process that has died without giving it up (a crash): a new
-  // reader then continues from the records the dead one had not released (at least once).
-  auto& holder = pid_of(*r.header_, role);
-  std::int32_t seen = 0;
-  bool claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
-  if (!claimed && seen > 0 && seen != self_pid() && ::kill(seen, 0) != 0 && errno == ESRCH) {
-    claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
-  }
-  if (!claimed) {
-    err = {std::make_error_code(std::errc::device_or_resource_busy), role == SharedRole::writer
-                                                                         ? "claim the writer role (the queue has one)"
-                                                                         : "claim the reader role (the queue has one)"};
-    return {};
-  }
+  if (!claim_role(*r.header_, role, err)) return {};
   r.role_ = role;
   r.has_role_ = true;
   return r;
@@ -313,11 +346,7 @@ SharedRegion::~SharedRegion() {
   // In a child of fork() nothing here is mapped (MADV_DONTFORK) and the queue is the parent's.
   if (owner_ != 0 && owner_ != self_pid()) return;
   if (header_ != nullptr) {
-    if (has_role_) {
-      close();
-      std::int32_t me = self_pid();
-      pid_of(*header_, role_).compare_exchange_strong(me, 0, std::memory_order_acq_rel);
-    }
+    if (has_role_) give_up_role(*this, *header_, role_);
     ::munmap(header_, header_bytes_);
   }
   if (data_ != nullptr) ::munmap(data_, 2 * static_cast<std::size_t>(capacity_));
@@ -392,27 +421,12 @@ int as_int(HANDLE h) noexcept { return static_cast<int>(reinterpret_cast<std::in
 Error os_error(const char* step, DWORD e = ::GetLastError()) {
   return {std::error_code(static_cast<int>(e), std::system_category()), step};
 }
-Error corrupt(const char* step) { return {make_error_code(errc::corrupt_shared_state), step}; }
-
 // Process ids are DWORDs kept in the header's int32 fields bit for bit (0: none); every other
 // value, negative ones included, names a process.
 std::int32_t self_pid() noexcept { return static_cast<std::int32_t>(::GetCurrentProcessId()); }
 DWORD as_process_id(std::int32_t pid) noexcept { return static_cast<DWORD>(static_cast<std::uint32_t>(pid)); }
 
-std::atomic<std::int32_t>& pid_of(SharedHeader& h, SharedRole role) noexcept {
-  return role == SharedRole::writer ? h.writer_pid : h.reader_pid;
-}
-
-bool valid(Residency residency, Error& err) noexcept {
-  if (residency == Residency::on_demand || residency == Residency::populate || residency == Residency::lock ||
-      residency == Residency::lock_if_allowed)
-    return true;
-  err = {std::make_error_code(std::errc::invalid_argument), "select residency"};
-  return false;
-}
-
-// True when no process has this id any more, or it has exited. Windows reuses ids only once
-// nothing holds a handle to the old process.
+// Windows reuses an id only once nothing holds a handle to the old process.
 bool process_gone(std::int32_t pid) noexcept {
   HANDLE p = ::OpenProcess(SYNCHRONIZE, FALSE, as_process_id(pid));
   if (p == nullptr) return ::GetLastError() == ERROR_INVALID_PARAMETER;  // no such process
@@ -559,17 +573,8 @@ SharedRegion SharedRegion::create(std::size_t min_capacity, SharedLayout layout,
     return {};
   }
   if (!make_resident(r, residency, err)) return {};
-  SharedHeader* h = std::construct_at(r.header_);  // zeroed memory: counters 0, open, no roles
-  h->magic = SharedHeader::kMagic;
-  h->version = SharedHeader::kVersion;
-  h->kind = layout.kind;
-  h->element_size = layout.element_size;
-  h->header_bytes = page;
-  h->data_bytes = data;
-  h->wake_id = id;
-  h->fences.store(1, std::memory_order_relaxed);  // no membarrier across processes here
+  write_header(r.header_, layout, page, data, role, 1, id);  // fences: no membarrier across processes
   r.role_ = role;
-  pid_of(*h, role).store(self_pid(), std::memory_order_release);
   r.has_role_ = true;
   return r;
 }
@@ -598,24 +603,8 @@ SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, 
   r.header_bytes_ = page;
   r.header_ = map_header(mine, page, err);
   if (r.header_ == nullptr) return {};
-  const SharedHeader& h = *r.header_;
-  if (h.magic != SharedHeader::kMagic || h.version != SharedHeader::kVersion) {
-    err = corrupt("check header (magic and version: not a picoring shared queue of this version)");
-    return {};
-  }
-  if (h.kind != layout.kind) {
-    err = corrupt("check header (kind: records, bytes and slots do not mix, or not a known kind)");
-    return {};
-  }
-  if (h.element_size != layout.element_size || data % layout.element_size != 0) {
-    err = corrupt("check header (element size: the slots are of another type's size)");
-    return {};
-  }
-  if (h.header_bytes != page || h.data_bytes != data) {
-    err = corrupt("check header (layout, granularity and capacity against the section's size)");
-    return {};
-  }
-  const std::uint64_t id = h.wake_id;
+  if (!check_header(*r.header_, layout, page, data, err)) return {};
+  const std::uint64_t id = r.header_->wake_id;
   if (id == 0) {
     err = corrupt("check header (no wake-up events named)");
     return {};
@@ -632,19 +621,7 @@ SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, 
   r.space_event_ = as_int(s);
   if (!make_resident(r, residency, err)) return {};
   r.header_->fences.store(1, std::memory_order_seq_cst);
-  // The role is free, or held by a process that has exited without giving it up (a crash).
-  auto& holder = pid_of(*r.header_, role);
-  std::int32_t seen = 0;
-  bool claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
-  if (!claimed && seen != 0 && seen != self_pid() && process_gone(seen)) {
-    claimed = holder.compare_exchange_strong(seen, self_pid(), std::memory_order_acq_rel);
-  }
-  if (!claimed) {
-    err = {std::make_error_code(std::errc::device_or_resource_busy), role == SharedRole::writer
-                                                                         ? "claim the writer role (the queue has one)"
-                                                                         : "claim the reader role (the queue has one)"};
-    return {};
-  }
+  if (!claim_role(*r.header_, role, err)) return {};
   r.role_ = role;
   r.has_role_ = true;
   return r;
@@ -652,11 +629,7 @@ SharedRegion SharedRegion::attach(int fd, SharedLayout layout, SharedRole role, 
 
 SharedRegion::~SharedRegion() {
   if (header_ != nullptr) {
-    if (has_role_) {
-      close();
-      std::int32_t me = self_pid();
-      pid_of(*header_, role_).compare_exchange_strong(me, 0, std::memory_order_acq_rel);
-    }
+    if (has_role_) give_up_role(*this, *header_, role_);
     ::UnmapViewOfFile(header_);
   }
   if (data_ != nullptr) unmap_mirror(data_, static_cast<std::size_t>(capacity_), locked_);
