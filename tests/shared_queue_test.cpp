@@ -1321,6 +1321,7 @@ TEST(SharedFanIn, AndWhereTheKernelHasNoFutexWaitv) {
 // test program started again to run one disabled test (CreateProcess, the handle inherited).
 #include <windows.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -1501,6 +1502,37 @@ TEST(SharedWindows, OddSizedSlotsStreamBetweenThreads) {
   writer.join();
   EXPECT_TRUE(in_order) << "a tick out of order or damaged before tick " << next;
   EXPECT_EQ(next, kTicks);
+}
+
+// The byte stream: 4 MiB in writes of odd sizes from a writer thread, read back in whatever
+// windows the reader finds (which cross the physical end), every byte checked.
+TEST(SharedWindows, AByteStreamCarriesEveryByteInOrder) {
+  auto w = picoring::SharedStreamWriter::create(1);
+  auto r = picoring::SharedStreamReader::attach(w.fd());
+  constexpr std::size_t kBytes = std::size_t{4} << 20;
+  const auto byte_at = [](std::size_t i) { return static_cast<std::byte>((i * 2654435761u) >> 13); };
+  std::thread writer([&] {
+    std::vector<std::byte> chunk;
+    for (std::size_t at = 0, n = 1; at < kBytes; at += n, n = n % 9000 + 777) {
+      n = std::min(n, kBytes - at);
+      chunk.resize(n);
+      for (std::size_t i = 0; i < n; ++i) chunk[i] = byte_at(at + i);
+      if (w.write_all(chunk, 30s) != QueueStatus::ok) return;
+    }
+    w.close();
+  });
+  std::size_t got = 0;
+  bool same = true;
+  while (same && r.wait(1, 30s) == QueueStatus::ok) {
+    const auto window = r.readable();
+    for (std::size_t i = 0; i < window.size() && same; ++i) same = window[i] == byte_at(got + i);
+    got += window.size();
+    r.release(window.size());
+  }
+  r.close();
+  writer.join();
+  EXPECT_TRUE(same) << "a byte differs near offset " << got;
+  EXPECT_EQ(got, kBytes);
 }
 
 // The fan-in, its one wait on both lanes' events: two writers, each record in its lane's order.
