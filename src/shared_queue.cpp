@@ -44,6 +44,19 @@
 namespace picoring {
 namespace detail {
 
+#if defined(_WIN32)
+namespace {
+// The queue's memory is a pagefile-backed section; its handle travels where Linux passes the
+// memfd. Handles have 32 significant bits on every Windows (sign-extended between 32- and 64-bit
+// processes, as Microsoft documents for interprocess use), so an int carries one. A handle is an
+// integer the system gives out as a pointer type: the cast is what it is for.
+HANDLE as_handle(int h) noexcept {
+  return reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(h));  // NOLINT(performance-no-int-to-ptr)
+}
+int as_int(HANDLE h) noexcept { return static_cast<int>(reinterpret_cast<std::intptr_t>(h)); }
+}  // namespace
+#endif
+
 #if defined(__linux__) || defined(_WIN32)
 namespace {
 
@@ -412,12 +425,6 @@ void SharedRegion::wake(std::atomic<std::uint32_t>& word) noexcept {
 #elif defined(_WIN32)
 namespace {
 
-// The queue's memory is a pagefile-backed section; its handle travels where Linux passes the
-// memfd. Handles have 32 significant bits on every Windows (sign-extended between 32- and 64-bit
-// processes, as Microsoft documents for interprocess use), so an int carries one.
-HANDLE as_handle(int h) noexcept { return reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(h)); }
-int as_int(HANDLE h) noexcept { return static_cast<int>(reinterpret_cast<std::intptr_t>(h)); }
-
 Error os_error(const char* step, DWORD e = ::GetLastError()) {
   return {std::error_code(static_cast<int>(e), std::system_category()), step};
 }
@@ -778,7 +785,7 @@ void park_on_lanes(SharedRegion* const* lanes, SharedHeader* const* headers, con
   const std::size_t count = std::min<std::size_t>(n, MAXIMUM_WAIT_OBJECTS);
   for (std::size_t i = 0; i < n; ++i) {
     if (headers[i]->data_word.load(std::memory_order_acquire) != seen[i]) return;
-    if (i < count) events[i] = reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(lanes[i]->data_event()));
+    if (i < count) events[i] = as_handle(lanes[i]->data_event());
   }
   const auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
   ::WaitForMultipleObjects(static_cast<DWORD>(count), events.data(), FALSE, static_cast<DWORD>(ms));
@@ -933,12 +940,12 @@ int duplicate_for_process(int fd, std::uint32_t process_id) {
     throw std::system_error(static_cast<int>(::GetLastError()), std::system_category(),
                             "picoring: OpenProcess(PROCESS_DUP_HANDLE) failed");
   HANDLE copy = nullptr;
-  const BOOL ok = ::DuplicateHandle(::GetCurrentProcess(), reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(fd)),
-                                    target, &copy, 0, FALSE, DUPLICATE_SAME_ACCESS);
+  const BOOL ok =
+      ::DuplicateHandle(::GetCurrentProcess(), detail::as_handle(fd), target, &copy, 0, FALSE, DUPLICATE_SAME_ACCESS);
   const DWORD e = ::GetLastError();
   ::CloseHandle(target);
   if (!ok) throw std::system_error(static_cast<int>(e), std::system_category(), "picoring: DuplicateHandle failed");
-  return static_cast<int>(reinterpret_cast<std::intptr_t>(copy));
+  return detail::as_int(copy);
 }
 
 void send_fd(int, int) {

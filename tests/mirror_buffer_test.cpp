@@ -577,19 +577,7 @@ std::size_t count_regions() {
   }
   return n;
 }
-// Open handles of this process. wine answers GetProcessHandleCount with 0, so there the
-// handle table is probed instead (handle values are multiples of 4, reused lowest first, so
-// a leak shows up within the first few thousand).
-std::size_t count_handles() {
-  DWORD n = 0;
-  if (::GetProcessHandleCount(::GetCurrentProcess(), &n) && n != 0) return n;
-  std::size_t probed = 0;
-  for (std::uintptr_t h = 4; h < 4 * 16384; h += 4) {
-    DWORD flags = 0;
-    if (::GetHandleInformation(reinterpret_cast<HANDLE>(h), &flags)) ++probed;
-  }
-  return probed;
-}
+using picoring_test::count_handles;
 
 TEST(Hygiene, ThousandsOfCyclesLeaveNoHandleOrView) {
   { MirrorBuffer warm(4096); }
@@ -612,6 +600,7 @@ TEST(Hygiene, ThousandsOfCyclesLeaveNoHandleOrView) {
 TEST(Hygiene, ALiveRingHoldsNoHandle) {
   const std::size_t handles = count_handles();
   std::vector<MirrorBuffer> rings;
+  rings.reserve(8);
   for (int i = 0; i < 8; ++i) rings.emplace_back(4096);
   EXPECT_EQ(count_handles(), handles);
 }

@@ -1335,6 +1335,7 @@ TEST(SharedFanIn, AndWhereTheKernelHasNoFutexWaitv) {
 #include <vector>
 
 #include "picoring/shared_queue.hpp"
+#include "test_support.hpp"
 
 namespace {
 
@@ -1345,7 +1346,10 @@ using picoring::SharedRecordWriter;
 
 std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s)); }
 std::string string_of(std::span<const std::byte> s) { return {reinterpret_cast<const char*>(s.data()), s.size()}; }
-HANDLE handle_of(int fd) { return reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(fd)); }
+// A handle value is an integer the system gives out as a pointer type.
+HANDLE handle_of(int fd) {
+  return reinterpret_cast<HANDLE>(static_cast<std::intptr_t>(fd));  // NOLINT(performance-no-int-to-ptr)
+}
 int int_of(HANDLE h) { return static_cast<int>(reinterpret_cast<std::intptr_t>(h)); }
 // Record n of a stream: its number, then filler to a length that varies with n.
 std::string numbered(std::uint64_t n) {
@@ -1546,6 +1550,7 @@ TEST(SharedWindows, AFanInReadsTwoWritersInTheirOrder) {
     ids.push_back(in.add(writers.back().fd()));
   }
   std::vector<std::thread> threads;
+  threads.reserve(writers.size());
   for (auto& w : writers) {
     threads.emplace_back([&w] {
       for (std::uint64_t i = 0; i < kEach; ++i) {
@@ -1617,14 +1622,9 @@ TEST(SharedWindows, AHandleDuplicatedForAProcessAttaches) {
 }
 
 // The wake-up events' names go with the queue: once both ends are gone, neither name opens.
-// The process's handle count must not grow either (section, events, the peer's process handle);
-// wine's GetProcessHandleCount always reports 0, so under wine only the names are checked.
+// The process's handles must not grow either (section, events, the peer's process handle).
 TEST(SharedWindows, NoHandleOrNameOutlivesItsQueue) {
-  const auto handles = [] {
-    DWORD n = 0;
-    EXPECT_TRUE(::GetProcessHandleCount(::GetCurrentProcess(), &n));
-    return n;
-  };
+  const auto handles = picoring_test::count_handles;
   const auto event_exists = [](std::uint64_t id, const wchar_t* which) {
     const std::wstring name = L"Local\\picoring-queue-" + [id] {
       wchar_t hex[17] = {};
@@ -1640,7 +1640,7 @@ TEST(SharedWindows, NoHandleOrNameOutlivesItsQueue) {
     auto r = SharedRecordReader::attach(w.fd());
     EXPECT_EQ(r.wait(5ms), QueueStatus::timed_out);
   }
-  const DWORD before = handles();
+  const std::size_t before = handles();
   for (int i = 0; i < 20; ++i) {
     std::uint64_t id = 0;
     {
