@@ -96,14 +96,34 @@ inline bool parse_run_options(int argc, char** argv, const char* amount_flag, lo
   return true;
 }
 
+// The CPUs this process may run on, as found before any thread pinned itself (the first pin
+// reads it first).
+inline const cpu_set_t& startup_affinity() {
+  static const cpu_set_t set = [] {
+    cpu_set_t s;
+    CPU_ZERO(&s);
+    if (sched_getaffinity(0, sizeof s, &s) != 0) CPU_SET(0, &s);
+    return s;
+  }();
+  return set;
+}
+
 // Pins the calling thread to one CPU (taken modulo the CPUs there are, so that a harness written
 // for CPUs 0 and 1 still runs on a one-CPU machine). Returns false when the system refuses.
 inline bool pin_this_thread(int cpu) {
+  (void)startup_affinity();
   const unsigned n = std::thread::hardware_concurrency();
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(static_cast<unsigned>(cpu) % (n == 0 ? 1 : n), &set);
   return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
+}
+
+// Lets the calling thread run on the CPUs the process started with again. Threads inherit their
+// creator's affinity: a harness that pinned its main thread for a two-thread table and then
+// starts unpinned threads for another must call this first, or they all share that one CPU.
+inline bool unpin_this_thread() {
+  return pthread_setaffinity_np(pthread_self(), sizeof(cpu_set_t), &startup_affinity()) == 0;
 }
 
 }  // namespace picoring_bench

@@ -503,9 +503,14 @@ double median_time_ratio(const picoring_bench::Rounds& rounds, std::size_t a, st
 
 // Producers take every producers-th record (the same records in all, so the same checksum);
 // nothing is pinned (there are more threads than CPUs here), and a side that finds nothing to
-// do yields after a short spin, so that the scheduler can run the others.
+// do yields after a short spin, so that the scheduler can run the others. The calling thread
+// unpins itself first: run_one pinned it, and the producers would inherit that one CPU.
 template <class Q>
 double run_many(const Workload& w, int producers) {
+  if (!picoring_bench::unpin_this_thread()) {
+    std::fprintf(stderr, "run_many: cannot unpin the consumer thread\n");
+    std::exit(1);
+  }
   auto q = std::make_unique<Q>();
   std::atomic<int> ready{0};
   std::vector<std::thread> threads;
