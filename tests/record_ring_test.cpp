@@ -186,6 +186,38 @@ TEST(RecordRing, ARecordAcrossTheEndIsOneSpan) {
   EXPECT_EQ(0, std::memcmp(base, rec.data() + before_end, rec.size() - before_end));
 }
 
+// push copies a record that crosses the physical end with one memcpy through the second view:
+// its tail must land in the ring's first pages (what the next lap reads through the first
+// view), for each form that pushes so. The ring's base is where the first record's header is.
+template <class Producer, class Consumer>
+void push_across_the_end_lands_at_the_start(Producer& p, Consumer& c) {
+  const std::size_t cap = p.capacity();
+  const std::string filler = record_text(1, cap - 8 - 64 - 8);  // ends 64 bytes + a header before the end
+  ASSERT_TRUE(p.push(bytes_of(filler)));
+  const std::byte* const base = c.front().data() - 8;
+  c.pop();
+  const std::string rec = record_text(2, 200);
+  ASSERT_TRUE(p.push(bytes_of(rec)));
+  const auto got = c.front();
+  ASSERT_EQ(got.data(), base + cap - 64);
+  EXPECT_EQ(string_of(got), rec);
+  EXPECT_EQ(0, std::memcmp(base, rec.data() + 64, rec.size() - 64)) << "the tail is not in the first pages";
+  c.pop();
+}
+
+TEST(RecordRing, APushAcrossTheEndLandsInTheFirstPages) {
+  picoring::RecordRing ring(4096);
+  push_across_the_end_lands_at_the_start(ring, ring);
+}
+TEST(RecordSpsc, APushAcrossTheEndLandsInTheFirstPages) {
+  auto [p, c] = picoring::make_record_spsc(4096);
+  push_across_the_end_lands_at_the_start(p, c);
+}
+TEST(RecordMpsc, APushAcrossTheEndLandsInTheFirstPages) {
+  auto [p, c] = picoring::make_record_mpsc(4096);
+  push_across_the_end_lands_at_the_start(p, c);
+}
+
 TEST(RecordRing, TheLargestRecordFillsTheRingExactly) {
   picoring::RecordRing ring(4096);
   const std::string big = record_text(3, ring.max_record_size());
