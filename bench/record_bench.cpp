@@ -748,7 +748,8 @@ int main(int argc, char** argv) {
       "\nM rec/s: millions of records per second, median over runs; GB/s: picoring's payload bytes per second.\n"
       "Ratios: the other's time over picoring's in the same round, median over rounds; above 1, picoring is faster.\n"
       "picoring, batching: the same queue with set_batching({4096, 1us}) on both ends (M rec/s).\n"
-      "Threads pinned to CPUs 0 and 1. Every contender but the fixed slots\n"
+      "Two-thread tables: threads pinned to CPUs 0 and 1. Several producers: no thread pinned, the\n"
+      "consumer and the producers share every CPU the process may use. Every contender but the fixed slots\n"
       "holds %zu KiB of records; fixed slots hold what the column says (whole pages of slots).\n",
       kRingBytes >> 10);
   return 0;
