@@ -62,6 +62,36 @@ std::size_t pick_length(FuzzedDataProvider& in, std::size_t max) {
 }
 int expected_error(std::size_t len, std::size_t max) { return len == 0 ? 1 : len > max ? 2 : 0; }
 
+// A list for push_some: up to five records, their lengths as pick_length gives them (so some are
+// bad: the first bad one decides the error, and nothing may be pushed).
+std::vector<std::string> pick_list(FuzzedDataProvider& in, std::size_t max, std::uint64_t& seq) {
+  std::vector<std::string> texts(in.ConsumeIntegralInRange<std::size_t>(0, 5));
+  for (auto& t : texts) {
+    const std::size_t len = pick_length(in, max);
+    t = len != 0 && len <= max ? text_for(seq++, len) : std::string(len, 'x');
+  }
+  return texts;
+}
+int list_error(const std::vector<std::string>& texts, std::size_t max) {
+  for (const auto& t : texts) {
+    if (const int e = expected_error(t.size(), max); e != 0) return e;
+  }
+  return 0;
+}
+std::vector<std::span<const std::byte>> spans_of(const std::vector<std::string>& texts) {
+  std::vector<std::span<const std::byte>> out;
+  for (const auto& t : texts) out.push_back(bytes_of(t));
+  return out;
+}
+// How many of texts fit in free bytes, from the first: what push_some must push.
+std::size_t prefix_fitting(const std::vector<std::string>& texts, std::size_t free) {
+  std::size_t n = 0;
+  for (; n < texts.size() && picoring::record_footprint(texts[n].size()) <= free; ++n) {
+    free -= picoring::record_footprint(texts[n].size());
+  }
+  return n;
+}
+
 void run_ring(FuzzedDataProvider& in) {
   picoring::RecordRing ring(in.ConsumeIntegralInRange<std::size_t>(1, 20000));
   const std::size_t max = ring.max_record_size();
@@ -73,7 +103,20 @@ void run_ring(FuzzedDataProvider& in) {
   std::string open_text;  // what was written into it
   while (in.remaining_bytes() > 0) {
     switch (in.ConsumeIntegralInRange<int>(0, 7)) {
-      case 0: {  // push
+      case 0: {  // push, or push_some
+        if (in.ConsumeBool()) {
+          const auto texts = pick_list(in, max, seq);
+          std::size_t n = 0;
+          const int err = thrown_by([&] { n = ring.push_some(spans_of(texts)); });
+          FUZZ_CHECK(err == (open != 0 ? 4 : list_error(texts, max)));
+          if (err != 0) break;
+          FUZZ_CHECK(n == prefix_fitting(texts, ring.capacity() - used));  // no reservation is open here
+          for (std::size_t i = 0; i < n; ++i) {
+            model.push_back(texts[i]);
+            used += picoring::record_footprint(texts[i].size());
+          }
+          break;
+        }
         const std::size_t len = pick_length(in, max);
         const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');
         bool ok = false;
@@ -196,6 +239,17 @@ void run_spsc(FuzzedDataProvider& in) {
         p.discard();
       }
       FUZZ_CHECK(!p.reserved());
+    } else if (op == 0 && in.ConsumeBool()) {  // push_some
+      const auto texts = pick_list(in, max, seq);
+      std::size_t n = 0;
+      const int e = thrown_by([&] { n = p.push_some(spans_of(texts)); });
+      FUZZ_CHECK(e == list_error(texts, max));
+      if (e != 0) continue;
+      FUZZ_CHECK(n == prefix_fitting(texts, p.capacity() - used));
+      for (std::size_t i = 0; i < n; ++i) {
+        model.push_back(texts[i]);
+        used += picoring::record_footprint(texts[i].size());
+      }
     } else if (op == 0 || op == 1) {
       const std::size_t len = pick_length(in, max);
       const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');
@@ -279,7 +333,18 @@ void run_mpsc(FuzzedDataProvider& in) {
     auto& p = producers[who];
     switch (in.ConsumeIntegralInRange<int>(0, 6)) {
       case 0:
-      case 1: {  // reserve (op 0) or push (op 1)
+      case 1: {  // reserve or push, or push_some
+        if (in.ConsumeIntegralInRange<int>(0, 2) == 0) {
+          const auto texts = pick_list(in, max, seq);
+          std::size_t n = 0;
+          const int e = thrown_by([&] { n = p.push_some(spans_of(texts)); });
+          FUZZ_CHECK(e == (open[who] != 0 ? 4 : list_error(texts, max)));
+          if (e != 0) break;
+          FUZZ_CHECK(n == prefix_fitting(texts, cap - used()));
+          for (std::size_t i = 0; i < n; ++i)
+            places.push_back({1, picoring::record_footprint(texts[i].size()), texts[i]});
+          break;
+        }
         const bool push = in.ConsumeBool();
         const std::size_t len = pick_length(in, max);
         const std::string text = len <= max ? text_for(seq++, len) : std::string(len, 'x');

@@ -21,6 +21,22 @@ namespace {
 
 std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 std::string string_of(std::span<const std::byte> b) { return {reinterpret_cast<const char*>(b.data()), b.size()}; }
+using RecordList = std::vector<std::span<const std::byte>>;
+RecordList spans_of(const std::vector<std::string>& texts) {
+  RecordList out;
+  for (const auto& t : texts) out.push_back(bytes_of(t));
+  return out;
+}
+// How many of `texts` push_some must take with `free` bytes free: the longest prefix that fits.
+std::size_t prefix_that_fits(const std::vector<std::string>& texts, std::size_t free) {
+  std::size_t n = 0;
+  for (const auto& t : texts) {
+    if (picoring::record_footprint(t.size()) > free) break;
+    free -= picoring::record_footprint(t.size());
+    ++n;
+  }
+  return n;
+}
 
 // A record's content made from its number, so that any byte out of place shows.
 std::string record_text(std::uint64_t seq, std::size_t len) {
@@ -91,7 +107,7 @@ TEST(RecordRing, MatchesADequeModelOverManyLaps) {
     const std::size_t target = picoring_test::scaled(40) * ring.capacity();
     while (written < target) {
       const auto op = rng() % 10;
-      if (op < 3) {
+      if (op < 2) {
         const std::string text = record_text(seq++, random_length(rng, ring.max_record_size()));
         const bool fits = picoring::record_footprint(text.size()) <= ring.bytes_free();
         ASSERT_EQ(ring.push(bytes_of(text)), fits);
@@ -99,6 +115,16 @@ TEST(RecordRing, MatchesADequeModelOverManyLaps) {
           model.push_back(text);
           model_used += picoring::record_footprint(text.size());
           written += text.size();
+        }
+      } else if (op < 3) {  // several records at once: the longest prefix that fits goes in
+        std::vector<std::string> texts(below(rng, 6));
+        for (auto& t : texts) t = record_text(seq++, random_length(rng, ring.max_record_size() / 2));
+        const std::size_t expected = prefix_that_fits(texts, ring.bytes_free());
+        ASSERT_EQ(ring.push_some(spans_of(texts)), expected);
+        for (std::size_t i = 0; i < expected; ++i) {
+          model.push_back(texts[i]);
+          model_used += picoring::record_footprint(texts[i].size());
+          written += texts[i].size();
         }
       } else if (op < 6) {
         const std::size_t len = random_length(rng, ring.max_record_size());
@@ -337,6 +363,12 @@ void check_against_the_model(picoring::Batching batching) {
       const bool fits = picoring::record_footprint(text.size()) <= p.bytes_free();
       ASSERT_EQ(p.push(bytes_of(text)), fits);
       if (fits) model.push_back(text);
+    } else if (rng() % 5 == 0) {  // several at once
+      std::vector<std::string> texts(below(rng, 5));
+      for (auto& t : texts) t = record_text(seq++, random_length(rng, p.max_record_size() / 3));
+      const std::size_t expected = prefix_that_fits(texts, p.bytes_free());
+      ASSERT_EQ(p.push_some(spans_of(texts)), expected);
+      model.insert(model.end(), texts.begin(), texts.begin() + static_cast<std::ptrdiff_t>(expected));
     } else if (model.empty()) {
       ASSERT_TRUE(c.front().empty());
       EXPECT_THROW(c.pop(), std::out_of_range);
@@ -506,6 +538,19 @@ void pass_records_between_threads(picoring::Batching batching) {
         while ((out = p.reserve(len + 5)).empty()) std::this_thread::yield();
         std::memcpy(out.data(), text.data(), len);
         p.commit(len);
+      } else if (seq % 3 == 1 && seq + 1 < records) {  // this record and the next with push_some
+        const std::uint64_t after = seq + 1;
+        const std::size_t len2 = 8 + below(rng, 600);
+        std::string text2 = record_text(after, len2);
+        std::memcpy(text2.data(), &after, sizeof after);
+        const RecordList both = {bytes_of(text), bytes_of(text2)};
+        std::size_t done = 0;
+        while (done < both.size()) {
+          const std::size_t n = p.push_some(std::span(both).subspan(done));
+          if (n == 0) std::this_thread::yield();
+          done += n;
+        }
+        seq = after;
       } else {
         ASSERT_EQ(p.push_wait(bytes_of(text), std::chrono::seconds(30)), picoring::QueueStatus::ok);
       }
@@ -769,6 +814,20 @@ TEST(RecordMpsc, ThreadsPassEveryRecordOnceInEachProducersOrder) {
           }
           std::memcpy(out.data(), text.data(), len);
           p.commit(len);
+        } else if (how == 1 && seq + 1 < per_producer) {  // this record and the next with push_some
+          const std::uint64_t after = seq + 1;
+          const std::size_t len2 = 16 + below(rng, 500);
+          std::string text2 = record_text(after * kProducers + id, len2);
+          const std::uint64_t tag2[2] = {id, after};
+          std::memcpy(text2.data(), tag2, sizeof tag2);
+          const RecordList both = {bytes_of(text), bytes_of(text2)};
+          std::size_t done = 0;
+          while (done < both.size()) {
+            const std::size_t n = p.push_some(std::span(both).subspan(done));
+            if (n == 0) std::this_thread::yield();
+            done += n;
+          }
+          seq = after;
         } else {
           ASSERT_EQ(p.push_wait(bytes_of(text), std::chrono::seconds(30)), picoring::QueueStatus::ok);
         }
@@ -799,4 +858,111 @@ TEST(RecordMpsc, ThreadsPassEveryRecordOnceInEachProducersOrder) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(total, per_producer * kProducers);
   for (const auto n : next) EXPECT_EQ(n, per_producer);
+}
+
+// --- push_some: several records, one publication -------------------------------------------
+
+namespace {
+// The same rules for every form: an empty list pushes nothing; a list that fits goes in whole,
+// in order; one that does not goes in as its longest prefix; bad input throws and pushes none.
+template <class Producer, class Consumer>
+void push_some_rules(Producer& p, Consumer& c) {
+  const std::vector<std::string> three = {"one", std::string(100, 't'), "three"};
+  EXPECT_EQ(p.push_some({}), 0u);
+  ASSERT_EQ(p.push_some(spans_of(three)), 3u);
+  for (const auto& t : three) {
+    ASSERT_EQ(string_of(c.front()), t);
+    c.pop();
+  }
+  ASSERT_TRUE(c.front().empty());
+
+  const std::string huge(p.max_record_size() + 1, 'h');
+  EXPECT_THROW(p.push_some(RecordList{bytes_of(three[0]), {}, bytes_of(three[2])}), std::invalid_argument);
+  EXPECT_THROW(p.push_some(RecordList{bytes_of(three[0]), bytes_of(huge)}), std::length_error);
+  EXPECT_TRUE(c.front().empty()) << "a refused list publishes nothing, not even its valid first record";
+  auto out = p.reserve(4);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_THROW(p.push_some(spans_of(three)), std::logic_error);
+  EXPECT_TRUE(p.reserved()) << "the refused call left the reservation open";
+  p.discard();
+
+  // Records of 1000 bytes take 1008: as many as the capacity holds go in, the rest wait.
+  const std::size_t fit = p.capacity() / 1008;
+  std::vector<std::string> many;
+  for (std::size_t i = 0; i < fit + 2; ++i) many.push_back(record_text(10 + i, 1000));
+  ASSERT_EQ(p.push_some(spans_of(many)), fit);
+  EXPECT_EQ(p.push_some(spans_of({many[fit]})), 0u) << "full";
+  ASSERT_EQ(string_of(c.front()), many[0]);
+  c.pop();
+  ASSERT_EQ(p.push_some(spans_of({many[fit], many[fit + 1]})), 1u) << "room for one more";
+  for (std::size_t i = 1; i <= fit; ++i) {
+    ASSERT_EQ(string_of(c.front()), many[i]) << i;
+    c.pop();
+  }
+  EXPECT_TRUE(c.front().empty());
+}
+}  // namespace
+
+TEST(RecordRing, PushSomeTakesTheLongestPrefixThatFits) {
+  picoring::RecordRing ring(4096);
+  push_some_rules(ring, ring);
+  const std::string text = "x";
+  EXPECT_THROW(picoring::RecordRing().push_some(spans_of({text})), std::length_error) << "an empty ring";
+}
+TEST(RecordSpsc, PushSomeTakesTheLongestPrefixThatFits) {
+  auto [p, c] = picoring::make_record_spsc(4096);
+  push_some_rules(p, c);
+  picoring::RecordProducer empty;
+  EXPECT_EQ(empty.push_some(RecordList{{}}), 0u) << "an empty handle refuses before it checks the lengths";
+  { auto gone = std::move(c); }
+  EXPECT_EQ(p.push_some(spans_of({"after close"})), 0u);
+}
+TEST(RecordMpsc, PushSomeTakesTheLongestPrefixThatFits) {
+  auto [p, c] = picoring::make_record_mpsc(4096);
+  push_some_rules(p, c);
+  picoring::RecordMpscProducer empty;
+  EXPECT_EQ(empty.push_some(RecordList{{}}), 0u) << "an empty handle refuses before it checks the lengths";
+  { auto gone = std::move(c); }
+  EXPECT_EQ(p.push_some(spans_of({"after close"})), 0u);
+}
+
+// A list whose first record crosses the physical end: its tail lands in the first pages, and
+// the next record starts after it there.
+TEST(RecordSpsc, APushSomeAcrossTheEndLandsInTheFirstPages) {
+  auto [p, c] = picoring::make_record_spsc(4096);
+  const std::size_t cap = p.capacity();
+  ASSERT_TRUE(p.push(bytes_of(record_text(1, cap - 8 - 64 - 8))));
+  const std::byte* const base = c.front().data() - 8;
+  c.pop();
+  const std::vector<std::string> two = {record_text(2, 200), record_text(3, 50)};
+  ASSERT_EQ(p.push_some(spans_of(two)), 2u);
+  ASSERT_EQ(c.front().data(), base + cap - 64);
+  EXPECT_EQ(string_of(c.front()), two[0]);
+  EXPECT_EQ(0, std::memcmp(base, two[0].data() + 64, two[0].size() - 64)) << "the tail is not in the first pages";
+  c.pop();
+  // The first header was 64 + 8 bytes before the end; the second follows its footprint.
+  ASSERT_EQ(c.front().data(), base + (picoring::record_footprint(200) - 64 - 8) + 8);
+  EXPECT_EQ(string_of(c.front()), two[1]);
+  c.pop();
+}
+
+// One thread plays three MPSC producers: a list claimed by one is read as a whole, with nothing
+// of the other's between its records, whatever was claimed around it.
+TEST(RecordMpsc, APushSomeListIsReadWithNothingBetweenItsRecords) {
+  auto [p, c] = picoring::make_record_mpsc(4096);
+  auto q = p;
+  auto r = p;
+  ASSERT_TRUE(p.push(bytes_of(std::string("p0"))));
+  auto out = q.reserve(5);  // claimed before the list, committed after it
+  ASSERT_EQ(out.size(), 5u);
+  ASSERT_EQ(p.push_some(spans_of({"p1", "p2", "p3"})), 3u);
+  ASSERT_TRUE(r.push(bytes_of(std::string("r1"))));
+  EXPECT_EQ(string_of(c.front()), "p0");
+  c.pop();
+  EXPECT_TRUE(c.front().empty()) << "the open reservation holds the list back";
+  std::memcpy(out.data(), "q0q0q", 5);
+  q.commit(2);
+  std::vector<std::string> seen;
+  c.drain([&](std::span<std::byte> rec) { seen.push_back(string_of(rec)); });
+  EXPECT_EQ(seen, (std::vector<std::string>{"q0", "p1", "p2", "p3", "r1"}));
 }

@@ -31,6 +31,7 @@
 // - Not enough free space now is not an error: reserve returns an empty span, push false.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -95,6 +96,42 @@ struct RecordFraming {
     check_length(length, capacity);
     return true;
   }
+  // push_some's length checks, before anything is written: throws as reserve() for any empty
+  // or over-long record. Returns the footprint of them all, or capacity + 1 if that is more (all
+  // a caller asks of it is whether they all fit; saturating keeps any span of spans from
+  // overflowing it).
+  static std::size_t check_records(std::span<const std::span<const std::byte>> records, std::size_t capacity) {
+    std::size_t total = 0;
+    for (const auto& r : records) {
+      check_length(r.size(), capacity);
+      total = std::min(total + record_footprint(r.size()), capacity + 1);  // each footprint <= capacity
+    }
+    return total;
+  }
+  static constexpr const char* kPushSomeWithReservation = "picoring: push_some(): a reservation is open";
+  // The longest prefix of `records` whose footprints fit in `room` bytes.
+  struct Prefix {
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+  };
+  static Prefix fitting(std::span<const std::span<const std::byte>> records, std::size_t room) noexcept {
+    Prefix p;
+    for (const auto& r : records) {
+      const std::size_t footprint = record_footprint(r.size());
+      if (footprint > room - p.bytes) break;
+      p.bytes += footprint;
+      ++p.count;
+    }
+    return p;
+  }
+  // Copies records in one after another from the header at `index`, each as write_record does.
+  static void write_records(const Slots<std::byte>& slots, std::size_t index,
+                            std::span<const std::span<const std::byte>> records) noexcept {
+    for (const auto& r : records) {
+      write_record(slots, index, r);
+      index = slots.wrap(index + record_footprint(r.size()));
+    }
+  }
   static void check_commit_length(std::size_t length, std::size_t open) {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
@@ -155,7 +192,7 @@ struct RecordFraming {
 
 // A single-threaded ring of variable-size records. Thread safety like std::vector: one thread
 // at a time may call non-const members. For two threads, use make_record_spsc. Every member is
-// O(1) except push (O(n) copy) and clear (O(1) too: records have no destructors).
+// O(1) except push and push_some (O(n) copies; clear is O(1) too: records have no destructors).
 class RecordRing {
   using Framing = detail::RecordFraming;
 
@@ -252,6 +289,19 @@ class RecordRing {
     used_ += need;
     ++count_;
     return true;
+  }
+
+  // Copies the longest prefix of `records` that fits now, in order, each as one record; returns
+  // how many (0 when the first does not fit). Throws, changing nothing, when any record is empty
+  // or longer than max_record_size(), or a reservation is open. O(records + bytes copied).
+  std::size_t push_some(std::span<const std::span<const std::byte>> records) {
+    Framing::check_none_open(reserved_, Framing::kPushSomeWithReservation);
+    Framing::check_records(records, capacity());
+    const Framing::Prefix fit = Framing::fitting(records, capacity() - used_);
+    Framing::write_records(slots_, tail(), records.first(fit.count));
+    used_ += fit.bytes;
+    count_ += fit.count;
+    return fit.count;
   }
 
   // --- reading ------------------------------------------------------------------------------
@@ -414,6 +464,22 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
     Framing::write_record(slots_, index_, record);
     publish(next);
     return true;
+  }
+  // Copies the longest prefix of `records` that fits now, each as one record, and publishes them
+  // together (one store of the counter, one wake-up check: a producer that has several records
+  // at hand pays for one publication). Returns how many; 0 when the first does not fit, the
+  // queue is closed, or the handle is empty. Throws, pushing none, as RecordRing::push_some.
+  std::size_t push_some(std::span<const std::span<const std::byte>> records) {
+    Framing::check_none_open(reserved_, Framing::kPushSomeWithReservation);
+    if (s_ == nullptr) return 0;
+    const std::size_t total = Framing::check_records(records, capacity());
+    if (records.empty() || is_closed()) return 0;
+    const Framing::Prefix fit = Framing::fitting(records, free_bytes(total, true));
+    if (fit.count == 0) return 0;
+    const Next next = after(fit.bytes);  // before the copies, as in push
+    Framing::write_records(slots_, index_, records.first(fit.count));
+    publish(next);
+    return fit.count;
   }
   // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
   // passes, or the queue is closed.
@@ -706,7 +772,7 @@ struct RecordMpscState : QueueShared<std::byte> {
 
 // A writing end of an MPSC record queue. Copy it to get another producer (one per thread);
 // each copy has its own reservation. Every member is lock-free except push_wait; O(1) except
-// push (O(n) copy). Errors and the reservation rules as RecordRing's, and:
+// push and push_some (O(n) copies). Errors and the reservation rules as RecordRing's, and:
 // - A reservation holds its place in the queue: records claimed after it are read after it,
 //   so a producer that keeps a reservation open holds the consumer back (not the producers).
 // - commit(n) below the reserved length keeps the whole reserved place (the consumer skips the
@@ -785,6 +851,23 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
     publish_entry(s, at, at + footprint);
     return true;
   }
+  // Copies the longest prefix of `records` that fits now as consecutive records (the consumer
+  // reads them one after another, nothing from other producers between them) with one claim
+  // and one publication. Returns how many; 0 when the first does not fit, the queue is closed,
+  // or the handle is empty. Throws, pushing none, as RecordRing::push_some.
+  std::size_t push_some(std::span<const std::span<const std::byte>> records) {
+    Framing::check_none_open(reserved_, Framing::kPushSomeWithReservation);
+    if (s_ == nullptr) return 0;
+    const std::size_t total = Framing::check_records(records, capacity());
+    if (records.empty()) return 0;
+    Position at = 0;
+    const Framing::Prefix fit = claim_some(records, total, at);
+    if (fit.count == 0) return 0;
+    auto* const s = s_;  // before the copies, as in push
+    Framing::write_records(slots_, static_cast<std::size_t>(at & s->mask), records.first(fit.count));
+    publish_entry(s, at, at + fit.bytes);
+    return fit.count;
+  }
   // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
   // passes, or the queue is closed.
   template <class Rep, class Period>
@@ -842,6 +925,28 @@ class RecordMpscProducer : public detail::QueueHandle<std::byte, detail::RecordM
     }
     at = t;
     return true;
+  }
+  // As claim(), for the longest prefix of records that fits (`total`: all their footprints);
+  // an empty prefix when not even the first fits or the queue is closed. Each retry measures
+  // the prefix again against what other producers left.
+  Framing::Prefix claim_some(std::span<const std::span<const std::byte>> records, std::size_t total, Position& at) {
+    auto* s = s_;
+    const std::size_t cap = capacity();
+    if (s->closed.load(std::memory_order_relaxed) != 0) return {};
+    Position t = s->claimed.load(std::memory_order_relaxed);
+    for (;;) {
+      if (t - head_cache_ + total > cap) {  // stale or short: look at the consumer once
+        head_cache_ = s->head.load(std::memory_order_acquire);
+        t = s->claimed.load(std::memory_order_relaxed);
+      }
+      const std::size_t taken = static_cast<std::size_t>(t - head_cache_);
+      const Framing::Prefix fit = Framing::fitting(records, taken < cap ? cap - taken : 0);
+      if (fit.count == 0) return {};
+      if (s->claimed.compare_exchange_weak(t, t + fit.bytes, std::memory_order_relaxed)) {
+        at = t;
+        return fit;
+      }
+    }
   }
   // Header, then the entry (release): the consumer sees whole records only.
   void publish(Position at, std::size_t reserved, std::size_t length, std::uint32_t flags) noexcept {
