@@ -132,6 +132,34 @@ struct RecordFraming {
       index = slots.wrap(index + record_footprint(r.size()));
     }
   }
+  // push_some's one pass for the forms that own the space after `index` (not MPSC, which must
+  // claim before it writes): checks each record's length, copies it in while it fits in `room`,
+  // asking more_room(bytes needed) once when it does not; then checks the lengths of the rest.
+  // Whatever it wrote is unpublished until the caller publishes, so a throw changes nothing.
+  template <class MoreRoom>
+  static Prefix write_fitting(const Slots<std::byte>& slots, std::size_t index,
+                              std::span<const std::span<const std::byte>> records, std::size_t room,
+                              MoreRoom&& more_room) {
+    const std::size_t capacity = slots.capacity();
+    Prefix p;
+    bool asked = false;
+    for (; p.count < records.size(); ++p.count) {
+      const std::span<const std::byte> r = records[p.count];
+      check_length(r.size(), capacity);
+      const std::size_t footprint = record_footprint(r.size());
+      if (footprint > room - p.bytes) {
+        if (asked) break;
+        asked = true;
+        room = more_room(p.bytes + footprint);
+        if (footprint > room - p.bytes) break;
+      }
+      write_record(slots, index, r);
+      index = slots.wrap(index + footprint);
+      p.bytes += footprint;
+    }
+    check_records(records.subspan(p.count), capacity);
+    return p;
+  }
   static void check_commit_length(std::size_t length, std::size_t open) {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
   }
@@ -171,12 +199,15 @@ struct RecordFraming {
   // 15% slower at 1 KiB between two threads.)
   static void write_record(const Slots<std::byte>& slots, std::size_t index,
                            std::span<const std::byte> record) noexcept {
-    std::byte* const header = slots.base() + index;
+    write_record_at(slots.base() + index, record);
+  }
+  // The same at a header's address (the shared queue's memory is not a Slots).
+  static void write_record_at(std::byte* header, std::span<const std::byte> record) noexcept {
     const std::size_t length = record.size();
     std::memcpy(header + kHeader, record.data(), length);
     write_header_at(header, length);
   }
-  // The same at a header's address (the shared queue's memory is not a Slots).
+  // A header at its address (write_header's form for the shared queue).
   static void write_header_at(std::byte* header, std::size_t length, std::uint32_t flags = 0) noexcept {
     const std::uint32_t words[2] = {static_cast<std::uint32_t>(length), flags};
     std::memcpy(header, words, kHeader);
@@ -296,9 +327,9 @@ class RecordRing {
   // or longer than max_record_size(), or a reservation is open. O(records + bytes copied).
   std::size_t push_some(std::span<const std::span<const std::byte>> records) {
     Framing::check_none_open(reserved_, Framing::kPushSomeWithReservation);
-    Framing::check_records(records, capacity());
-    const Framing::Prefix fit = Framing::fitting(records, capacity() - used_);
-    Framing::write_records(slots_, tail(), records.first(fit.count));
+    const std::size_t room = capacity() - used_;
+    const Framing::Prefix fit =
+        Framing::write_fitting(slots_, tail(), records, room, [room](std::size_t) { return room; });
     used_ += fit.bytes;
     count_ += fit.count;
     return fit.count;
@@ -472,13 +503,15 @@ class RecordProducer : public detail::QueueHandle<std::byte, detail::RecordSpscS
   std::size_t push_some(std::span<const std::span<const std::byte>> records) {
     Framing::check_none_open(reserved_, Framing::kPushSomeWithReservation);
     if (s_ == nullptr) return 0;
-    const std::size_t total = Framing::check_records(records, capacity());
-    if (records.empty() || is_closed()) return 0;
-    const Framing::Prefix fit = Framing::fitting(records, free_bytes(total, true));
-    if (fit.count == 0) return 0;
-    const Next next = after(fit.bytes);  // before the copies, as in push
-    Framing::write_records(slots_, index_, records.first(fit.count));
-    publish(next);
+    if (is_closed()) {
+      Framing::check_records(records, capacity());  // bad input throws, closed or not
+      return 0;
+    }
+    // One pass: the room this end knows of, a fresh look (batching may wait) only when a record
+    // does not fit in it.
+    const Framing::Prefix fit = Framing::write_fitting(slots_, index_, records, capacity() - (tail_ - head_cache_),
+                                                       [this](std::size_t want) { return free_bytes(want, true); });
+    if (fit.count != 0) publish(after(fit.bytes));
     return fit.count;
   }
   // Blocking push: waits (spinning briefly, then parked) until there is room, the timeout
