@@ -411,8 +411,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint64_t seq = 0;
   while (in.remaining_bytes() > 0) {
     switch (in.ConsumeIntegralInRange<int>(0, 5)) {
-      case 0:
-      case 1: {
+      case 0: {
         const auto len = in.ConsumeIntegralInRange<std::size_t>(0, cap + 16);
         std::string rec(len, static_cast<char>('a' + seq % 26));
         guarded(lied, [&] {
@@ -423,6 +422,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           w.commit();
           if (!lied) model.push_back(rec);
           ++seq;
+        });
+        break;
+      }
+      case 1: {  // push_some: up to three records, one publication; a bad one pushes none
+        std::vector<std::string> recs(in.ConsumeIntegralInRange<std::size_t>(0, 3));
+        std::vector<std::span<const std::byte>> spans;
+        for (auto& rec : recs) {
+          rec.assign(in.ConsumeIntegralInRange<std::size_t>(0, cap / 2 + 16), static_cast<char>('a' + seq++ % 26));
+          spans.push_back(std::as_bytes(std::span(rec)));
+        }
+        guarded(lied, [&] {
+          const std::size_t n = w.push_some(spans);
+          FUZZ_CHECK(n <= recs.size());
+          if (!lied) model.insert(model.end(), recs.begin(), recs.begin() + static_cast<std::ptrdiff_t>(n));
         });
         break;
       }

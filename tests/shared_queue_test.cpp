@@ -72,8 +72,26 @@ TEST(SharedRecordQueue, MatchesADequeAcrossManyWraps) {
   std::mt19937 rng(11);
   std::uint64_t next = 0;
   for (int step = 0; step < 50000; ++step) {
-    const auto op = rng() % 5;
-    if (op < 2) {
+    const auto op = rng() % 6;
+    if (op == 5) {  // several records with one publication: the longest prefix that fits
+      std::vector<std::string> recs(rng() % 5);
+      std::vector<std::span<const std::byte>> spans;
+      for (auto& rec : recs) {
+        rec = numbered(next + spans.size(), 1 + rng() % (cap / 4));
+        spans.push_back(bytes_of(rec));
+      }
+      std::size_t fits = 0;
+      for (std::size_t room = cap - used; fits < recs.size() && picoring::record_footprint(recs[fits].size()) <= room;
+           ++fits) {
+        room -= picoring::record_footprint(recs[fits].size());
+      }
+      ASSERT_EQ(w.push_some(spans), fits);
+      for (std::size_t i = 0; i < fits; ++i) {
+        model.push_back(recs[i]);
+        used += picoring::record_footprint(recs[i].size());
+      }
+      next += fits;
+    } else if (op < 2) {
       const std::string rec = numbered(next, 1 + rng() % (cap / 3));
       if (op == 0) {
         const bool fits = used + picoring::record_footprint(rec.size()) <= cap;
@@ -135,11 +153,24 @@ TEST(SharedRecordQueue, BadInputIsRejectedAndChangesNothing) {
   EXPECT_THROW(w.commit(11), std::logic_error);
   EXPECT_THROW(w.commit(0), std::logic_error);
   EXPECT_TRUE(r.front().empty()) << "nothing is visible before commit";
+  const std::string ok = "fine";
+  EXPECT_THROW(static_cast<void>(w.push_some(std::vector{bytes_of(ok)})), std::logic_error) << "a reservation is open";
   std::memcpy(out.data(), "0123456789", 10);
   w.commit();
   EXPECT_EQ(string_of(r.front()), "0123456789");
   r.pop();
   EXPECT_THROW(r.pop(), std::out_of_range);
+  // A bad record anywhere in a push_some list: nothing is pushed, not even the good first one.
+  const std::string huge(w.max_record_size() + 1, 'h');
+  EXPECT_THROW(static_cast<void>(w.push_some(std::vector{bytes_of(ok), std::span<const std::byte>()})),
+               std::invalid_argument);
+  EXPECT_THROW(static_cast<void>(w.push_some(std::vector{bytes_of(ok), bytes_of(huge)})), std::length_error);
+  EXPECT_TRUE(r.front().empty());
+  EXPECT_EQ(w.push_some({}), 0u);
+  ASSERT_EQ(w.push_some(std::vector{bytes_of(ok), bytes_of(ok)}), 2u);
+  EXPECT_EQ(r.drain([&](std::span<const std::byte> rec) { EXPECT_EQ(string_of(rec), ok); }), 2u);
+  r.close();
+  EXPECT_EQ(w.push_some(std::vector{bytes_of(ok)}), 0u) << "closed";
 }
 
 TEST(SharedRecordQueue, ASecondWriterOrReaderIsRefused) {

@@ -364,6 +364,29 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
     commit();
     return true;
   }
+  // Copies the longest prefix of `records` that fits now, each as one record, and publishes them
+  // with one store of the counter (one wake-up check); returns how many, 0 when the first does
+  // not fit or the queue is closed. Throws, pushing none, for an empty or over-long record
+  // anywhere in the list or an open reservation (as RecordRing::push_some), and as push does for
+  // a reader's counter that cannot be right. O(records + bytes copied).
+  std::size_t push_some(std::span<const std::span<const std::byte>> records) {
+    Framing::check_none_open(reserved_, Framing::kPushSomeWithReservation);
+    const std::size_t total = Framing::check_records(records, capacity());
+    if (records.empty() || closed()) return 0;
+    const Framing::Prefix fit = Framing::fitting(records, free_bytes(total, true));
+    if (fit.count == 0) return 0;
+    const std::size_t cap = capacity();
+    std::size_t at = index();
+    for (const auto& record : records.first(fit.count)) {
+      Framing::write_record_at(r_.data() + at, record);
+      at += record_footprint(record.size());
+      if (at >= cap) at -= cap;
+    }
+    tail_ += fit.bytes;
+    auto& h = *r_.header();
+    detail::shared_publish(r_, h.tail, tail_, h.reader_sleeping, h.data_word);
+    return fit.count;
+  }
   // Blocks until a record of len bytes fits (ok), the timeout passes (timed_out), or the queue
   // is closed or the reader's process has died (closed).
   template <class Rep, class Period>
