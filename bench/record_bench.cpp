@@ -154,22 +154,7 @@ template <MemoryKind Kind = MemoryKind::private_anon>
 class PaddingRing {
  public:
   bool write(Bytes rec) {
-    const std::size_t fp = picoring::record_footprint(rec.size());
-    const std::size_t pad = p_.index + fp > kRingBytes ? kRingBytes - p_.index : 0;
-    const std::size_t need = pad + fp;
-    if (kRingBytes - (p_.tail - p_.head_cache) < need) {
-      p_.head_cache = head_.load(std::memory_order_acquire);
-      if (kRingBytes - (p_.tail - p_.head_cache) < need) return false;
-    }
-    if (pad != 0) {
-      header(p_.index, 0, kPad);
-      p_.index = 0;
-    }
-    std::memcpy(mem_.data() + p_.index + 8, rec.data(), rec.size());
-    header(p_.index, static_cast<std::uint32_t>(rec.size()), 0);
-    p_.index += fp;
-    if (p_.index == kRingBytes) p_.index = 0;
-    p_.tail += need;
+    if (!write_unpublished(rec)) return false;
     tail_.store(p_.tail, std::memory_order_release);
     return true;
   }
@@ -177,25 +162,7 @@ class PaddingRing {
   // fits, each written as write() writes it, then one store of the counter.
   std::size_t write_some(std::span<const Bytes> recs) {
     std::size_t n = 0;
-    for (const Bytes rec : recs) {
-      const std::size_t fp = picoring::record_footprint(rec.size());
-      const std::size_t pad = p_.index + fp > kRingBytes ? kRingBytes - p_.index : 0;
-      const std::size_t need = pad + fp;
-      if (kRingBytes - (p_.tail - p_.head_cache) < need) {
-        p_.head_cache = head_.load(std::memory_order_acquire);
-        if (kRingBytes - (p_.tail - p_.head_cache) < need) break;
-      }
-      if (pad != 0) {
-        header(p_.index, 0, kPad);
-        p_.index = 0;
-      }
-      std::memcpy(mem_.data() + p_.index + 8, rec.data(), rec.size());
-      header(p_.index, static_cast<std::uint32_t>(rec.size()), 0);
-      p_.index += fp;
-      if (p_.index == kRingBytes) p_.index = 0;
-      p_.tail += need;
-      ++n;
-    }
+    while (n < recs.size() && write_unpublished(recs[n])) ++n;
     if (n != 0) tail_.store(p_.tail, std::memory_order_release);
     return n;
   }
@@ -228,6 +195,27 @@ class PaddingRing {
 
  private:
   static constexpr std::uint32_t kPad = 1;
+  // A record behind a padding record when it would not fit before the end; false, writing
+  // nothing, when there is no room. The caller publishes.
+  bool write_unpublished(Bytes rec) {
+    const std::size_t fp = picoring::record_footprint(rec.size());
+    const std::size_t pad = p_.index + fp > kRingBytes ? kRingBytes - p_.index : 0;
+    const std::size_t need = pad + fp;
+    if (kRingBytes - (p_.tail - p_.head_cache) < need) {
+      p_.head_cache = head_.load(std::memory_order_acquire);
+      if (kRingBytes - (p_.tail - p_.head_cache) < need) return false;
+    }
+    if (pad != 0) {
+      header(p_.index, 0, kPad);
+      p_.index = 0;
+    }
+    std::memcpy(mem_.data() + p_.index + 8, rec.data(), rec.size());
+    header(p_.index, static_cast<std::uint32_t>(rec.size()), 0);
+    p_.index += fp;
+    if (p_.index == kRingBytes) p_.index = 0;
+    p_.tail += need;
+    return true;
+  }
   void header(std::size_t at, std::uint32_t len, std::uint32_t flags) {
     const std::uint32_t h[2] = {len, flags};
     std::memcpy(mem_.data() + at, h, 8);

@@ -909,22 +909,21 @@ TEST(RecordRing, PushSomeTakesTheLongestPrefixThatFits) {
   const std::string text = "x";
   EXPECT_THROW(picoring::RecordRing().push_some(spans_of({text})), std::length_error) << "an empty ring";
 }
-TEST(RecordSpsc, PushSomeTakesTheLongestPrefixThatFits) {
-  auto [p, c] = picoring::make_record_spsc(4096);
+namespace {
+// The queues' rules, then theirs alone: an empty producer handle and a closed queue.
+template <class Producer, class Consumer>
+void push_some_on_a_queue(std::pair<Producer, Consumer> handles) {
+  auto& [p, c] = handles;
   push_some_rules(p, c);
-  picoring::RecordProducer empty;
+  Producer empty;
   EXPECT_EQ(empty.push_some(RecordList{{}}), 0u) << "an empty handle refuses before it checks the lengths";
   { auto gone = std::move(c); }
   EXPECT_EQ(p.push_some(spans_of({"after close"})), 0u);
 }
-TEST(RecordMpsc, PushSomeTakesTheLongestPrefixThatFits) {
-  auto [p, c] = picoring::make_record_mpsc(4096);
-  push_some_rules(p, c);
-  picoring::RecordMpscProducer empty;
-  EXPECT_EQ(empty.push_some(RecordList{{}}), 0u) << "an empty handle refuses before it checks the lengths";
-  { auto gone = std::move(c); }
-  EXPECT_EQ(p.push_some(spans_of({"after close"})), 0u);
-}
+}  // namespace
+
+TEST(RecordSpsc, PushSomeTakesTheLongestPrefixThatFits) { push_some_on_a_queue(picoring::make_record_spsc(4096)); }
+TEST(RecordMpsc, PushSomeTakesTheLongestPrefixThatFits) { push_some_on_a_queue(picoring::make_record_mpsc(4096)); }
 
 // A list whose first record crosses the physical end: its tail lands in the first pages, and
 // the next record starts after it there.
