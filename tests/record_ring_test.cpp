@@ -27,6 +27,15 @@ RecordList spans_of(const std::vector<std::string>& texts) {
   for (const auto& t : texts) out.push_back(bytes_of(t));
   return out;
 }
+// Every record of list with push_some, as often as it takes (a thread test's producer).
+template <class Producer>
+void push_all_of(Producer& p, const RecordList& list) {
+  for (std::size_t done = 0; done < list.size();) {
+    const std::size_t n = p.push_some(std::span(list).subspan(done));
+    if (n == 0) std::this_thread::yield();
+    done += n;
+  }
+}
 // How many of `texts` push_some must take with `free` bytes free: the longest prefix that fits.
 std::size_t prefix_that_fits(const std::vector<std::string>& texts, std::size_t free) {
   std::size_t n = 0;
@@ -543,13 +552,7 @@ void pass_records_between_threads(picoring::Batching batching) {
         const std::size_t len2 = 8 + below(rng, 600);
         std::string text2 = record_text(after, len2);
         std::memcpy(text2.data(), &after, sizeof after);
-        const RecordList both = {bytes_of(text), bytes_of(text2)};
-        std::size_t done = 0;
-        while (done < both.size()) {
-          const std::size_t n = p.push_some(std::span(both).subspan(done));
-          if (n == 0) std::this_thread::yield();
-          done += n;
-        }
+        push_all_of(p, {bytes_of(text), bytes_of(text2)});
         seq = after;
       } else {
         ASSERT_EQ(p.push_wait(bytes_of(text), std::chrono::seconds(30)), picoring::QueueStatus::ok);
@@ -820,13 +823,7 @@ TEST(RecordMpsc, ThreadsPassEveryRecordOnceInEachProducersOrder) {
           std::string text2 = record_text(after * kProducers + id, len2);
           const std::uint64_t tag2[2] = {id, after};
           std::memcpy(text2.data(), tag2, sizeof tag2);
-          const RecordList both = {bytes_of(text), bytes_of(text2)};
-          std::size_t done = 0;
-          while (done < both.size()) {
-            const std::size_t n = p.push_some(std::span(both).subspan(done));
-            if (n == 0) std::this_thread::yield();
-            done += n;
-          }
+          push_all_of(p, {bytes_of(text), bytes_of(text2)});
           seq = after;
         } else {
           ASSERT_EQ(p.push_wait(bytes_of(text), std::chrono::seconds(30)), picoring::QueueStatus::ok);
