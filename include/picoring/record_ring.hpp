@@ -101,9 +101,10 @@ struct RecordFraming {
   // a caller asks of it is whether they all fit; saturating keeps any span of spans from
   // overflowing it).
   static std::size_t check_records(std::span<const std::span<const std::byte>> records, std::size_t capacity) {
+    const std::size_t max = max_length(capacity);
     std::size_t total = 0;
     for (const auto& r : records) {
-      check_length(r.size(), capacity);
+      if (r.size() - 1 >= max) check_length(r.size(), capacity);           // throws: 0 or too long
       total = std::min(total + record_footprint(r.size()), capacity + 1);  // each footprint <= capacity
     }
     return total;
@@ -140,25 +141,34 @@ struct RecordFraming {
   static Prefix write_fitting(const Slots<std::byte>& slots, std::size_t index,
                               std::span<const std::span<const std::byte>> records, std::size_t room,
                               MoreRoom&& more_room) {
-    const std::size_t capacity = slots.capacity();
-    Prefix p;
+    // Few values live across each memcpy call (the rest would be spilled and reloaded for every
+    // record): the limit is computed once, what is left of the room is one number, and the list
+    // is walked by pointer (a span iterator measured one instruction more per record). 18
+    // instructions fewer per 16-byte record than a loop that checked each length in full.
+    const std::size_t max = max_length(slots.capacity());
+    const std::span<const std::byte>* it = records.data();
+    const std::span<const std::byte>* const end = it + records.size();
+    std::size_t left = room;
     bool asked = false;
-    for (; p.count < records.size(); ++p.count) {
-      const std::span<const std::byte> r = records[p.count];
-      check_length(r.size(), capacity);
-      const std::size_t footprint = record_footprint(r.size());
-      if (footprint > room - p.bytes) {
+    for (; it != end; ++it) {
+      const std::size_t length = it->size();
+      if (length - 1 >= max) check_length(length, slots.capacity());  // throws: 0 or too long
+      const std::size_t footprint = record_footprint(length);
+      if (footprint > left) {
         if (asked) break;
         asked = true;
-        room = more_room(p.bytes + footprint);
-        if (footprint > room - p.bytes) break;
+        const std::size_t written = room - left;
+        room = more_room(written + footprint);
+        left = room - written;  // room >= written: the consumer frees, never takes back
+        if (footprint > left) break;
       }
-      write_record(slots, index, r);
+      write_record(slots, index, *it);
       index = slots.wrap(index + footprint);
-      p.bytes += footprint;
+      left -= footprint;
     }
-    check_records(records.subspan(p.count), capacity);
-    return p;
+    const auto count = static_cast<std::size_t>(it - records.data());
+    check_records(records.subspan(count), slots.capacity());
+    return {count, room - left};
   }
   static void check_commit_length(std::size_t length, std::size_t open) {
     if (length == 0 || length > open) throw_logic_error("picoring: commit(len): len is 0 or more than reserved");
