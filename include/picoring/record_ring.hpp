@@ -128,9 +128,15 @@ struct RecordFraming {
   // Copies records in one after another from the header at `index`, each as write_record does.
   static void write_records(const Slots<std::byte>& slots, std::size_t index,
                             std::span<const std::span<const std::byte>> records) noexcept {
+    write_records_at(slots.base(), slots.capacity(), index, records);
+  }
+  // The same in the mirror of `capacity` bytes at `base` (the shared queue's memory is not a Slots).
+  static void write_records_at(std::byte* base, std::size_t capacity, std::size_t index,
+                               std::span<const std::span<const std::byte>> records) noexcept {
     for (const auto& r : records) {
-      write_record(slots, index, r);
-      index = slots.wrap(index + record_footprint(r.size()));
+      write_record_at(base + index, r);
+      index += record_footprint(r.size());
+      if (index >= capacity) index -= capacity;
     }
   }
   // push_some's one pass for the forms that own the space after `index` (not MPSC, which must

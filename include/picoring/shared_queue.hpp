@@ -375,16 +375,8 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
     if (records.empty() || closed()) return 0;
     const Framing::Prefix fit = Framing::fitting(records, free_bytes(total, true));
     if (fit.count == 0) return 0;
-    const std::size_t cap = capacity();
-    std::size_t at = index();
-    for (const auto& record : records.first(fit.count)) {
-      Framing::write_record_at(r_.data() + at, record);
-      at += record_footprint(record.size());
-      if (at >= cap) at -= cap;
-    }
-    tail_ += fit.bytes;
-    auto& h = *r_.header();
-    detail::shared_publish(r_, h.tail, tail_, h.reader_sleeping, h.data_word);
+    Framing::write_records_at(r_.data(), capacity(), index(), records.first(fit.count));
+    publish_bytes(fit.bytes);
     return fit.count;
   }
   // Blocks until a record of len bytes fits (ok), the timeout passes (timed_out), or the queue
@@ -433,7 +425,11 @@ class SharedRecordWriter : public detail::SharedEnd<SharedRecordWriter, detail::
   void publish(std::size_t len) {
     Framing::write_header_at(r_.data() + index(), len);
     reserved_ = 0;
-    tail_ += record_footprint(len);
+    publish_bytes(record_footprint(len));
+  }
+  // Publishes the next `bytes` (whole records, headers written) with one store of the counter.
+  void publish_bytes(std::size_t bytes) {
+    tail_ += bytes;
     auto& h = *r_.header();
     detail::shared_publish(r_, h.tail, tail_, h.reader_sleeping, h.data_word);
   }
