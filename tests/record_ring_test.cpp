@@ -341,9 +341,19 @@ TEST(RecordRing, CreationErrorsAndMoves) {
   EXPECT_EQ(a.capacity(), 0u);
   EXPECT_TRUE(a.front().empty());  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
   EXPECT_EQ(string_of(b.front()), "moved");
+  // The length limit moves with the memory: a moved-from ring refuses every record.
+  EXPECT_EQ(a.max_record_size(), 0u);  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+  EXPECT_THROW(a.push(bytes_of(std::string("x"))), std::length_error);
+  EXPECT_EQ(b.max_record_size(), b.capacity() - 8);
   picoring::RecordRing c;
+  EXPECT_EQ(c.max_record_size(), 0u);
   c = std::move(b);
   EXPECT_EQ(string_of(c.front()), "moved");
+  EXPECT_EQ(c.max_record_size(), c.capacity() - 8);
+  EXPECT_EQ(b.max_record_size(), 0u);  // NOLINT(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+  EXPECT_THROW(c.push(bytes_of(std::string(c.max_record_size() + 1, 'x'))), std::length_error);
+  EXPECT_TRUE(c.push(bytes_of(std::string(8, 'y'))));
+  EXPECT_EQ(c.size(), 2u);
 }
 
 // --- SPSC ---------------------------------------------------------------------------------------

@@ -250,17 +250,20 @@ class RecordRing {
   // std::length_error when the size does not fit the address space, std::system_error (naming
   // the failed step, with the OS error code) when the system refuses.
   explicit RecordRing(std::size_t min_capacity, MirrorOptions options = {})
-      : mem_(min_capacity, 1, options), slots_(mem_) {}
+      : mem_(min_capacity, 1, options), slots_(mem_), max_length_(Framing::max_length(capacity())) {}
   // Non-throwing creation: on failure `err` is set and the ring has capacity 0.
   RecordRing(std::size_t min_capacity, Error& err, MirrorOptions options = {}) noexcept
-      : mem_(MirrorBuffer::create(min_capacity, 1, options, err)), slots_(mem_) {}
+      : mem_(MirrorBuffer::create(min_capacity, 1, options, err)),
+        slots_(mem_),
+        max_length_(Framing::max_length(capacity())) {}
   RecordRing(RecordRing&& o) noexcept
       : mem_(std::move(o.mem_)),
         slots_(std::exchange(o.slots_, {})),
         head_(std::exchange(o.head_, 0)),
         used_(std::exchange(o.used_, 0)),
         count_(std::exchange(o.count_, 0)),
-        reserved_(std::exchange(o.reserved_, 0)) {}
+        reserved_(std::exchange(o.reserved_, 0)),
+        max_length_(std::exchange(o.max_length_, 0)) {}
   RecordRing& operator=(RecordRing&& o) noexcept {
     if (this != &o) {
       mem_ = std::move(o.mem_);
@@ -269,6 +272,7 @@ class RecordRing {
       used_ = std::exchange(o.used_, 0);
       count_ = std::exchange(o.count_, 0);
       reserved_ = std::exchange(o.reserved_, 0);
+      max_length_ = std::exchange(o.max_length_, 0);
     }
     return *this;
   }
@@ -279,7 +283,7 @@ class RecordRing {
   // Capacity in bytes, headers and padding included.
   std::size_t capacity() const noexcept { return slots_.capacity(); }
   // The longest record reserve() accepts: capacity() - 8, at most 2^32 - 1.
-  std::size_t max_record_size() const noexcept { return Framing::max_length(capacity()); }
+  std::size_t max_record_size() const noexcept { return max_length_; }
   // Records committed and not popped.
   std::size_t size() const noexcept { return count_; }
   bool empty() const noexcept { return count_ == 0; }
@@ -327,7 +331,7 @@ class RecordRing {
   bool push(std::span<const std::byte> record) {
     const std::size_t len = record.size();
     // The queues' fast-path test; here (a ring always has its memory) every input it flags throws.
-    if (Framing::needs_checks(reserved_, len, max_record_size())) {
+    if (Framing::needs_checks(reserved_, len, max_length_)) {
       Framing::check_push(reserved_, true, len, capacity());
     }
     const std::size_t need = record_footprint(len);
@@ -395,6 +399,8 @@ class RecordRing {
   std::size_t used_ = 0;      // bytes of committed records, headers and padding included
   std::size_t count_ = 0;     // committed records
   std::size_t reserved_ = 0;  // length of the open reservation, 0 when none
+  // max_record_size(), kept: push tests every length against it (0 for capacity 0).
+  std::size_t max_length_ = 0;
 };
 
 // --- the SPSC form --------------------------------------------------------------------------
