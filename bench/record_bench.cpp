@@ -94,6 +94,8 @@ struct PicoRecordsBatching : PicoRecords {
 template <class Q>
 struct Lists : Q {
   static constexpr std::size_t kList = 32;
+  Lists() = default;
+  explicit Lists(Q inner) : Q(std::move(inner)) {}  // a many-producer table's writer
   bool write(Bytes rec) {
     if (count_ == kList && !flush()) return false;
     pending_[count_++] = rec;
@@ -246,6 +248,25 @@ class MutexDeque {
     pending = {};
     return true;
   }
+  // Lists: each record copied into its own vector outside the lock (pending[i] is recs[i]'s,
+  // kept while the queue is full), then the longest prefix that fits queued under one lock.
+  std::size_t write_some(std::span<const Bytes> recs) { return write_some(recs, pending_list_); }
+  std::size_t write_some(std::span<const Bytes> recs, std::deque<std::vector<std::byte>>& pending) {
+    while (pending.size() < recs.size()) {
+      const Bytes rec = recs[pending.size()];
+      pending.emplace_back(rec.begin(), rec.end());
+    }
+    std::size_t n = 0;
+    {
+      const std::lock_guard<std::mutex> lock(m_);
+      for (; n < recs.size() && bytes_ + recs[n].size() <= kRingBytes; ++n) {
+        bytes_ += recs[n].size();
+        q_.push_back(std::move(pending[n]));
+      }
+    }
+    pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(n));
+    return n;
+  }
   template <class F>
   std::size_t read(F&& f) {
     std::deque<std::vector<std::byte>> mine;
@@ -263,6 +284,7 @@ class MutexDeque {
   std::deque<std::vector<std::byte>> q_;
   std::size_t bytes_ = 0;
   std::vector<std::byte> pending_;
+  std::deque<std::vector<std::byte>> pending_list_;
 };
 
 template <std::size_t S>
@@ -305,6 +327,7 @@ struct PicoRecordsMpsc {
   struct Writer {
     picoring::RecordMpscProducer p;
     bool write(Bytes rec) { return p.push(rec); }
+    std::size_t write_some(std::span<const Bytes> recs) { return p.push_some(recs); }
   };
   Writer writer() { return {q.first}; }
   template <class F>
@@ -328,26 +351,39 @@ class SpinlockPaddingRing {
   struct Writer {
     SpinlockPaddingRing* r;
     bool write(Bytes rec) { return r->write(rec); }
+    std::size_t write_some(std::span<const Bytes> recs) { return r->write_some(recs); }
   };
   Writer writer() { return {this}; }
   bool write(Bytes rec) {
-    const std::size_t fp = picoring::record_footprint(rec.size());
     lock();
-    const std::size_t index = prod_ & (kRingBytes - 1);
-    const std::size_t pad = index + fp > kRingBytes ? kRingBytes - index : 0;
-    if (kRingBytes - (prod_ - head_.load(std::memory_order_acquire)) < pad + fp) {
+    const std::size_t at = place(rec.size(), head_.load(std::memory_order_acquire));
+    if (at == kNoRoom) {
       unlock();
       return false;
     }
-    if (pad != 0) header(index, 0, kPad);
-    const std::size_t at = (prod_ + pad) & (kRingBytes - 1);
-    header(at, static_cast<std::uint32_t>(rec.size()), kBusy);
-    prod_ += pad + fp;
     published_.store(prod_, std::memory_order_release);
     unlock();
     std::memcpy(buf_.get() + at + 8, rec.data(), rec.size());
     flags(at).store(0, std::memory_order_release);
     return true;
+  }
+  // Lists (up to kMaxList records): the places of the longest prefix that fits, reserved under
+  // one acquisition of the lock and published with one store; each record then copied and its
+  // busy bit cleared, as write() does.
+  static constexpr std::size_t kMaxList = 32;
+  std::size_t write_some(std::span<const Bytes> recs) {
+    std::array<std::size_t, kMaxList> at{};
+    std::size_t n = 0;
+    lock();
+    const std::size_t head = head_.load(std::memory_order_acquire);
+    while (n < recs.size() && n < kMaxList && (at[n] = place(recs[n].size(), head)) != kNoRoom) ++n;
+    if (n != 0) published_.store(prod_, std::memory_order_release);
+    unlock();
+    for (std::size_t i = 0; i < n; ++i) {
+      std::memcpy(buf_.get() + at[i] + 8, recs[i].data(), recs[i].size());
+      flags(at[i]).store(0, std::memory_order_release);
+    }
+    return n;
   }
   template <class F>
   std::size_t read(F&& f) {
@@ -373,6 +409,21 @@ class SpinlockPaddingRing {
 
  private:
   static constexpr std::uint32_t kBusy = 2, kPad = 1;
+  static constexpr std::size_t kNoRoom = ~std::size_t{0};
+  // Under the lock: the index of a record of len bytes (a padding record before it when it would
+  // cross the end), its header written busy and prod_ advanced; kNoRoom when it does not fit
+  // with the consumer at `head`.
+  std::size_t place(std::size_t len, std::size_t head) {
+    const std::size_t fp = picoring::record_footprint(len);
+    const std::size_t index = prod_ & (kRingBytes - 1);
+    const std::size_t pad = index + fp > kRingBytes ? kRingBytes - index : 0;
+    if (kRingBytes - (prod_ - head) < pad + fp) return kNoRoom;
+    if (pad != 0) header(index, 0, kPad);
+    const std::size_t at = (prod_ + pad) & (kRingBytes - 1);
+    header(at, static_cast<std::uint32_t>(len), kBusy);
+    prod_ += pad + fp;
+    return at;
+  }
   struct Deleter {
     void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{4096}); }
   };
@@ -411,9 +462,11 @@ class MutexDequeMpsc {
   struct Writer {
     MutexDeque* q;
     std::vector<std::byte> pending;
+    std::deque<std::vector<std::byte>> pending_list;
     bool write(Bytes rec) { return q->write(rec, pending); }
+    std::size_t write_some(std::span<const Bytes> recs) { return q->write_some(recs, pending_list); }
   };
-  Writer writer() { return {&q_, {}}; }
+  Writer writer() { return {&q_, {}, {}}; }
   template <class F>
   std::size_t read(F&& f) {
     return q_.read(f);
@@ -421,6 +474,13 @@ class MutexDequeMpsc {
 
  private:
   MutexDeque q_;
+};
+
+// A many-producer contender whose producers hand it lists (Lists above).
+template <class Q>
+struct ListsMany : Q {
+  static_assert(Lists<typename Q::Writer>::kList <= SpinlockPaddingRing::kMaxList, "the spinlock ring takes lists");
+  Lists<typename Q::Writer> writer() { return Lists<typename Q::Writer>(Q::writer()); }
 };
 
 // --- the run --------------------------------------------------------------------------------------
@@ -551,6 +611,14 @@ double median_time_ratio(const picoring_bench::Rounds& rounds, std::size_t a, st
 // nothing is pinned (there are more threads than CPUs here), and a side that finds nothing to
 // do yields after a short spin, so that the scheduler can run the others. The calling thread
 // unpins itself first: run_one pinned it, and the producers would inherit that one CPU.
+void back_off(int spins) {
+  if (spins < 64) {
+    cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 template <class Q>
 double run_many(const Workload& w, int producers) {
   if (!picoring_bench::unpin_this_thread()) {
@@ -567,13 +635,10 @@ double run_many(const Workload& w, int producers) {
       while (ready.load() <= producers) std::this_thread::yield();
       for (auto i = static_cast<std::size_t>(k); i < wp->records; i += static_cast<std::size_t>(producers)) {
         const Bytes rec = record_at(*wp, i);
-        for (int spins = 0; !writer.write(rec); ++spins) {
-          if (spins < 64) {
-            cpu_relax();
-          } else {
-            std::this_thread::yield();
-          }
-        }
+        for (int spins = 0; !writer.write(rec); ++spins) back_off(spins);
+      }
+      if constexpr (requires { writer.flush(); }) {
+        for (int spins = 0; !writer.flush(); ++spins) back_off(spins);
       }
     });
   }
@@ -635,35 +700,62 @@ std::vector<std::uint32_t> log_like_lengths() {
   return v;
 }
 
+// The many-producer tables' rows, and their contenders rotated in rounds per row: each row
+// printed by print(row, rounds, rate in M rec/s of contender k).
+struct ManyRow {
+  Workload w;
+  int producers;
+};
+using ManyRun = double (*)(const Workload&, int);
+template <std::size_t N, class Print>
+void many_producer_rows(int runs, std::size_t payload, const ManyRun (&fns)[N], Print print) {
+  const std::size_t each = payload / 2;  // shorter tables than the two-thread one
+  std::vector<ManyRow> rows;
+  rows.push_back({make_workload("64 B", {64}, each), 2});
+  rows.push_back({make_workload("1 KiB", {1024}, each), 2});
+  rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), each), 2});
+  rows.push_back({make_workload("64 B", {64}, each), 4});
+  for (const auto& row : rows) {
+    const auto rounds =
+        picoring_bench::rotated_rounds(runs, N, [&](std::size_t k) { return fns[k](row.w, row.producers); });
+    print(row, rounds, [&](std::size_t k) {
+      return static_cast<double>(row.w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
+    });
+    std::fflush(stdout);
+  }
+}
+
 void many_producers_table(int runs, std::size_t payload) {
   std::printf(
       "\n### Variable-size records from several producer threads into one (%zu KiB in flight, median of %d)\n\n"
       "| records | producers | picoring M rec/s | spinlock padding ring (BPF design) | mutex deque | picoring / "
       "spinlock ring | picoring / mutex deque |\n|---|---:|---:|---:|---:|---:|---:|\n",
       kRingBytes >> 10, runs);
-  struct Row {
-    Workload w;
-    int producers;
-  };
-  const std::size_t each = payload / 2;  // a shorter table than the two-thread one
-  std::vector<Row> rows;
-  rows.push_back({make_workload("64 B", {64}, each), 2});
-  rows.push_back({make_workload("1 KiB", {1024}, each), 2});
-  rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), each), 2});
-  rows.push_back({make_workload("64 B", {64}, each), 4});
-  using Run = double (*)(const Workload&, int);
-  const Run fns[] = {&run_many<PicoRecordsMpsc>, &run_many<SpinlockPaddingRing>, &run_many<MutexDequeMpsc>};
-  for (const auto& row : rows) {
-    const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns),
-                                                       [&](std::size_t k) { return fns[k](row.w, row.producers); });
-    const auto rate = [&](std::size_t k) {
-      return static_cast<double>(row.w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
-    };
+  const ManyRun fns[] = {&run_many<PicoRecordsMpsc>, &run_many<SpinlockPaddingRing>, &run_many<MutexDequeMpsc>};
+  many_producer_rows(runs, payload, fns, [](const ManyRow& row, const picoring_bench::Rounds& rounds, auto rate) {
     std::printf("| %s | %d | %.2f | %.2f | %.2f | %.2fx | %.2fx |\n", row.w.name.c_str(), row.producers, rate(0),
                 rate(1), rate(2), picoring_bench::median(rounds.ratio_to_first[1]),
                 picoring_bench::median(rounds.ratio_to_first[2]));
-    std::fflush(stdout);
-  }
+  });
+}
+
+// The same producers handing over lists of 32 records: picoring's push_some (one claim and one
+// publication per list), the spinlock ring reserving a list's places under one acquisition of
+// its lock, the mutex deque queueing a list under one lock; picoring's push beside them.
+void many_lists_table(int runs, std::size_t payload) {
+  std::printf(
+      "\n### Several producer threads, lists of %zu records per call (median of %d)\n\n"
+      "| records | producers | picoring push_some M rec/s | spinlock padding ring, lists | mutex deque, lists | "
+      "picoring push | picoring / spinlock ring | picoring / mutex deque | push_some / push |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+      Lists<PicoRecords>::kList, runs);
+  const ManyRun fns[] = {&run_many<ListsMany<PicoRecordsMpsc>>, &run_many<ListsMany<SpinlockPaddingRing>>,
+                         &run_many<ListsMany<MutexDequeMpsc>>, &run_many<PicoRecordsMpsc>};
+  many_producer_rows(runs, payload, fns, [](const ManyRow& row, const picoring_bench::Rounds& rounds, auto rate) {
+    std::printf("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", row.w.name.c_str(), row.producers,
+                rate(0), rate(1), rate(2), rate(3), picoring_bench::median(rounds.ratio_to_first[1]),
+                picoring_bench::median(rounds.ratio_to_first[2]), picoring_bench::median(rounds.ratio_to_first[3]));
+  });
 }
 
 // Either side doing some work per record, as a logger formatting lines or a reader parsing them
@@ -702,16 +794,19 @@ void work_table(int runs, std::size_t payload) {
 }
 
 // Lists of records: both designs given the same list of 32 records per call and publishing
-// once per list, beside picoring pushing one record at a time. What push_some buys, and how the
-// two designs compare when neither publishes per record.
+// once per list, beside picoring pushing one record at a time and the mutex deque queueing each
+// list under one lock. What push_some buys, and how the designs compare when none publishes per
+// record.
 void lists_table(int runs, std::size_t payload) {
   std::printf(
       "\n### Lists of %zu records per call, one publication per list (two pinned threads, median of %d)\n\n"
-      "| records | picoring push_some M rec/s | padding ring, lists | picoring push | picoring lists / padding lists "
-      "| push_some / push |\n|---|---:|---:|---:|---:|---:|\n",
+      "| records | picoring push_some M rec/s | padding ring, lists | picoring push | mutex deque, lists | "
+      "picoring lists / padding lists | push_some / push | picoring lists / mutex deque lists |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n",
       Lists<PicoRecords>::kList, runs);
   using Run = double (*)(const Workload&);
-  const Run fns[] = {&run_one<Lists<PicoRecords>>, &run_one<Lists<PaddingRing<>>>, &run_one<PicoRecords>};
+  const Run fns[] = {&run_one<Lists<PicoRecords>>, &run_one<Lists<PaddingRing<>>>, &run_one<PicoRecords>,
+                     &run_one<Lists<MutexDeque>>};
   std::vector<Workload> ws;
   for (const std::uint32_t size : {16U, 64U, 256U, 1024U}) {
     ws.push_back(make_workload(std::to_string(size) + " B", {size}, payload / 2));
@@ -722,8 +817,9 @@ void lists_table(int runs, std::size_t payload) {
     const auto rate = [&](std::size_t k) {
       return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
     };
-    std::printf("| %s | %.2f | %.2f | %.2f | %.2fx | %.2fx |\n", w.name.c_str(), rate(0), rate(1), rate(2),
-                picoring_bench::median(rounds.ratio_to_first[1]), picoring_bench::median(rounds.ratio_to_first[2]));
+    std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", w.name.c_str(), rate(0), rate(1),
+                rate(2), rate(3), picoring_bench::median(rounds.ratio_to_first[1]),
+                picoring_bench::median(rounds.ratio_to_first[2]), picoring_bench::median(rounds.ratio_to_first[3]));
     std::fflush(stdout);
   }
 }
@@ -817,6 +913,7 @@ int main(int argc, char** argv) {
   work_table(runs, payload);
   lists_table(runs, payload);
   many_producers_table(runs, payload);
+  many_lists_table(runs, payload);
   memory_table(runs, payload);
   std::printf(
       "\nM rec/s: millions of records per second, median over runs; GB/s: picoring's payload bytes per second.\n"
