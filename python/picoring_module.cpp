@@ -14,12 +14,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
 #include "picoring/mirror_buffer.hpp"
+#include "picoring/record_ring.hpp"
 #include "picoring/spsc.hpp"
 
 namespace py = pybind11;
@@ -449,6 +451,140 @@ class Consumer {
   bool busy_ = false;
 };
 
+// ---- the SPSC record queue: variable-size messages between two threads --------------------------
+
+class RecordWriter {
+ public:
+  explicit RecordWriter(picoring::RecordProducer p) : p_(std::move(p)) {}
+  std::size_t capacity() const { return p_.capacity(); }
+  std::size_t max_record_size() const { return p_.max_record_size(); }
+  std::size_t free() { return p_.bytes_free(); }
+  bool closed() const { return p_.closed(); }
+  void close() { p_.close(); }
+
+  // One record, waiting for room up to timeout (None: forever; 0: not at all).
+  void push(const py::handle& record, const py::object& timeout) {
+    check_idle();
+    const BytesArg bytes(record, false);
+    const std::span<const std::byte> rec = checked(bytes, "push");
+    if (p_.closed()) throw ClosedError();
+    finish(wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return p_.push_wait(rec, slice); }));
+  }
+  // Waits for room for the first record, then pushes the longest prefix of records that fits now
+  // (one publication); returns how many. Every record is checked before any is pushed.
+  std::size_t push_many(const py::iterable& records, const py::object& timeout) {
+    check_idle();
+    std::deque<BytesArg> held;  // the buffers stay exported (and unresizable) during the call
+    std::vector<std::span<const std::byte>> list;
+    for (const py::handle r : records) {
+      held.emplace_back(r, false);
+      list.push_back(checked(held.back(), "push_many"));
+    }
+    if (list.empty()) return 0;
+    if (p_.closed()) throw ClosedError();
+    std::size_t n = p_.push_some(list);
+    if (n != 0) return n;
+    finish(wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return p_.push_wait(list[0], slice); }));
+    return 1 + p_.push_some(std::span<const std::span<const std::byte>>(list).subspan(1));
+  }
+
+ private:
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+  }
+  std::span<const std::byte> checked(const BytesArg& b, const char* what) const {
+    if (b.size() == 0) raise(PyExc_ValueError, std::string("picoring: ") + what + ": an empty record cannot be stored");
+    if (b.size() > p_.max_record_size()) {
+      raise(PyExc_ValueError, std::string("picoring: ") + what + ": a record of " + std::to_string(b.size()) +
+                                  " bytes is longer than max_record_size (" + std::to_string(p_.max_record_size()) +
+                                  ")");
+    }
+    return {static_cast<const std::byte*>(b.data()), b.size()};
+  }
+  static void finish(picoring::QueueStatus st) {
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: push timed out (nothing pushed)");
+  }
+
+  picoring::RecordProducer p_;
+  bool busy_ = false;
+};
+
+class RecordReader {
+ public:
+  explicit RecordReader(picoring::RecordConsumer c) : c_(std::move(c)) {}
+  std::size_t capacity() const { return c_.capacity(); }
+  bool closed() const { return c_.closed(); }
+  void close() { c_.close(); }
+  std::size_t exports() const { return table_.size(); }
+
+  // Waits for a record (GIL released): TimeoutError, or Closed once closed and drained.
+  void wait(const py::object& timeout) {
+    const auto st = wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return c_.wait(slice); });
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
+  }
+  py::bytes pop(const py::object& timeout) {
+    check_idle();
+    wait(timeout);
+    check_unexported();
+    const auto rec = c_.front();
+    py::bytes out(reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size()));
+    c_.pop();
+    return out;
+  }
+  py::list pop_many(const py::object& max_records, const py::object& timeout) {
+    check_idle();
+    std::size_t max = static_cast<std::size_t>(-1);
+    if (!max_records.is_none()) {
+      const auto m = max_records.cast<py::ssize_t>();
+      if (m <= 0) raise(PyExc_ValueError, "picoring: max_records must be positive");
+      max = static_cast<std::size_t>(m);
+    }
+    wait(timeout);
+    check_unexported();
+    py::list out;
+    // A record whose copy fails (MemoryError) stays in the queue; those before it are taken.
+    c_.drain(
+        [&](std::span<std::byte> rec) {
+          out.append(py::bytes(reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size())));
+        },
+        max);
+    return out;
+  }
+  // The oldest record as a read-only memoryview of the queue's memory; consume() removes it.
+  // Every live window shows the oldest record (none can be removed while one lives), so each
+  // covers the same position, 0.
+  py::memoryview front(py::object self, const py::object& timeout) {
+    check_idle();
+    wait(timeout);
+    const auto rec = c_.front();
+    return window_bytes(std::make_unique<Window>(std::move(self), &table_, 0, 1, rec.data(), rec.size(), true));
+  }
+  void consume() {
+    check_idle();
+    if (c_.front().empty()) raise(PyExc_ValueError, "picoring: consume(): no record is readable");
+    check_unexported();
+    c_.pop();
+  }
+
+ private:
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+  }
+  void check_unexported() const {
+    if (table_.size() != 0) {
+      raise(PyExc_BufferError,
+            "picoring: cannot remove a record that a live memoryview still shows; delete it (or call release()) "
+            "first");
+    }
+  }
+
+  picoring::RecordConsumer c_;
+  ExportTable table_;
+  bool busy_ = false;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_picoring, m) {
@@ -681,5 +817,56 @@ overwrite the bytes it shows raise BufferError.
       "capacity"_a, "dtype"_a = py::dtype("float64"),
       "A single-producer single-consumer queue of elements of one dtype between two threads: returns "
       "(Producer, Consumer). Blocking calls release the GIL.");
+  py::class_<RecordWriter>(m, "RecordWriter",
+                           "The writing end of a record queue made by records(); one thread at a time.")
+      .def_property_readonly("capacity", &RecordWriter::capacity, "Bytes, headers (8 per record) and padding included.")
+      .def_property_readonly("max_record_size", &RecordWriter::max_record_size)
+      .def_property_readonly("free", &RecordWriter::free, "Free bytes as this end knows them now.")
+      .def_property_readonly("closed", &RecordWriter::closed)
+      .def("push", &RecordWriter::push, "record"_a, "timeout"_a = py::none(),
+           "Copies one bytes-like object in as one record, waiting for room (GIL released). ValueError when it is "
+           "empty or longer than max_record_size; TimeoutError (nothing pushed); Closed.")
+      .def("push_many", &RecordWriter::push_many, "records"_a, "timeout"_a = py::none(),
+           "Waits for room for the first record, then copies in the longest prefix that fits now, published at "
+           "once; returns how many (0 for an empty list). Every record is checked first: one bad record raises "
+           "ValueError and pushes none.")
+      .def("close", &RecordWriter::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](RecordWriter& w, const py::args&) { w.close(); });
+
+  py::class_<RecordReader>(m, "RecordReader",
+                           "The reading end of a record queue made by records(); one thread at a time.")
+      .def_property_readonly("capacity", &RecordReader::capacity)
+      .def_property_readonly("closed", &RecordReader::closed)
+      .def_property_readonly("exports", &RecordReader::exports)
+      .def("pop", &RecordReader::pop, "timeout"_a = py::none(),
+           "Waits for a record (GIL released), removes it and returns it as bytes. TimeoutError; Closed once "
+           "closed and drained.")
+      .def("pop_many", &RecordReader::pop_many, "max_records"_a = py::none(), "timeout"_a = py::none(),
+           "Waits for a record, then removes up to max_records (default: every one published) and returns them as "
+           "a list of bytes.")
+      .def(
+          "front",
+          [](const py::object& self, const py::object& timeout) {
+            return self.cast<RecordReader&>().front(self, timeout);
+          },
+          "timeout"_a = py::none(),
+          "Waits for a record and returns it as a read-only memoryview of the queue's memory (no copy, however "
+          "it wraps); consume() removes it once the view is gone.")
+      .def("consume", &RecordReader::consume, "Removes the oldest record (ValueError when there is none).")
+      .def("close", &RecordReader::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](RecordReader& r, const py::args&) { r.close(); });
+
+  m.def(
+      "records",
+      [](py::ssize_t capacity, const std::string& residency, const std::string& huge_pages) {
+        auto [w, r] = picoring::make_record_spsc(checked_capacity(capacity), options_from(residency, huge_pages));
+        return py::make_tuple(RecordWriter(std::move(w)), RecordReader(std::move(r)));
+      },
+      "capacity"_a, py::kw_only(), "residency"_a = "on_demand", "huge_pages"_a = "none",
+      "A queue of variable-size records (bytes) between two threads, each record one contiguous span of at least "
+      "capacity bytes in all (headers included): returns (RecordWriter, RecordReader). Blocking calls release the "
+      "GIL.");
   m.def("allocation_granularity", &picoring::allocation_granularity);
 }

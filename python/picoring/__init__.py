@@ -16,6 +16,7 @@ past the end, is one contiguous numpy array or memoryview that shares the ring's
 Ring         a FIFO of one fixed dtype, with zero-copy readable()/peek()/writable() arrays.
 ByteStream   a FIFO of bytes: file-like (write, read, readinto) and memoryview windows.
 spsc()       a (Producer, Consumer) queue between two threads; blocking calls release the GIL.
+records()    a (RecordWriter, RecordReader) queue of variable-size bytes records between two threads.
 Closed       raised by a queue end once the queue is closed.
 """
 
@@ -24,10 +25,25 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     Closed,
     Consumer,
     Producer,
+    RecordReader,
+    RecordWriter,
     Ring,
     Window,
     allocation_granularity,
+    records,
     spsc,
 )
 
-__all__ = ["Ring", "ByteStream", "spsc", "Producer", "Consumer", "Closed", "Window", "allocation_granularity"]
+__all__ = [
+    "Ring",
+    "ByteStream",
+    "spsc",
+    "Producer",
+    "Consumer",
+    "records",
+    "RecordWriter",
+    "RecordReader",
+    "Closed",
+    "Window",
+    "allocation_granularity",
+]

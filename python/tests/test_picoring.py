@@ -1,5 +1,5 @@
 """The Python module against reference models (collections.deque), its export tracking, its
-errors, the file-like ByteStream, and the SPSC queue across Python threads."""
+errors, the file-like ByteStream, and the SPSC and record queues across Python threads."""
 
 import collections
 import gc
@@ -345,6 +345,155 @@ def test_spsc_blocked_consumer_is_woken_and_one_thread_per_end():
     t.join(30)
     assert not t.is_alive()
     np.testing.assert_array_equal(result["block"], [1, 2, 3])
+
+
+def record_bytes(seq, length):
+    """A record that names its sequence number and has one exact length (>= 1)."""
+    head = seq.to_bytes(8, "little")
+    return (head * (length // 8 + 1))[:length] if length >= 8 else bytes([seq % 251 + 1]) * length
+
+
+def test_records_between_python_threads_keep_order_content_and_length():
+    rng = random.Random(11)
+    writer, reader = picoring.records(4096)  # a small ring: the records wrap around many times
+    longest = writer.max_record_size
+    assert longest == writer.capacity - 8
+    lengths = [rng.choice([1, 7, 8, 9, 100, 1000, longest // 2, longest]) for _ in range(3000)]
+    expected = [record_bytes(i, n) for i, n in enumerate(lengths)]
+
+    def produce():
+        with writer:  # closes the queue at the end
+            i = 0
+            while i < len(expected):
+                if rng.random() < 0.5:
+                    kind = rng.randrange(4)  # any bytes-like object is one record
+                    rec = expected[i]
+                    writer.push([rec, bytearray(rec), memoryview(rec), np.frombuffer(rec, np.uint8)][kind])
+                    i += 1
+                else:
+                    i += writer.push_many(expected[i : i + rng.randrange(1, 40)])
+
+    t = threading.Thread(target=produce)
+    t.start()
+    got = []
+    while True:
+        try:
+            way = rng.randrange(3)
+            if way == 0:
+                got.append(reader.pop())
+            elif way == 1:
+                batch = reader.pop_many(max_records=rng.randrange(1, 50))
+                assert batch
+                got.extend(batch)
+            else:
+                view = reader.front()
+                assert view.readonly and view.contiguous
+                got.append(bytes(view))
+                view.release()
+                reader.consume()
+        except picoring.Closed:
+            break
+    t.join()
+    assert len(got) == len(expected)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        assert g == e, f"record {i}: {len(g)} bytes, expected {len(e)}"
+
+
+def test_records_bad_input_timeouts_views_and_close():
+    with pytest.raises(ValueError):
+        picoring.records(0)
+    with pytest.raises(ValueError):
+        picoring.records(4096, residency="sometimes")
+    writer, reader = picoring.records(4096)
+    with pytest.raises(ValueError):
+        writer.push(b"")
+    with pytest.raises(ValueError):
+        writer.push(bytes(writer.max_record_size + 1))
+    with pytest.raises(TypeError):
+        writer.push("text is not bytes")
+    with pytest.raises(ValueError):  # one bad record anywhere: none is pushed
+        writer.push_many([b"a", b"", b"c"])
+    with pytest.raises(TypeError):
+        writer.push_many([b"a", 3])
+    assert writer.push_many([]) == 0
+    with pytest.raises(TimeoutError):
+        reader.pop(timeout=0)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        reader.pop_many(timeout=0.05)
+    assert time.monotonic() - t0 >= 0.045
+
+    # Fill the ring with 1000-byte records (1008 each with the header), then one more times out.
+    pushed = 0
+    while True:
+        try:
+            writer.push(record_bytes(pushed, 1000), timeout=0)
+            pushed += 1
+        except TimeoutError:
+            break
+    assert pushed == writer.capacity // 1008
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        writer.push_many([b"x" * 1000], timeout=0.02)
+    assert time.monotonic() - t0 >= 0.015
+
+    view = reader.front()
+    assert bytes(view) == record_bytes(0, 1000)
+    with pytest.raises(TypeError):
+        view[0] = 1  # read-only: the writer's bytes are the reader's to look at, not to change
+    for remove in (reader.pop, reader.pop_many, reader.consume):
+        with pytest.raises(BufferError):
+            remove()
+    assert reader.exports == 1
+    del view
+    gc.collect()
+    assert reader.exports == 0
+    reader.consume()
+    assert reader.pop() == record_bytes(1, 1000)
+    with pytest.raises(ValueError):
+        reader.pop_many(max_records=0)
+    assert reader.pop_many(max_records=1) == [record_bytes(2, 1000)]
+    assert writer.push_many([b"one", b"two"], timeout=0) == 2
+    writer.close()
+    with pytest.raises(picoring.Closed):
+        writer.push(b"late")
+    with pytest.raises(picoring.Closed):
+        writer.push_many([b"late"])
+    rest = reader.pop_many()
+    assert rest == [record_bytes(i, 1000) for i in range(3, pushed)] + [b"one", b"two"]
+    with pytest.raises(picoring.Closed):
+        reader.pop(timeout=5)
+    with pytest.raises(picoring.Closed):
+        reader.front()
+    with pytest.raises(ValueError):
+        reader.consume()
+
+
+def test_records_blocked_reader_is_woken_and_one_thread_per_end():
+    writer, reader = picoring.records(4096)
+    started = threading.Event()
+    result = {}
+
+    def consume():
+        started.set()
+        result["record"] = reader.pop(timeout=30)
+
+    t = threading.Thread(target=consume)
+    t.start()
+    started.wait()
+    deadline = time.monotonic() + 30
+    while True:  # until the reader thread is blocked in pop() with the GIL released
+        try:
+            reader.pop(timeout=0)
+        except RuntimeError:
+            break
+        except TimeoutError:
+            assert time.monotonic() < deadline, "the reader thread never blocked"
+            time.sleep(0.01)
+    writer.push(b"wake up")
+    t.join(30)
+    assert not t.is_alive()
+    assert result["record"] == b"wake up"
 
 
 def test_fir_example_matches_numpy_convolve():
