@@ -22,6 +22,7 @@
 
 #include "picoring/mirror_buffer.hpp"
 #include "picoring/record_ring.hpp"
+#include "picoring/shared_queue.hpp"
 #include "picoring/spsc.hpp"
 
 namespace py = pybind11;
@@ -451,16 +452,19 @@ class Consumer {
   bool busy_ = false;
 };
 
-// ---- the SPSC record queue: variable-size messages between two threads --------------------------
+// ---- record queues: variable-size messages between two threads (RecordProducer/Consumer) or two
+// processes (SharedRecordWriter/Reader); the two C++ pairs share these members' names ----------
 
-class RecordWriter {
+template <class P>
+class RecordWriterOf {
  public:
-  explicit RecordWriter(picoring::RecordProducer p) : p_(std::move(p)) {}
+  explicit RecordWriterOf(P p) : p_(std::move(p)) {}
   std::size_t capacity() const { return p_.capacity(); }
   std::size_t max_record_size() const { return p_.max_record_size(); }
-  std::size_t free() { return p_.bytes_free(); }
   bool closed() const { return p_.closed(); }
   void close() { p_.close(); }
+  P& end() { return p_; }
+  const P& end() const { return p_; }
 
   // One record, waiting for room up to timeout (None: forever; 0: not at all).
   void push(const py::handle& record, const py::object& timeout) {
@@ -506,17 +510,20 @@ class RecordWriter {
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: push timed out (nothing pushed)");
   }
 
-  picoring::RecordProducer p_;
+  P p_;
   bool busy_ = false;
 };
 
-class RecordReader {
+template <class C>
+class RecordReaderOf {
  public:
-  explicit RecordReader(picoring::RecordConsumer c) : c_(std::move(c)) {}
+  explicit RecordReaderOf(C c) : c_(std::move(c)) {}
   std::size_t capacity() const { return c_.capacity(); }
   bool closed() const { return c_.closed(); }
   void close() { c_.close(); }
   std::size_t exports() const { return table_.size(); }
+  C& end() { return c_; }
+  const C& end() const { return c_; }
 
   // Waits for a record (GIL released): TimeoutError, or Closed once closed and drained.
   void wait(const py::object& timeout) {
@@ -546,7 +553,7 @@ class RecordReader {
     py::list out;
     // A record whose copy fails (MemoryError) stays in the queue; those before it are taken.
     c_.drain(
-        [&](std::span<std::byte> rec) {
+        [&](auto rec) {
           out.append(py::bytes(reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size())));
         },
         max);
@@ -559,7 +566,9 @@ class RecordReader {
     check_idle();
     wait(timeout);
     const auto rec = c_.front();
-    return window_bytes(std::make_unique<Window>(std::move(self), &table_, 0, 1, rec.data(), rec.size(), true));
+    // Read-only: the const_cast only fits Window's one pointer type.
+    auto* data = const_cast<std::byte*>(rec.data());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    return window_bytes(std::make_unique<Window>(std::move(self), &table_, 0, 1, data, rec.size(), true));
   }
   void consume() {
     check_idle();
@@ -580,10 +589,86 @@ class RecordReader {
     }
   }
 
-  picoring::RecordConsumer c_;
+  C c_;
   ExportTable table_;
   bool busy_ = false;
 };
+
+using RecordWriter = RecordWriterOf<picoring::RecordProducer>;
+using RecordReader = RecordReaderOf<picoring::RecordConsumer>;
+using SharedWriter = RecordWriterOf<picoring::SharedRecordWriter>;
+using SharedReader = RecordReaderOf<picoring::SharedRecordReader>;
+
+picoring::Residency residency_from(const std::string& residency) { return options_from(residency, "none").residency; }
+
+// The members both writers have (W: RecordWriter or SharedWriter), registered under `name`.
+template <class W>
+py::class_<W> record_writer_class(py::module_& m, const char* name, const char* doc) {
+  return py::class_<W>(m, name, doc)
+      .def_property_readonly("capacity", &W::capacity, "Bytes, headers (8 per record) and padding included.")
+      .def_property_readonly("max_record_size", &W::max_record_size)
+      .def_property_readonly("closed", &W::closed)
+      .def("push", &W::push, "record"_a, "timeout"_a = py::none(),
+           "Copies one bytes-like object in as one record, waiting for room (GIL released). ValueError when it is "
+           "empty or longer than max_record_size; TimeoutError (nothing pushed); Closed.")
+      .def("push_many", &W::push_many, "records"_a, "timeout"_a = py::none(),
+           "Waits for room for the first record, then copies in the longest prefix that fits now, published at "
+           "once; returns how many (0 for an empty list). Every record is checked first: one bad record raises "
+           "ValueError and pushes none.")
+      .def("close", &W::close, "Closes the queue for both ends (the reader still gets what was pushed).")
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](W& w, const py::args&) { w.close(); });
+}
+
+template <class R>
+py::class_<R> record_reader_class(py::module_& m, const char* name, const char* doc) {
+  return py::class_<R>(m, name, doc)
+      .def_property_readonly("capacity", &R::capacity)
+      .def_property_readonly("closed", &R::closed)
+      .def_property_readonly("exports", &R::exports)
+      .def("pop", &R::pop, "timeout"_a = py::none(),
+           "Waits for a record (GIL released), removes it and returns it as bytes. TimeoutError; Closed once "
+           "closed and drained.")
+      .def("pop_many", &R::pop_many, "max_records"_a = py::none(), "timeout"_a = py::none(),
+           "Waits for a record, then removes up to max_records (default: every one published) and returns them as "
+           "a list of bytes.")
+      .def(
+          "front",
+          [](const py::object& self, const py::object& timeout) { return self.cast<R&>().front(self, timeout); },
+          "timeout"_a = py::none(),
+          "Waits for a record and returns it as a read-only memoryview of the queue's memory (no copy, however "
+          "it wraps); consume() removes it once the view is gone.")
+      .def("consume", &R::consume, "Removes the oldest record (ValueError when there is none).")
+      .def("close", &R::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](R& r, const py::args&) { r.close(); });
+}
+
+// The shared ends' own members: create / attach, the memfd, residency.
+template <class E, class Handle>
+void shared_end_members(py::class_<E>& cls) {
+  cls.def_static(
+         "create",
+         [](py::ssize_t capacity, const std::string& residency) {
+           return E(Handle::create(checked_capacity(capacity), residency_from(residency)));
+         },
+         "capacity"_a, py::kw_only(), "residency"_a = "on_demand",
+         "A new queue of at least capacity bytes in a sealed memfd (Linux; on other systems OSError), this end "
+         "claimed; pass `fd` to the other process (subprocess pass_fds, socket.send_fds, or fork).")
+      .def_static(
+          "attach",
+          [](int fd, const std::string& residency) { return E(Handle::attach(fd, residency_from(residency))); }, "fd"_a,
+          py::kw_only(), "residency"_a = "on_demand",
+          "This end of the queue behind fd (which stays open: close it when you like). OSError naming the check "
+          "that failed (not a picoring queue, another kind, a size that does not match; EBUSY when a live process "
+          "holds this end).")
+      .def_property_readonly(
+          "fd", [](const E& e) { return e.end().fd(); }, "The memfd to pass on; -1 after close_fd().")
+      .def(
+          "close_fd", [](E& e) { e.end().close_fd(); }, "Closes this process's copy of the memfd (the queue stays).")
+      .def_property_readonly(
+          "locked", [](const E& e) { return e.end().locked(); }, "Whether this process's mapping is mlock()ed.");
+}
 
 }  // namespace
 
@@ -595,8 +680,11 @@ PYBIND11_MODULE(_picoring, m) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const std::system_error& e) {
-      // The step that failed is in the message; the OS error becomes errno of an OSError.
-      const int code = e.code().category() == std::system_category() ? e.code().value() : 0;
+      // The step that failed is in the message; the OS error (or a std::errc the library chose,
+      // EBUSY for a role already held) becomes errno of an OSError.
+      const auto& category = e.code().category();
+      const bool is_errno = category == std::system_category() || category == std::generic_category();
+      const int code = is_errno ? e.code().value() : 0;
       PyErr_SetObject(PyExc_OSError, py::make_tuple(code, e.what()).ptr());
     }
   });
@@ -817,46 +905,24 @@ overwrite the bytes it shows raise BufferError.
       "capacity"_a, "dtype"_a = py::dtype("float64"),
       "A single-producer single-consumer queue of elements of one dtype between two threads: returns "
       "(Producer, Consumer). Blocking calls release the GIL.");
-  py::class_<RecordWriter>(m, "RecordWriter",
-                           "The writing end of a record queue made by records(); one thread at a time.")
-      .def_property_readonly("capacity", &RecordWriter::capacity, "Bytes, headers (8 per record) and padding included.")
-      .def_property_readonly("max_record_size", &RecordWriter::max_record_size)
-      .def_property_readonly("free", &RecordWriter::free, "Free bytes as this end knows them now.")
-      .def_property_readonly("closed", &RecordWriter::closed)
-      .def("push", &RecordWriter::push, "record"_a, "timeout"_a = py::none(),
-           "Copies one bytes-like object in as one record, waiting for room (GIL released). ValueError when it is "
-           "empty or longer than max_record_size; TimeoutError (nothing pushed); Closed.")
-      .def("push_many", &RecordWriter::push_many, "records"_a, "timeout"_a = py::none(),
-           "Waits for room for the first record, then copies in the longest prefix that fits now, published at "
-           "once; returns how many (0 for an empty list). Every record is checked first: one bad record raises "
-           "ValueError and pushes none.")
-      .def("close", &RecordWriter::close)
-      .def("__enter__", [](const py::object& self) { return self; })
-      .def("__exit__", [](RecordWriter& w, const py::args&) { w.close(); });
-
-  py::class_<RecordReader>(m, "RecordReader",
-                           "The reading end of a record queue made by records(); one thread at a time.")
-      .def_property_readonly("capacity", &RecordReader::capacity)
-      .def_property_readonly("closed", &RecordReader::closed)
-      .def_property_readonly("exports", &RecordReader::exports)
-      .def("pop", &RecordReader::pop, "timeout"_a = py::none(),
-           "Waits for a record (GIL released), removes it and returns it as bytes. TimeoutError; Closed once "
-           "closed and drained.")
-      .def("pop_many", &RecordReader::pop_many, "max_records"_a = py::none(), "timeout"_a = py::none(),
-           "Waits for a record, then removes up to max_records (default: every one published) and returns them as "
-           "a list of bytes.")
-      .def(
-          "front",
-          [](const py::object& self, const py::object& timeout) {
-            return self.cast<RecordReader&>().front(self, timeout);
-          },
-          "timeout"_a = py::none(),
-          "Waits for a record and returns it as a read-only memoryview of the queue's memory (no copy, however "
-          "it wraps); consume() removes it once the view is gone.")
-      .def("consume", &RecordReader::consume, "Removes the oldest record (ValueError when there is none).")
-      .def("close", &RecordReader::close)
-      .def("__enter__", [](const py::object& self) { return self; })
-      .def("__exit__", [](RecordReader& r, const py::args&) { r.close(); });
+  record_writer_class<RecordWriter>(m, "RecordWriter",
+                                    "The writing end of a record queue made by records(); one thread at a time.")
+      .def_property_readonly(
+          "free", [](RecordWriter& w) { return w.end().bytes_free(); }, "Free bytes as this end knows them now.");
+  record_reader_class<RecordReader>(m, "RecordReader",
+                                    "The reading end of a record queue made by records(); one thread at a time.");
+  auto shared_writer = record_writer_class<SharedWriter>(
+      m, "SharedRecordWriter",
+      "The writing end of a record queue between two processes: SharedRecordWriter.create(capacity) or "
+      "attach(fd). The reader's process is untrusted: a counter that cannot be right raises OSError and closes "
+      "the queue; its death ends the waits (Closed). One thread at a time.");
+  shared_end_members<SharedWriter, picoring::SharedRecordWriter>(shared_writer);
+  auto shared_reader = record_reader_class<SharedReader>(
+      m, "SharedRecordReader",
+      "The reading end of a record queue between two processes: SharedRecordReader.attach(fd) or "
+      "create(capacity). Every length and counter the writer's process publishes is checked (OSError, the queue "
+      "closed, when one cannot be right); its death ends the waits once its records are read (Closed).");
+  shared_end_members<SharedReader, picoring::SharedRecordReader>(shared_reader);
 
   m.def(
       "records",

@@ -17,6 +17,8 @@ Ring         a FIFO of one fixed dtype, with zero-copy readable()/peek()/writabl
 ByteStream   a FIFO of bytes: file-like (write, read, readinto) and memoryview windows.
 spsc()       a (Producer, Consumer) queue between two threads; blocking calls release the GIL.
 records()    a (RecordWriter, RecordReader) queue of variable-size bytes records between two threads.
+SharedRecordWriter, SharedRecordReader
+             the same between two processes: create(capacity) on one side, attach(fd) on the other.
 Closed       raised by a queue end once the queue is closed.
 """
 
@@ -28,6 +30,8 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     RecordReader,
     RecordWriter,
     Ring,
+    SharedRecordReader,
+    SharedRecordWriter,
     Window,
     allocation_granularity,
     records,
@@ -43,6 +47,8 @@ __all__ = [
     "records",
     "RecordWriter",
     "RecordReader",
+    "SharedRecordWriter",
+    "SharedRecordReader",
     "Closed",
     "Window",
     "allocation_granularity",

@@ -1,8 +1,11 @@
 """The Python module against reference models (collections.deque), its export tracking, its
-errors, the file-like ByteStream, and the SPSC and record queues across Python threads."""
+errors, the file-like ByteStream, the SPSC and record queues across Python threads, and the
+record queue between two processes."""
 
 import collections
+import errno
 import gc
+import hashlib
 import io
 import os
 import pathlib
@@ -10,6 +13,7 @@ import random
 import re
 import runpy
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -494,6 +498,98 @@ def test_records_blocked_reader_is_woken_and_one_thread_per_end():
     t.join(30)
     assert not t.is_alive()
     assert result["record"] == b"wake up"
+
+
+def run_child(code, fd, **kwargs):
+    """A Python process that inherits fd (its number stays the same) and runs code with FD set."""
+    return subprocess.Popen(
+        [sys.executable, "-c", f"FD = {fd}\n" + code],
+        pass_fds=[fd],
+        stdout=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+CHILD_READER = """
+import hashlib, picoring
+r = picoring.SharedRecordReader.attach(FD)
+count, digest = 0, hashlib.sha256()
+while True:
+    try:
+        batch = r.pop_many(timeout=30)
+    except picoring.Closed:
+        break
+    for rec in batch:
+        digest.update(len(rec).to_bytes(4, "little") + rec)
+        count += 1
+print(count, digest.hexdigest(), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_records_reach_another_process_whole_and_in_order():
+    rng = random.Random(5)
+    writer = picoring.SharedRecordWriter.create(1 << 16)
+    assert writer.fd >= 0 and not writer.locked
+    lengths = [rng.choice([1, 8, 13, 200, 4000, writer.max_record_size]) for _ in range(2000)]
+    expected = [record_bytes(i, n) for i, n in enumerate(lengths)]
+    child = run_child(CHILD_READER, writer.fd)
+    i = 0
+    while i < len(expected):
+        if rng.random() < 0.5:
+            writer.push(expected[i], timeout=30)
+            i += 1
+        else:
+            i += writer.push_many(expected[i : i + rng.randrange(1, 30)], timeout=30)
+    writer.close()
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0
+    digest = hashlib.sha256()
+    for rec in expected:
+        digest.update(len(rec).to_bytes(4, "little") + rec)
+    assert out.split() == [str(len(expected)), digest.hexdigest()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_records_a_dead_peer_ends_the_wait_and_bad_fds_are_refused():
+    writer = picoring.SharedRecordWriter.create(1 << 16)
+    # The reader's process dies without closing anything: the writer's wait for room ends (Closed).
+    child = run_child('import picoring, time\nr = picoring.SharedRecordReader.attach(FD)\nprint("attached", '
+                      'flush=True)\ntime.sleep(60)', writer.fd)
+    assert child.stdout.readline().strip() == "attached"
+    child.kill()
+    child.wait(timeout=30)
+    record = b"x" * 1000
+    with pytest.raises(picoring.Closed):
+        for _ in range(1000):  # more than fits: the last push waits, then sees the reader gone
+            writer.push(record, timeout=30)
+
+    # The writer's process dies after three records: the reader gets them, then Closed.
+    reader = picoring.SharedRecordReader.create(1 << 16)
+    child = run_child('import os, picoring\nw = picoring.SharedRecordWriter.attach(FD)\n'
+                      'w.push_many([b"one", b"two", b"three"])\nos._exit(0)', reader.fd)
+    child.wait(timeout=30)
+    assert [reader.pop(timeout=30) for _ in range(3)] == [b"one", b"two", b"three"]
+    with pytest.raises(picoring.Closed):
+        reader.pop(timeout=30)
+
+    with pytest.raises(OSError):
+        picoring.SharedRecordReader.attach(-1)
+    with open(__file__, "rb") as f:
+        with pytest.raises(OSError):  # not a picoring queue
+            picoring.SharedRecordReader.attach(f.fileno())
+    live = picoring.SharedRecordWriter.create(1 << 16)
+    with pytest.raises(OSError) as e:  # its writer's end is held (by this live process)
+        picoring.SharedRecordWriter.attach(live.fd)
+    assert e.value.errno == errno.EBUSY
+    with pytest.raises(ValueError):
+        picoring.SharedRecordWriter.create(0)
+    with pytest.raises(ValueError):
+        picoring.SharedRecordWriter.create(4096, residency="always")
+    live.close_fd()
+    assert live.fd == -1
+    live.push(b"still works")  # the mapping stays: only this process's fd is gone
 
 
 def test_fir_example_matches_numpy_convolve():
