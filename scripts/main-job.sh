@@ -19,6 +19,8 @@ echo
 python="$(sed -n 's/^Python3_EXECUTABLE:FILEPATH=//p' build/release/CMakeCache.txt)"
 PYTHONPATH=build/release/python "${python:-python3}" bench/python_windows.py --markdown | tee "$out/python.md"
 echo
+PYTHONPATH=build/release/python "${python:-python3}" bench/python_messages.py --markdown | tee -a "$out/python.md"
+echo
 echo "## Scenarios (each checked against an independent tool; see scenarios/README.md)"
 bin=build/release/scenarios
 scenarios/audio/check.sh "$bin/audio_frames" "$bin/audio-work" | grep '^audio:'

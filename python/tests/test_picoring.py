@@ -592,6 +592,17 @@ def test_shared_records_a_dead_peer_ends_the_wait_and_bad_fds_are_refused():
     live.push(b"still works")  # the mapping stays: only this process's fd is gone
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_the_message_benchmark_runs_and_checks_what_it_delivers():
+    # Its own checks (each contender's messages compared whole, then counts, bytes and the last
+    # sequence number of every timed run) end it with an error when a contender loses anything.
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "python_messages.py"), "--quick", "--markdown"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 64 B") or line.startswith("| 4096 B")]
+    assert len(rows) == 2
+
+
 def test_fir_example_matches_numpy_convolve():
     example = runpy.run_path(str(ROOT / "python" / "examples" / "fir_stream.py"))
     rng = np.random.default_rng(3)
