@@ -601,6 +601,65 @@ using SharedReader = RecordReaderOf<picoring::SharedRecordReader>;
 
 picoring::Residency residency_from(const std::string& residency) { return options_from(residency, "none").residency; }
 
+// Many writer processes into one reader: picoring::SharedRecordFanIn, records given with the id
+// of their lane. No views: a record's memory goes back to its writer at the next turn.
+class FanIn {
+ public:
+  std::uint64_t add(int fd, const std::string& residency) {
+    check_idle();
+    return in_.add(fd, residency_from(residency));
+  }
+  std::size_t lanes() const { return in_.lanes(); }
+  bool closed() const { return in_.closed(); }
+  void close() { in_.close(); }
+
+  // Waits for a record in any lane (GIL released): TimeoutError, or Closed once no lane is left.
+  void wait(const py::object& timeout) {
+    const auto st = wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return in_.wait(slice); });
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
+  }
+  py::tuple pop(const py::object& timeout) {
+    check_idle();
+    for (;;) {
+      wait(timeout);
+      // wait() saw a record; front() finds none only if its lane ended and was dropped since
+      // (a corrupt lane throws instead): wait again.
+      const auto rec = in_.front();
+      if (rec.empty()) continue;
+      py::tuple out = py::make_tuple(in_.front_lane(), as_bytes(rec));
+      in_.pop();
+      return out;
+    }
+  }
+  py::list pop_many(const py::object& max_records, const py::object& timeout) {
+    check_idle();
+    std::size_t max = static_cast<std::size_t>(-1);
+    if (!max_records.is_none()) {
+      const auto m = max_records.cast<py::ssize_t>();
+      if (m <= 0) raise(PyExc_ValueError, "picoring: max_records must be positive");
+      max = static_cast<std::size_t>(m);
+    }
+    wait(timeout);
+    py::list out;
+    in_.drain(
+        [&](std::span<const std::byte> rec, std::uint64_t lane) { out.append(py::make_tuple(lane, as_bytes(rec))); },
+        max);
+    return out;
+  }
+
+ private:
+  static py::bytes as_bytes(std::span<const std::byte> rec) {
+    return {reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size())};
+  }
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a fan-in may be used by one thread at a time");
+  }
+
+  picoring::SharedRecordFanIn in_;
+  bool busy_ = false;
+};
+
 // The members both writers have (W: RecordWriter or SharedWriter), registered under `name`.
 template <class W>
 py::class_<W> record_writer_class(py::module_& m, const char* name, const char* doc) {
@@ -923,6 +982,28 @@ overwrite the bytes it shows raise BufferError.
       "create(capacity). Every length and counter the writer's process publishes is checked (OSError, the queue "
       "closed, when one cannot be right); its death ends the waits once its records are read (Closed).");
   shared_end_members<SharedReader, picoring::SharedRecordReader>(shared_reader);
+  py::class_<FanIn>(m, "SharedRecordFanIn",
+                    "One reader for the record queues of many writer processes (at most 128 at once): add(fd) each "
+                    "queue, then pop() or pop_many() give (lane id, record) pairs, taking lanes in turns. Order is "
+                    "kept per writer, not across writers. A lane ends when its writer closes it or its process "
+                    "dies, and is dropped once drained; one whose writer publishes something that cannot be right "
+                    "is dropped at once (OSError from the call that found it; the other lanes go on). One thread "
+                    "at a time.")
+      .def(py::init<>())
+      .def("add", &FanIn::add, "fd"_a, py::kw_only(), "residency"_a = "on_demand",
+           "Attaches as the reader of the record queue behind fd (which stays yours: close it when you like) and "
+           "returns the lane's id (1, 2, 3 ..., never reused). OSError as SharedRecordReader.attach; ValueError "
+           "when 128 lanes are open; RuntimeError after close().")
+      .def_property_readonly("lanes", &FanIn::lanes, "Lanes not yet dropped.")
+      .def_property_readonly("closed", &FanIn::closed)
+      .def("pop", &FanIn::pop, "timeout"_a = py::none(),
+           "Waits for a record in any lane (GIL released) and returns (lane id, bytes). TimeoutError; Closed once "
+           "no lane is left.")
+      .def("pop_many", &FanIn::pop_many, "max_records"_a = py::none(), "timeout"_a = py::none(),
+           "Waits for a record, then returns up to max_records (lane id, bytes) pairs, lane by lane in turns.")
+      .def("close", &FanIn::close, "Closes every lane (their writers' pushes fail from now on) and refuses new ones.")
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](FanIn& f, const py::args&) { f.close(); });
 
   m.def(
       "records",

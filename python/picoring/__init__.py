@@ -19,6 +19,8 @@ spsc()       a (Producer, Consumer) queue between two threads; blocking calls re
 records()    a (RecordWriter, RecordReader) queue of variable-size bytes records between two threads.
 SharedRecordWriter, SharedRecordReader
              the same between two processes: create(capacity) on one side, attach(fd) on the other.
+SharedRecordFanIn
+             one reader for the record queues of many writer processes: add(fd) each, pop().
 Closed       raised by a queue end once the queue is closed.
 """
 
@@ -30,6 +32,7 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     RecordReader,
     RecordWriter,
     Ring,
+    SharedRecordFanIn,
     SharedRecordReader,
     SharedRecordWriter,
     Window,
@@ -49,6 +52,7 @@ __all__ = [
     "RecordReader",
     "SharedRecordWriter",
     "SharedRecordReader",
+    "SharedRecordFanIn",
     "Closed",
     "Window",
     "allocation_granularity",

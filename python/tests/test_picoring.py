@@ -13,6 +13,7 @@ import random
 import re
 import runpy
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -590,6 +591,74 @@ def test_shared_records_a_dead_peer_ends_the_wait_and_bad_fds_are_refused():
     live.close_fd()
     assert live.fd == -1
     live.push(b"still works")  # the mapping stays: only this process's fd is gone
+
+
+CHILD_LANE_WRITER = """
+import os, picoring, socket, sys
+sock = socket.socket(fileno=FD)
+k, count, die = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "die"
+w = picoring.SharedRecordWriter.create(8192)  # small: the writer waits for the reader often
+socket.send_fds(sock, [b"queue"], [w.fd])
+recs = [f"{k}:{i}:".encode() + bytes(i % 300) for i in range(count)]
+i = 0
+while i < count:
+    if i % 3:
+        w.push(recs[i], timeout=30)
+        i += 1
+    else:
+        i += w.push_many(recs[i : i + 7], timeout=30)
+if die:
+    os._exit(0)  # no close: the reader must notice the process is gone
+w.close()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_fanin_reads_many_writer_processes_each_in_order():
+    fanin = picoring.SharedRecordFanIn()
+    children, lanes = [], {}
+    counts = [3000, 2000, 500]
+    for k, count in enumerate(counts):
+        parent_end, child_end = socket.socketpair()
+        # The last writer exits without closing its queue.
+        child = subprocess.Popen([sys.executable, "-c", f"FD = {child_end.fileno()}\n" + CHILD_LANE_WRITER, str(k),
+                                  str(count), "die" if k == 2 else "close"], pass_fds=[child_end.fileno()])
+        child_end.close()
+        _, fds, _, _ = socket.recv_fds(parent_end, 16, 1)
+        lanes[fanin.add(fds[0])] = k
+        os.close(fds[0])  # the fan-in has its own mapping
+        parent_end.close()
+        children.append(child)
+    assert sorted(lanes) == [1, 2, 3] and fanin.lanes == 3
+    next_seq = [0] * len(counts)
+    many = False  # pop() and pop_many() in turns
+    while True:
+        try:
+            got = fanin.pop_many(max_records=100, timeout=30) if many else [fanin.pop(timeout=30)]
+        except picoring.Closed:
+            break
+        many = not many
+        for lane, rec in got:
+            k = lanes[lane]
+            head, _, rest = rec.partition(b":")
+            seq, _, pad = rest.partition(b":")
+            assert int(head) == k and int(seq) == next_seq[k], f"lane {lane}: {rec[:20]}"
+            assert pad == bytes(next_seq[k] % 300)
+            next_seq[k] += 1
+    assert next_seq == counts
+    assert fanin.lanes == 0
+    for child in children:
+        assert child.wait(timeout=30) == 0
+
+    with pytest.raises(ValueError):
+        fanin.pop_many(max_records=0, timeout=0)
+    with pytest.raises(OSError):
+        fanin.add(-1)
+    fanin.close()
+    with pytest.raises(RuntimeError):  # closed: no new lanes
+        fanin.add(picoring.SharedRecordWriter.create(4096).fd)
+    with pytest.raises(picoring.Closed):
+        fanin.pop(timeout=0)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
