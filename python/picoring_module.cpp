@@ -471,8 +471,10 @@ class RecordWriterOf {
     check_idle();
     const BytesArg bytes(record, false);
     const std::span<const std::byte> rec = checked(bytes, "push");
+    const double seconds = timeout_seconds(timeout);
     if (p_.closed()) throw ClosedError();
-    finish(wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return p_.push_wait(rec, slice); }));
+    if (p_.push(rec)) return;  // room now: no GIL release, no clock
+    finish(wait_released(seconds, busy_, [&](auto slice) { return p_.push_wait(rec, slice); }));
   }
   // Waits for room for the first record, then pushes the longest prefix of records that fits now
   // (one publication); returns how many. Every record is checked before any is pushed.
@@ -484,11 +486,12 @@ class RecordWriterOf {
       held.emplace_back(r, false);
       list.push_back(checked(held.back(), "push_many"));
     }
+    const double seconds = timeout_seconds(timeout);
     if (list.empty()) return 0;
     if (p_.closed()) throw ClosedError();
     std::size_t n = p_.push_some(list);
     if (n != 0) return n;
-    finish(wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return p_.push_wait(list[0], slice); }));
+    finish(wait_released(seconds, busy_, [&](auto slice) { return p_.push_wait(list[0], slice); }));
     return 1 + p_.push_some(std::span<const std::span<const std::byte>>(list).subspan(1));
   }
 
@@ -527,7 +530,9 @@ class RecordReaderOf {
 
   // Waits for a record (GIL released): TimeoutError, or Closed once closed and drained.
   void wait(const py::object& timeout) {
-    const auto st = wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return c_.wait(slice); });
+    const double seconds = timeout_seconds(timeout);
+    if (!c_.front().empty()) return;  // a record now: no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return c_.wait(slice); });
     if (st == picoring::QueueStatus::closed) throw ClosedError();
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
   }
@@ -615,7 +620,9 @@ class FanIn {
 
   // Waits for a record in any lane (GIL released): TimeoutError, or Closed once no lane is left.
   void wait(const py::object& timeout) {
-    const auto st = wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return in_.wait(slice); });
+    const double seconds = timeout_seconds(timeout);
+    if (!in_.front().empty()) return;  // a record now: no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return in_.wait(slice); });
     if (st == picoring::QueueStatus::closed) throw ClosedError();
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
   }
