@@ -25,11 +25,11 @@ timing, every contender's messages are checked whole once.
 import argparse
 import multiprocessing
 import multiprocessing.reduction
-import platform
 import statistics
 import time
 
 import picoring
+from python_windows import machine  # this directory's: the CPU model and the Python version
 
 LIST = 64  # messages per push_many call, and at most per pop_many
 CAPACITY = 1 << 20  # bytes the picoring queue holds (headers included)
@@ -64,22 +64,13 @@ def read_picoring(fd_arg, count, ctl, keep):
     ctl.send(kept if keep else (got, total, int.from_bytes(last[:8], "little")))
 
 
-def read_pipe(conn, count, ctl, keep):
+def read_one_by_one(source, receive, count, ctl, keep):
+    """The Pipe's and the Queue's reader: `receive` names the method that returns one message."""
     ctl.send("ready")
+    receive = getattr(source, receive)
     total, kept, m = 0, [], b""
     for _ in range(count):
-        m = conn.recv_bytes()
-        total += len(m)
-        if keep:
-            kept.append(m)
-    ctl.send(kept if keep else (count, total, int.from_bytes(m[:8], "little")))
-
-
-def read_queue(q, count, ctl, keep):
-    ctl.send("ready")
-    total, kept, m = 0, [], b""
-    for _ in range(count):
-        m = q.get(timeout=60)
+        m = receive()
         total += len(m)
         if keep:
             kept.append(m)
@@ -126,11 +117,11 @@ def run(kind, messages, keep=False):
         done = writer.close
     elif kind == "Pipe":
         writer, reader_end = ctx.Pipe(duplex=False)[::-1]
-        child = ctx.Process(target=read_pipe, args=(reader_end, len(messages), ctl_child, keep))
+        child = ctx.Process(target=read_one_by_one, args=(reader_end, "recv_bytes", len(messages), ctl_child, keep))
         write, done = write_pipe, writer.close
     else:
         writer = ctx.Queue()
-        child = ctx.Process(target=read_queue, args=(writer, len(messages), ctl_child, keep))
+        child = ctx.Process(target=read_one_by_one, args=(writer, "get", len(messages), ctl_child, keep))
         write, done = write_queue, writer.close
     child.start()
     if ctl_parent.recv() != "ready":
@@ -147,19 +138,6 @@ def run(kind, messages, keep=False):
 
 
 KINDS = ("picoring push", "picoring push_many", "Pipe", "Queue")
-
-
-def machine():
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {multiprocessing.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def main():
@@ -194,7 +172,8 @@ def main():
 
         rows.append((size, rate, ratio("picoring push", "Pipe"), ratio("picoring push_many", "Pipe"),
                      ratio("picoring push", "Queue"), ratio("picoring push_many", "Queue")))
-    print(f"# Messages between two Python processes ({machine()}); {args.count} per run, "
+    print(f"# Messages between two Python processes ({machine()}, {multiprocessing.cpu_count()} CPUs); "
+          f"{args.count} per run, "
           f"median of {args.reps} interleaved repetitions")
     head = ("message", "picoring push k msg/s", "picoring push_many", "Pipe", "Queue", "push / Pipe",
             "push_many / Pipe", "push / Queue", "push_many / Queue")

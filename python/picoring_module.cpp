@@ -10,6 +10,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -349,6 +350,18 @@ double timeout_seconds(const py::object& timeout) {
   return t;
 }
 
+py::bytes bytes_of(std::span<const std::byte> rec) {
+  return {reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size())};
+}
+
+// A count argument that may be None (no limit: SIZE_MAX) and must otherwise be positive.
+std::size_t max_count(const py::object& max, const char* name) {
+  if (max.is_none()) return static_cast<std::size_t>(-1);
+  const auto m = max.cast<py::ssize_t>();
+  if (m <= 0) raise(PyExc_ValueError, std::string("picoring: ") + name + " must be positive");
+  return static_cast<std::size_t>(m);
+}
+
 class Producer {
  public:
   Producer(ByteProducer p, py::dtype dtype) : p_(std::move(p)), dtype_(std::move(dtype)) {}
@@ -402,13 +415,9 @@ class Consumer {
   }
   py::array pop(const py::object& max_items, const py::object& timeout) {
     check_idle();
+    const std::size_t max = max_count(max_items, "max_items");
     wait(1, timeout);
-    std::size_t n = size();
-    if (!max_items.is_none()) {
-      const auto m = max_items.cast<py::ssize_t>();
-      if (m <= 0) raise(PyExc_ValueError, "picoring: max_items must be positive");
-      if (static_cast<std::size_t>(m) < n) n = static_cast<std::size_t>(m);
-    }
+    const std::size_t n = std::min(size(), max);
     check_unexported(n);
     py::array out = new_array(dtype_, n);
     std::memcpy(out.mutable_data(), c_.peek().data(), n * itemsize());
@@ -451,6 +460,17 @@ class Consumer {
   Position consumed_ = 0;
   bool busy_ = false;
 };
+
+// Waits until `reader` (a record consumer, shared reader or fan-in) has a record: at once when
+// it has one (no GIL release, no clock), else in wait_released. TimeoutError; Closed.
+template <class Reader>
+void wait_for_record(Reader& reader, const py::object& timeout, bool& busy) {
+  const double seconds = timeout_seconds(timeout);
+  if (!reader.front().empty()) return;
+  const auto st = wait_released(seconds, busy, [&](auto slice) { return reader.wait(slice); });
+  if (st == picoring::QueueStatus::closed) throw ClosedError();
+  if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
+}
 
 // ---- record queues: variable-size messages between two threads (RecordProducer/Consumer) or two
 // processes (SharedRecordWriter/Reader); the two C++ pairs share these members' names ----------
@@ -529,39 +549,23 @@ class RecordReaderOf {
   const C& end() const { return c_; }
 
   // Waits for a record (GIL released): TimeoutError, or Closed once closed and drained.
-  void wait(const py::object& timeout) {
-    const double seconds = timeout_seconds(timeout);
-    if (!c_.front().empty()) return;  // a record now: no GIL release, no clock
-    const auto st = wait_released(seconds, busy_, [&](auto slice) { return c_.wait(slice); });
-    if (st == picoring::QueueStatus::closed) throw ClosedError();
-    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
-  }
+  void wait(const py::object& timeout) { wait_for_record(c_, timeout, busy_); }
   py::bytes pop(const py::object& timeout) {
     check_idle();
     wait(timeout);
     check_unexported();
-    const auto rec = c_.front();
-    py::bytes out(reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size()));
+    py::bytes out = bytes_of(c_.front());
     c_.pop();
     return out;
   }
   py::list pop_many(const py::object& max_records, const py::object& timeout) {
     check_idle();
-    std::size_t max = static_cast<std::size_t>(-1);
-    if (!max_records.is_none()) {
-      const auto m = max_records.cast<py::ssize_t>();
-      if (m <= 0) raise(PyExc_ValueError, "picoring: max_records must be positive");
-      max = static_cast<std::size_t>(m);
-    }
+    const std::size_t max = max_count(max_records, "max_records");
     wait(timeout);
     check_unexported();
     py::list out;
     // A record whose copy fails (MemoryError) stays in the queue; those before it are taken.
-    c_.drain(
-        [&](auto rec) {
-          out.append(py::bytes(reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size())));
-        },
-        max);
+    c_.drain([&](std::span<const std::byte> rec) { out.append(bytes_of(rec)); }, max);
     return out;
   }
   // The oldest record as a read-only memoryview of the queue's memory; consume() removes it.
@@ -619,13 +623,7 @@ class FanIn {
   void close() { in_.close(); }
 
   // Waits for a record in any lane (GIL released): TimeoutError, or Closed once no lane is left.
-  void wait(const py::object& timeout) {
-    const double seconds = timeout_seconds(timeout);
-    if (!in_.front().empty()) return;  // a record now: no GIL release, no clock
-    const auto st = wait_released(seconds, busy_, [&](auto slice) { return in_.wait(slice); });
-    if (st == picoring::QueueStatus::closed) throw ClosedError();
-    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for a record");
-  }
+  void wait(const py::object& timeout) { wait_for_record(in_, timeout, busy_); }
   py::tuple pop(const py::object& timeout) {
     check_idle();
     for (;;) {
@@ -634,31 +632,23 @@ class FanIn {
       // (a corrupt lane throws instead): wait again.
       const auto rec = in_.front();
       if (rec.empty()) continue;
-      py::tuple out = py::make_tuple(in_.front_lane(), as_bytes(rec));
+      py::tuple out = py::make_tuple(in_.front_lane(), bytes_of(rec));
       in_.pop();
       return out;
     }
   }
   py::list pop_many(const py::object& max_records, const py::object& timeout) {
     check_idle();
-    std::size_t max = static_cast<std::size_t>(-1);
-    if (!max_records.is_none()) {
-      const auto m = max_records.cast<py::ssize_t>();
-      if (m <= 0) raise(PyExc_ValueError, "picoring: max_records must be positive");
-      max = static_cast<std::size_t>(m);
-    }
+    const std::size_t max = max_count(max_records, "max_records");
     wait(timeout);
     py::list out;
     in_.drain(
-        [&](std::span<const std::byte> rec, std::uint64_t lane) { out.append(py::make_tuple(lane, as_bytes(rec))); },
+        [&](std::span<const std::byte> rec, std::uint64_t lane) { out.append(py::make_tuple(lane, bytes_of(rec))); },
         max);
     return out;
   }
 
  private:
-  static py::bytes as_bytes(std::span<const std::byte> rec) {
-    return {reinterpret_cast<const char*>(rec.data()), static_cast<py::ssize_t>(rec.size())};
-  }
   void check_idle() const {
     if (busy_) raise(PyExc_RuntimeError, "picoring: a fan-in may be used by one thread at a time");
   }
@@ -987,7 +977,9 @@ overwrite the bytes it shows raise BufferError.
       m, "SharedRecordReader",
       "The reading end of a record queue between two processes: SharedRecordReader.attach(fd) or "
       "create(capacity). Every length and counter the writer's process publishes is checked (OSError, the queue "
-      "closed, when one cannot be right); its death ends the waits once its records are read (Closed).");
+      "closed, when one cannot be right); its death ends the waits once its records are read (Closed). front()'s "
+      "memoryview shows memory that process can still write: where it is not trusted, copy the record (pop, or "
+      "bytes(view)) before validating it.");
   shared_end_members<SharedReader, picoring::SharedRecordReader>(shared_reader);
   py::class_<FanIn>(m, "SharedRecordFanIn",
                     "One reader for the record queues of many writer processes (at most 128 at once): add(fd) each "
@@ -1019,8 +1011,8 @@ overwrite the bytes it shows raise BufferError.
         return py::make_tuple(RecordWriter(std::move(w)), RecordReader(std::move(r)));
       },
       "capacity"_a, py::kw_only(), "residency"_a = "on_demand", "huge_pages"_a = "none",
-      "A queue of variable-size records (bytes) between two threads, each record one contiguous span of at least "
-      "capacity bytes in all (headers included): returns (RecordWriter, RecordReader). Blocking calls release the "
-      "GIL.");
+      "A queue of variable-size records (bytes) between two threads, of at least capacity bytes (a record of n "
+      "bytes takes an 8-byte header plus n rounded up to 8), each record one contiguous span: returns "
+      "(RecordWriter, RecordReader). Blocking calls release the GIL.");
   m.def("allocation_granularity", &picoring::allocation_granularity);
 }

@@ -323,33 +323,39 @@ def test_spsc_timeouts_close_and_bad_input():
         cons.pop(timeout=5)
 
 
-def test_spsc_blocked_consumer_is_woken_and_one_thread_per_end():
-    prod, cons = picoring.spsc(16, dtype=np.uint8)
+def pop_in_a_blocked_thread(pop):
+    """Starts a thread that blocks in pop(timeout=30) and returns (thread, result dict) once it is
+    blocked: a second thread's pop(timeout=0) on the same end is then refused (RuntimeError).
+    Until then that pop just times out. The thread runs here only because the blocked one released
+    the GIL."""
     started = threading.Event()
     result = {}
 
     def consume():
         started.set()
-        result["block"] = cons.pop(timeout=30)
+        result["got"] = pop(timeout=30)
 
     t = threading.Thread(target=consume)
     t.start()
     started.wait()
-    # Once the consumer is blocked in pop() (with the GIL released, or this thread could not run
-    # here), a second thread on the same end is refused. Until then this pop just times out.
     deadline = time.monotonic() + 30
     while True:
         try:
-            cons.pop(timeout=0)
+            pop(timeout=0)
         except RuntimeError:
-            break
+            return t, result
         except TimeoutError:
             assert time.monotonic() < deadline, "the consumer thread never blocked"
             time.sleep(0.01)
+
+
+def test_spsc_blocked_consumer_is_woken_and_one_thread_per_end():
+    prod, cons = picoring.spsc(16, dtype=np.uint8)
+    t, result = pop_in_a_blocked_thread(cons.pop)
     prod.extend(np.array([1, 2, 3], dtype=np.uint8))
     t.join(30)
     assert not t.is_alive()
-    np.testing.assert_array_equal(result["block"], [1, 2, 3])
+    np.testing.assert_array_equal(result["got"], [1, 2, 3])
 
 
 def record_bytes(seq, length):
@@ -476,29 +482,11 @@ def test_records_bad_input_timeouts_views_and_close():
 
 def test_records_blocked_reader_is_woken_and_one_thread_per_end():
     writer, reader = picoring.records(4096)
-    started = threading.Event()
-    result = {}
-
-    def consume():
-        started.set()
-        result["record"] = reader.pop(timeout=30)
-
-    t = threading.Thread(target=consume)
-    t.start()
-    started.wait()
-    deadline = time.monotonic() + 30
-    while True:  # until the reader thread is blocked in pop() with the GIL released
-        try:
-            reader.pop(timeout=0)
-        except RuntimeError:
-            break
-        except TimeoutError:
-            assert time.monotonic() < deadline, "the reader thread never blocked"
-            time.sleep(0.01)
+    t, result = pop_in_a_blocked_thread(reader.pop)
     writer.push(b"wake up")
     t.join(30)
     assert not t.is_alive()
-    assert result["record"] == b"wake up"
+    assert result["got"] == b"wake up"
 
 
 def run_child(code, fd, **kwargs):
