@@ -660,6 +660,16 @@ def test_the_message_benchmark_runs_and_checks_what_it_delivers():
     assert len(rows) == 2
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_worker_pool_example_collects_every_result_once(monkeypatch):
+    # Imported by name (not run_path): its spawned workers import it again to find worker().
+    monkeypatch.syspath_prepend(str(ROOT / "python" / "examples"))
+    import worker_pool
+
+    results = worker_pool.collect(workers=3, count=5000)
+    assert results == {task: worker_pool.work(task) for task in range(5000)}
+
+
 def test_fir_example_matches_numpy_convolve():
     example = runpy.run_path(str(ROOT / "python" / "examples" / "fir_stream.py"))
     rng = np.random.default_rng(3)
