@@ -378,13 +378,14 @@ class Producer {
     const py::array arr = as_elements(values, dtype_, ndim, "push");
     const auto n = static_cast<std::size_t>(arr.size()) * itemsize();
     if (n > p_.capacity()) raise(PyExc_ValueError, "picoring: push: more elements than the queue's capacity");
+    const double seconds = timeout_seconds(timeout);
     if (p_.closed()) throw ClosedError();
-    const auto st =
-        wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return p_.wait_for_space(n, slice); });
+    const std::span<const std::byte> bytes{static_cast<const std::byte*>(arr.data()), n};
+    if (p_.push_slice(bytes)) return;  // room now: no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return p_.wait_for_space(n, slice); });
     if (st == picoring::QueueStatus::closed) throw ClosedError();
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: push timed out (nothing pushed)");
-    const auto* src = static_cast<const std::byte*>(arr.data());
-    if (!p_.push_slice({src, n})) throw ClosedError();  // room was there: only a close can refuse it
+    if (!p_.push_slice(bytes)) throw ClosedError();  // room was there: only a close can refuse it
   }
 
  private:
@@ -409,7 +410,9 @@ class Consumer {
   void wait(std::size_t min_items, const py::object& timeout) {
     if (min_items > capacity()) raise(PyExc_ValueError, "picoring: min_items is more than the queue's capacity");
     const std::size_t n = min_items * itemsize();
-    const auto st = wait_released(timeout_seconds(timeout), busy_, [&](auto slice) { return c_.wait(n, slice); });
+    const double seconds = timeout_seconds(timeout);
+    if (c_.size() >= n) return;  // already readable: no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return c_.wait(n, slice); });
     if (st == picoring::QueueStatus::closed) throw ClosedError();
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for elements");
   }
