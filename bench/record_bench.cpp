@@ -706,6 +706,16 @@ struct ManyRow {
   Workload w;
   int producers;
 };
+// Rotated rounds of n contenders on one workload (run(k) gives contender k's seconds), then
+// print(rounds, rate), rate(k) being contender k's median rate in M rec/s.
+template <class Run, class Print>
+void rounds_row(int runs, std::size_t n, const Workload& w, Run run, Print print) {
+  const auto rounds = picoring_bench::rotated_rounds(runs, n, run);
+  print(rounds, [&](std::size_t k) {
+    return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
+  });
+  std::fflush(stdout);
+}
 using ManyRun = double (*)(const Workload&, int);
 template <std::size_t N, class Print>
 void many_producer_rows(int runs, std::size_t payload, const ManyRun (&fns)[N], Print print) {
@@ -716,12 +726,19 @@ void many_producer_rows(int runs, std::size_t payload, const ManyRun (&fns)[N], 
   rows.push_back({make_workload("log-like 40 B-4 KiB", log_like_lengths(), each), 2});
   rows.push_back({make_workload("64 B", {64}, each), 4});
   for (const auto& row : rows) {
-    const auto rounds =
-        picoring_bench::rotated_rounds(runs, N, [&](std::size_t k) { return fns[k](row.w, row.producers); });
-    print(row, rounds, [&](std::size_t k) {
-      return static_cast<double>(row.w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
-    });
-    std::fflush(stdout);
+    rounds_row(
+        runs, N, row.w, [&](std::size_t k) { return fns[k](row.w, row.producers); },
+        [&](const picoring_bench::Rounds& rounds, auto rate) { print(row, rounds, rate); });
+  }
+}
+// The two-thread tables' rows: fns rotated on each workload.
+using TwoThreadRun = double (*)(const Workload&);
+template <std::size_t N, class Print>
+void two_thread_rows(int runs, const std::vector<Workload>& ws, const TwoThreadRun (&fns)[N], Print print) {
+  for (const auto& w : ws) {
+    rounds_row(
+        runs, N, w, [&](std::size_t k) { return fns[k](w); },
+        [&](const picoring_bench::Rounds& rounds, auto rate) { print(w, rounds, rate); });
   }
 }
 
@@ -771,8 +788,7 @@ void work_table(int runs, std::size_t payload) {
       "batching / padding | reads that found nothing per record: picoring, padding |\n"
       "|---|---|---:|---:|---:|---:|---:|---:|\n",
       kWork, runs);
-  using Run = double (*)(const Workload&);
-  const Run fns[] = {&run_one<PicoRecords>, &run_one<PaddingRing<>>, &run_one<PicoRecordsBatching>};
+  const TwoThreadRun fns[] = {&run_one<PicoRecords>, &run_one<PaddingRing<>>, &run_one<PicoRecordsBatching>};
   for (const bool producer_works : {true, false}) {
     std::vector<Workload> ws;
     ws.push_back(make_workload("64 B", {64}, payload / 2));
@@ -804,24 +820,18 @@ void lists_table(int runs, std::size_t payload) {
       "picoring lists / padding lists | push_some / push | picoring lists / mutex deque lists |\n"
       "|---|---:|---:|---:|---:|---:|---:|---:|\n",
       Lists<PicoRecords>::kList, runs);
-  using Run = double (*)(const Workload&);
-  const Run fns[] = {&run_one<Lists<PicoRecords>>, &run_one<Lists<PaddingRing<>>>, &run_one<PicoRecords>,
-                     &run_one<Lists<MutexDeque>>};
+  const TwoThreadRun fns[] = {&run_one<Lists<PicoRecords>>, &run_one<Lists<PaddingRing<>>>, &run_one<PicoRecords>,
+                              &run_one<Lists<MutexDeque>>};
   std::vector<Workload> ws;
   for (const std::uint32_t size : {16U, 64U, 256U, 1024U}) {
     ws.push_back(make_workload(std::to_string(size) + " B", {size}, payload / 2));
   }
   ws.push_back(make_workload("log-like 40 B-4 KiB", log_like_lengths(), payload / 2));
-  for (const auto& w : ws) {
-    const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns), [&](std::size_t k) { return fns[k](w); });
-    const auto rate = [&](std::size_t k) {
-      return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
-    };
+  two_thread_rows(runs, ws, fns, [](const Workload& w, const picoring_bench::Rounds& rounds, auto rate) {
     std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", w.name.c_str(), rate(0), rate(1),
                 rate(2), rate(3), picoring_bench::median(rounds.ratio_to_first[1]),
                 picoring_bench::median(rounds.ratio_to_first[2]), picoring_bench::median(rounds.ratio_to_first[3]));
-    std::fflush(stdout);
-  }
+  });
 }
 
 // The padding ring's one code on three kinds of memory, and picoring beside them: how much of
@@ -832,21 +842,19 @@ void memory_table(int runs, std::size_t payload) {
       "| records | padding ring, private memory M rec/s | on shared memory | on a mirror's first view | picoring "
       "| shared / private | mirror view / private | picoring / private |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
       runs);
-  using Run = double (*)(const Workload&);
-  const Run fns[] = {&run_one<PaddingRing<MemoryKind::private_anon>>, &run_one<PaddingRing<MemoryKind::shared_anon>>,
-                     &run_one<PaddingRing<MemoryKind::mirror_view>>, &run_one<PicoRecords>};
+  const TwoThreadRun fns[] = {&run_one<PaddingRing<MemoryKind::private_anon>>,
+                              &run_one<PaddingRing<MemoryKind::shared_anon>>,
+                              &run_one<PaddingRing<MemoryKind::mirror_view>>, &run_one<PicoRecords>};
+  std::vector<Workload> ws;
   for (const std::uint32_t size : {64U, 1024U, 16384U}) {
-    const Workload w = make_workload(std::to_string(size) + " B", {size}, payload / 2);
-    const auto rounds = picoring_bench::rotated_rounds(runs, std::size(fns), [&](std::size_t k) { return fns[k](w); });
-    const auto rate = [&](std::size_t k) {
-      return static_cast<double>(w.records) / picoring_bench::median(rounds.seconds[k]) / 1e6;
-    };
+    ws.push_back(make_workload(std::to_string(size) + " B", {size}, payload / 2));
+  }
+  two_thread_rows(runs, ws, fns, [](const Workload& w, const picoring_bench::Rounds& rounds, auto rate) {
     // Speed relative to the first: the inverse of the median time ratio.
     const auto speed = [&](std::size_t k) { return 1.0 / picoring_bench::median(rounds.ratio_to_first[k]); };
     std::printf("| %s | %.2f | %.2f | %.2f | %.2f | %.2fx | %.2fx | %.2fx |\n", w.name.c_str(), rate(0), rate(1),
                 rate(2), rate(3), speed(1), speed(2), speed(3));
-    std::fflush(stdout);
-  }
+  });
 }
 
 }  // namespace
