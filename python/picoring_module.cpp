@@ -660,6 +660,194 @@ class FanIn {
   bool busy_ = false;
 };
 
+// ---- the byte stream between two processes (SharedStreamWriter/Reader): bytes in order, no
+// record boundaries; positions below count bytes this handle wrote or consumed ------------------
+
+[[noreturn]] void raise_partial_timeout(std::size_t written, std::size_t total) {
+  // As BlockingIOError's characters_written: the caller learns how much went out before the wait ended.
+  const std::string message =
+      "picoring: write_all timed out after " + std::to_string(written) + " of " + std::to_string(total) + " bytes";
+  py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(PyExc_TimeoutError, "s", message.c_str()));
+  if (!exc) throw py::error_already_set();
+  exc.attr("written") = written;
+  PyErr_SetObject(PyExc_TimeoutError, exc.ptr());
+  throw py::error_already_set();
+}
+
+class StreamWriter {
+ public:
+  explicit StreamWriter(picoring::SharedStreamWriter w) : w_(std::move(w)) {}
+  std::size_t capacity() const { return w_.capacity(); }
+  bool closed() const { return w_.closed(); }
+  void close() { w_.close(); }
+  std::size_t exports() const { return table_.size(); }
+  picoring::SharedStreamWriter& end() { return w_; }
+  const picoring::SharedStreamWriter& end() const { return w_; }
+
+  // Copies in as much of data as fits now and publishes it; returns how many bytes.
+  std::size_t write(const py::handle& data) {
+    check_idle();
+    const BytesArg bytes(data, false);
+    if (w_.closed()) throw ClosedError();
+    return copy_in(bytes, 0);
+  }
+  // Copies in all of data, waiting for room as the reader frees it (timeout over the whole call).
+  void write_all(const py::handle& data, const py::object& timeout) {
+    check_idle();
+    const BytesArg bytes(data, false);
+    const double seconds = timeout_seconds(timeout);
+    if (w_.closed()) throw ClosedError();
+    std::size_t done = copy_in(bytes, 0);
+    if (done == bytes.size()) return;  // room now: no GIL release, no clock
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    while (done < bytes.size()) {
+      const double left =
+          seconds < 0 ? -1.0 : std::max(0.0, seconds - std::chrono::duration<double>(Clock::now() - start).count());
+      // Any free byte will do: waiting for more could wait forever on a reader that waits for
+      // more data before it frees anything.
+      const auto st = wait_released(left, busy_, [&](auto slice) { return w_.wait_for_space(1, slice); });
+      if (st == picoring::QueueStatus::closed) throw ClosedError();
+      if (st == picoring::QueueStatus::timed_out) raise_partial_timeout(done, bytes.size());
+      done += copy_in(bytes, done);
+    }
+  }
+  // Waits until n bytes are free (GIL released).
+  void wait_for_space(std::size_t n, const py::object& timeout) {
+    check_idle();
+    if (n > w_.capacity()) raise(PyExc_ValueError, "picoring: wait_for_space(n): n is more than the capacity");
+    const double seconds = timeout_seconds(timeout);
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return w_.wait_for_space(n, slice); });
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for space");
+  }
+  // Every free byte as one writable memoryview (empty when none is free); commit(n) publishes
+  // its first n bytes.
+  std::unique_ptr<Window> writable(py::object self) {
+    check_idle();
+    if (w_.closed()) throw ClosedError();
+    const auto free = w_.writable();
+    return std::make_unique<Window>(std::move(self), &table_, written_, written_ + free.size(), free.data(),
+                                    free.size(), false);
+  }
+  void commit(std::size_t n) {
+    check_idle();
+    if (w_.closed()) throw ClosedError();
+    if (n > w_.writable().size()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
+    w_.commit(n);
+    written_ += n;
+  }
+
+ private:
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a stream end may be used by one thread at a time");
+  }
+  // Copies bytes[from, ...) in, as much as fits; returns how many. A writable view that shows
+  // the bytes it would fill must be gone first (writing through it later would change
+  // published bytes).
+  std::size_t copy_in(const BytesArg& bytes, std::size_t from) {
+    const std::span<const std::byte> rest{static_cast<const std::byte*>(bytes.data()) + from, bytes.size() - from};
+    if (table_.overlaps(written_, written_ + rest.size())) {
+      raise(PyExc_BufferError,
+            "picoring: cannot write over bytes that a live writable view still shows; delete it (or call "
+            "release()) first");
+    }
+    const std::size_t n = w_.write(rest);
+    written_ += n;
+    return n;
+  }
+
+  picoring::SharedStreamWriter w_;
+  ExportTable table_;
+  Position written_ = 0;
+  bool busy_ = false;
+};
+
+class StreamReader {
+ public:
+  explicit StreamReader(picoring::SharedStreamReader r) : r_(std::move(r)) {}
+  std::size_t capacity() const { return r_.capacity(); }
+  bool closed() const { return r_.closed(); }
+  void close() { r_.close(); }
+  std::size_t exports() const { return table_.size(); }
+  picoring::SharedStreamReader& end() { return r_; }
+  const picoring::SharedStreamReader& end() const { return r_; }
+
+  // Up to max_bytes, once at least one byte is readable; b"" at the end of the stream (closed,
+  // or its writer's process gone, and everything read).
+  py::bytes read(const py::object& max_bytes, const py::object& timeout) {
+    check_idle();
+    const std::size_t max = max_count(max_bytes, "max_bytes");
+    if (!wait(1, timeout)) return {};
+    const auto in = r_.readable();
+    const std::size_t n = std::min(in.size(), max);
+    check_unexported(n);
+    py::bytes out = bytes_of(in.first(n));
+    release(n);
+    return out;
+  }
+  // Fills buffer with what is readable, once at least one byte is; returns how many, 0 at the
+  // end of the stream.
+  std::size_t readinto(const py::handle& buffer, const py::object& timeout) {
+    check_idle();
+    const BytesArg out(buffer, true);
+    if (out.size() == 0 || !wait(1, timeout)) return 0;
+    const auto in = r_.readable();
+    const std::size_t n = std::min(in.size(), out.size());
+    check_unexported(n);
+    std::memcpy(out.data(), in.data(), n);
+    release(n);
+    return n;
+  }
+  // Every readable byte as one read-only memoryview, once at least min_bytes are; Closed when
+  // the stream ended with fewer.
+  std::unique_ptr<Window> readable(py::object self, std::size_t min_bytes, const py::object& timeout) {
+    check_idle();
+    if (!wait(std::max<std::size_t>(min_bytes, 1), timeout)) throw ClosedError();
+    const auto in = r_.readable();
+    // Read-only: the const_cast only fits Window's one pointer type.
+    auto* data = const_cast<std::byte*>(in.data());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    return std::make_unique<Window>(std::move(self), &table_, read_, read_ + in.size(), data, in.size(), true);
+  }
+  void consume(std::size_t n) {
+    check_idle();
+    if (n > r_.readable().size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
+    check_unexported(n);
+    release(n);
+  }
+
+ private:
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a stream end may be used by one thread at a time");
+  }
+  // Waits (GIL released) until n bytes are readable: true; false when the stream ended with
+  // fewer; TimeoutError.
+  bool wait(std::size_t n, const py::object& timeout) {
+    if (n > r_.capacity()) raise(PyExc_ValueError, "picoring: min_bytes is more than the capacity");
+    const double seconds = timeout_seconds(timeout);
+    if (r_.readable().size() >= n) return true;  // no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return r_.wait(n, slice); });
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for bytes");
+    return st == picoring::QueueStatus::ok;
+  }
+  void check_unexported(std::size_t n) const {
+    if (table_.overlaps(read_, read_ + n)) {
+      raise(PyExc_BufferError,
+            "picoring: cannot consume bytes that a live memoryview still shows; delete it (or call release()) "
+            "first");
+    }
+  }
+  void release(std::size_t n) {
+    r_.release(n);
+    read_ += n;
+  }
+
+  picoring::SharedStreamReader r_;
+  ExportTable table_;
+  Position read_ = 0;
+  bool busy_ = false;
+};
+
 // The members both writers have (W: RecordWriter or SharedWriter), registered under `name`.
 template <class W>
 py::class_<W> record_writer_class(py::module_& m, const char* name, const char* doc) {
@@ -712,13 +900,15 @@ void shared_end_members(py::class_<E>& cls) {
            return E(Handle::create(checked_capacity(capacity), residency_from(residency)));
          },
          "capacity"_a, py::kw_only(), "residency"_a = "on_demand",
-         "A new queue of at least capacity bytes in a sealed memfd (Linux; on other systems OSError), this end "
+         "A new queue (or stream) of at least capacity bytes in a sealed memfd (Linux; on other systems OSError), this "
+         "end "
          "claimed; pass `fd` to the other process (subprocess pass_fds, socket.send_fds, or fork).")
       .def_static(
           "attach",
           [](int fd, const std::string& residency) { return E(Handle::attach(fd, residency_from(residency))); }, "fd"_a,
           py::kw_only(), "residency"_a = "on_demand",
-          "This end of the queue behind fd (which stays open: close it when you like). OSError naming the check "
+          "This end of the queue (or stream) behind fd (which stays open: close it when you like). OSError naming the "
+          "check "
           "that failed (not a picoring queue, another kind, a size that does not match; EBUSY when a live process "
           "holds this end).")
       .def_property_readonly(
@@ -1006,6 +1196,67 @@ overwrite the bytes it shows raise BufferError.
       .def("close", &FanIn::close, "Closes every lane (their writers' pushes fail from now on) and refuses new ones.")
       .def("__enter__", [](const py::object& self) { return self; })
       .def("__exit__", [](FanIn& f, const py::args&) { f.close(); });
+
+  py::class_<StreamWriter> stream_writer(
+      m, "SharedStreamWriter",
+      "The writing end of a byte stream between two processes: SharedStreamWriter.create(capacity) or attach(fd). "
+      "Bytes arrive in order, with no record boundaries (a pipe's semantics, through shared memory). The reader's "
+      "process is untrusted: a counter that cannot be right raises OSError and closes the stream; its death ends "
+      "the waits (Closed). One thread at a time.");
+  stream_writer.def_property_readonly("capacity", &StreamWriter::capacity, "Bytes.")
+      .def_property_readonly("closed", &StreamWriter::closed)
+      .def_property_readonly("exports", &StreamWriter::exports)
+      .def("write", &StreamWriter::write, "data"_a,
+           "Copies in as much of a bytes-like object as fits now (no wait) and publishes it; returns how many "
+           "bytes. Closed.")
+      .def("write_all", &StreamWriter::write_all, "data"_a, "timeout"_a = py::none(),
+           "Copies in all of data, waiting for room (GIL released) as the reader frees it; the timeout covers the "
+           "whole call. TimeoutError (its `written` attribute says how many bytes went out); Closed.")
+      .def("wait_for_space", &StreamWriter::wait_for_space, "n"_a, "timeout"_a = py::none(),
+           "Waits until n bytes are free (GIL released). ValueError when n is more than the capacity; TimeoutError; "
+           "Closed.")
+      .def(
+          "writable_view",
+          [](const py::object& self) { return window_bytes(self.cast<StreamWriter&>().writable(self)); },
+          "Every free byte as one writable memoryview of the stream's memory (empty when full), however it wraps: "
+          "fill its start (socket.recv_into, file.readinto), then commit(n). While it lives, write() raises "
+          "BufferError.")
+      .def("commit", &StreamWriter::commit, "n"_a,
+           "Publishes the first n free bytes (written through writable_view()). ValueError when n is more than is "
+           "free.")
+      .def("close", &StreamWriter::close, "Closes the stream for both ends (the reader still gets what was written).")
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](StreamWriter& w, const py::args&) { w.close(); });
+  shared_end_members<StreamWriter, picoring::SharedStreamWriter>(stream_writer);
+  py::class_<StreamReader> stream_reader(
+      m, "SharedStreamReader",
+      "The reading end of a byte stream between two processes: SharedStreamReader.attach(fd) or create(capacity). "
+      "Every counter the writer's process publishes is checked (OSError, the stream closed, when one cannot be "
+      "right); the stream ends (read() gives b'') once it is closed or that process has died and every byte is "
+      "read. readable_view()'s memoryview shows memory that process can still write: where it is not trusted, "
+      "copy before validating. One thread at a time.");
+  stream_reader.def_property_readonly("capacity", &StreamReader::capacity, "Bytes.")
+      .def_property_readonly("closed", &StreamReader::closed)
+      .def_property_readonly("exports", &StreamReader::exports)
+      .def("read", &StreamReader::read, "max_bytes"_a = py::none(), "timeout"_a = py::none(),
+           "Waits for at least one byte (GIL released), then removes and returns up to max_bytes (default: every "
+           "readable byte). b'' at the end of the stream; TimeoutError.")
+      .def("readinto", &StreamReader::readinto, "buffer"_a, "timeout"_a = py::none(),
+           "As read(), into a writable bytes-like object; returns how many bytes, 0 at the end of the stream.")
+      .def(
+          "readable_view",
+          [](const py::object& self, std::size_t min_bytes, const py::object& timeout) {
+            return window_bytes(self.cast<StreamReader&>().readable(self, min_bytes, timeout));
+          },
+          "min_bytes"_a = 1, "timeout"_a = py::none(),
+          "Waits until min_bytes are readable, then returns every readable byte as one read-only memoryview of the "
+          "stream's memory (no copy, however it wraps); consume(n) frees a prefix once no view shows it. "
+          "TimeoutError; Closed when the stream ended with fewer.")
+      .def("consume", &StreamReader::consume, "n"_a, "Frees the n oldest bytes (ValueError when fewer are readable).")
+      .def("close", &StreamReader::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](StreamReader& r, const py::args&) { r.close(); });
+  shared_end_members<StreamReader, picoring::SharedStreamReader>(stream_reader);
 
   m.def(
       "records",

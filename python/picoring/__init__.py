@@ -19,6 +19,8 @@ spsc()       a (Producer, Consumer) queue between two threads; blocking calls re
 records()    a (RecordWriter, RecordReader) queue of variable-size bytes records between two threads.
 SharedRecordWriter, SharedRecordReader
              the same between two processes: create(capacity) on one side, attach(fd) on the other.
+SharedStreamWriter, SharedStreamReader
+             a byte stream between two processes (a pipe through shared memory), memoryview windows.
 SharedRecordFanIn
              one reader for the record queues of many writer processes: add(fd) each, pop().
 Closed       raised by a queue end once the queue is closed.
@@ -35,6 +37,8 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     SharedRecordFanIn,
     SharedRecordReader,
     SharedRecordWriter,
+    SharedStreamReader,
+    SharedStreamWriter,
     Window,
     allocation_granularity,
     records,
@@ -53,6 +57,8 @@ __all__ = [
     "SharedRecordWriter",
     "SharedRecordReader",
     "SharedRecordFanIn",
+    "SharedStreamWriter",
+    "SharedStreamReader",
     "Closed",
     "Window",
     "allocation_granularity",

@@ -650,6 +650,231 @@ def test_shared_fanin_reads_many_writer_processes_each_in_order():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_stream_matches_a_bytearray_under_random_operations():
+    # Both ends in one process, a small stream (one page, or what the system gives), so every
+    # kind of call meets the wrap: each end's calls against a model of the bytes in flight.
+    rng = random.Random(11)
+    writer = picoring.SharedStreamWriter.create(1)
+    reader = picoring.SharedStreamReader.attach(writer.fd)
+    cap = writer.capacity
+    assert cap == reader.capacity and cap % picoring.allocation_granularity() == 0
+    model = bytearray()
+    for step in range(20000):
+        op = rng.randrange(7)
+        if op == 0:  # write: as much as fits
+            data = rng.randbytes(rng.randrange(1, cap + 100))
+            n = writer.write(data)
+            assert n == min(len(data), cap - len(model))
+            model += data[:n]
+        elif op == 1:  # write_all without waiting: all of it when it fits
+            data = rng.randbytes(rng.randrange(1, 200))
+            if len(data) <= cap - len(model):
+                writer.write_all(data, timeout=0)
+                model += data
+            else:
+                with pytest.raises(TimeoutError) as e:
+                    writer.write_all(data, timeout=0)
+                assert e.value.written == cap - len(model)
+                model += data[: e.value.written]
+        elif op == 2:  # writable_view + commit: one view over every free byte, however it wraps
+            view = writer.writable_view()
+            assert len(view) == cap - len(model)
+            n = rng.randrange(len(view) + 1)
+            data = rng.randbytes(n)
+            view[:n] = data
+            view.release()
+            writer.commit(n)
+            model += data
+        elif op == 3:  # read
+            if not model:
+                with pytest.raises(TimeoutError):
+                    reader.read(timeout=0)
+                continue
+            n = rng.randrange(1, cap + 1)
+            got = reader.read(n, timeout=0)
+            assert got == bytes(model[:n])
+            del model[: len(got)]
+        elif op == 4 and model:  # readinto
+            buf = bytearray(rng.randrange(1, 300))
+            n = reader.readinto(buf, timeout=0)
+            assert n == min(len(buf), len(model)) and buf[:n] == model[:n]
+            del model[:n]
+        elif op == 5 and model:  # readable_view + consume
+            view = reader.readable_view(timeout=0)
+            assert view.readonly and view == model
+            n = rng.randrange(len(model) + 1)
+            with pytest.raises(BufferError):
+                reader.consume(max(n, 1))
+            view.release()
+            reader.consume(n)
+            del model[:n]
+        elif op == 6:  # bad input changes nothing
+            with pytest.raises(ValueError):
+                reader.consume(len(model) + 1)
+            with pytest.raises(ValueError):
+                writer.commit(cap - len(model) + 1)
+            with pytest.raises(ValueError):
+                reader.read(0)
+    if model:
+        assert reader.read(timeout=0) == bytes(model)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_stream_views_timeouts_close_and_bad_fds():
+    writer = picoring.SharedStreamWriter.create(4096)
+    reader = picoring.SharedStreamReader.attach(writer.fd)
+    cap = writer.capacity
+    with pytest.raises(TimeoutError):
+        reader.readable_view(min_bytes=10, timeout=0.01)
+    with pytest.raises(ValueError):  # could never be readable
+        reader.readable_view(min_bytes=cap + 1, timeout=0)
+    with pytest.raises(ValueError):
+        writer.wait_for_space(cap + 1, timeout=0)
+    writer.wait_for_space(cap, timeout=0)
+    # A live writable view blocks write() over the bytes it shows, not commit().
+    view = writer.writable_view()
+    view[:5] = b"hello"
+    with pytest.raises(BufferError):
+        writer.write(b"x")
+    assert writer.exports == 1
+    writer.commit(5)
+    del view
+    gc.collect()
+    assert writer.exports == 0
+    assert writer.write(b" world") == 6
+    # A reader's view keeps the stream alive and shows the bytes until they are consumed.
+    rview = reader.readable_view(min_bytes=11, timeout=1)
+    assert rview == b"hello world" and reader.exports == 1
+    with pytest.raises(BufferError):
+        reader.read(timeout=0)
+    with pytest.raises(TypeError):  # read-only
+        rview[0] = 0
+    rview.release()
+    # Close: the writer's calls raise Closed, the reader gets what was written, then b"".
+    writer.close()
+    with pytest.raises(picoring.Closed):
+        writer.write(b"late")
+    with pytest.raises(picoring.Closed):
+        writer.write_all(b"late", timeout=1)
+    with pytest.raises(picoring.Closed):
+        writer.writable_view()
+    assert reader.read(3, timeout=1) == b"hel"
+    buf = bytearray(100)
+    assert reader.readinto(buf, timeout=1) == 8 and buf[:8] == b"lo world"
+    assert reader.read(timeout=1) == b"" and reader.readinto(buf, timeout=1) == 0
+    with pytest.raises(picoring.Closed):
+        reader.readable_view(timeout=1)
+    # A stream end refuses a record queue, and the other way round; a held end is EBUSY.
+    records = picoring.SharedRecordWriter.create(4096)
+    with pytest.raises(OSError):
+        picoring.SharedStreamReader.attach(records.fd)
+    live = picoring.SharedStreamWriter.create(4096)
+    with pytest.raises(OSError):
+        picoring.SharedRecordReader.attach(live.fd)
+    with pytest.raises(OSError) as e:
+        picoring.SharedStreamWriter.attach(live.fd)
+    assert e.value.errno == errno.EBUSY
+    with pytest.raises(OSError):
+        picoring.SharedStreamReader.attach(-1)
+    with pytest.raises(ValueError):
+        picoring.SharedStreamWriter.create(0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_stream_blocked_reader_is_woken_and_one_thread_per_end():
+    writer = picoring.SharedStreamWriter.create(4096)
+    reader = picoring.SharedStreamReader.attach(writer.fd)
+    got = []
+    waiting = threading.Thread(target=lambda: got.append(reader.read(timeout=30)))
+    waiting.start()
+    deadline = time.monotonic() + 30
+    while True:  # the reader's wait holds the end (and released the GIL, or this loop would not run)
+        try:
+            reader.read(timeout=0)
+        except RuntimeError:
+            break
+        except TimeoutError:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    writer.write(b"wake up")
+    waiting.join(timeout=30)
+    assert got == [b"wake up"]
+
+
+CHILD_STREAM_READER = """
+import hashlib, picoring, random
+r = picoring.SharedStreamReader.attach(FD)
+rng, total, digest, buf = random.Random(2), 0, hashlib.sha256(), bytearray(5000)
+while True:
+    how = rng.randrange(3)
+    if how == 0:
+        chunk = r.read(rng.randrange(1, 9000), timeout=30)
+    elif how == 1:
+        chunk = bytes(buf[: r.readinto(buf, timeout=30)])
+    else:
+        try:
+            view = r.readable_view(timeout=30)
+        except picoring.Closed:
+            chunk = b""
+        else:
+            chunk = bytes(view[: rng.randrange(1, len(view) + 1)])
+            view.release()
+            r.consume(len(chunk))
+    if not chunk:
+        break
+    digest.update(chunk)
+    total += len(chunk)
+print(total, digest.hexdigest(), flush=True)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_stream_carries_bytes_to_another_process_in_order():
+    rng = random.Random(7)
+    writer = picoring.SharedStreamWriter.create(8192)  # small: both sides wait and wrap often
+    data = rng.randbytes(3 << 20)
+    child = run_child(CHILD_STREAM_READER, writer.fd)
+    i = 0
+    while i < len(data):
+        n = rng.randrange(1, 20000)
+        if rng.random() < 0.5:
+            writer.write_all(data[i : i + n], timeout=30)
+            i += len(data[i : i + n])
+        else:
+            writer.wait_for_space(1, timeout=30)
+            view = writer.writable_view()
+            k = min(n, len(view), len(data) - i)
+            view[:k] = data[i : i + k]
+            view.release()
+            writer.commit(k)
+            i += k
+    writer.close()
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0
+    assert out.split() == [str(len(data)), hashlib.sha256(data).hexdigest()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_stream_a_dead_peer_ends_the_wait():
+    # The writer's process dies without close: the reader gets its bytes, then the end (b"").
+    reader = picoring.SharedStreamReader.create(4096)
+    child = run_child('import os, picoring\nw = picoring.SharedStreamWriter.attach(FD)\n'
+                      'w.write_all(b"last words")\nos._exit(0)', reader.fd)
+    child.wait(timeout=30)
+    assert reader.read(timeout=30) == b"last words"
+    assert reader.read(timeout=30) == b""
+    # The reader's process dies: a writer waiting for room sees Closed, not a hang.
+    writer = picoring.SharedStreamWriter.create(4096)
+    child = run_child('import picoring, time\nr = picoring.SharedStreamReader.attach(FD)\nprint("attached", '
+                      'flush=True)\ntime.sleep(60)', writer.fd)
+    assert child.stdout.readline().strip() == "attached"
+    child.kill()
+    child.wait(timeout=30)
+    with pytest.raises(picoring.Closed):
+        writer.write_all(bytes(writer.capacity + 1), timeout=30)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
 def test_the_message_benchmark_runs_and_checks_what_it_delivers():
     # Its own checks (each contender's messages compared whole, then counts, bytes and the last
     # sequence number of every timed run) end it with an error when a contender loses anything.
