@@ -21,6 +21,8 @@ PYTHONPATH=build/release/python "${python:-python3}" bench/python_windows.py --m
 echo
 PYTHONPATH=build/release/python "${python:-python3}" bench/python_messages.py --markdown | tee -a "$out/python.md"
 echo
+PYTHONPATH=build/release/python "${python:-python3}" bench/python_streams.py --markdown | tee -a "$out/python.md"
+echo
 echo "## Scenarios (each checked against an independent tool; see scenarios/README.md)"
 bin=build/release/scenarios
 scenarios/audio/check.sh "$bin/audio_frames" "$bin/audio-work" | grep '^audio:'

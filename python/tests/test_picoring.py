@@ -886,6 +886,17 @@ def test_the_message_benchmark_runs_and_checks_what_it_delivers():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_the_stream_benchmark_runs_and_checks_what_it_delivers():
+    # Its own checks (each contender's bytes hashed whole once, then each timed run's byte count
+    # and last chunk number) end it with an error when a contender loses or reorders anything.
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "python_streams.py"), "--quick", "--markdown"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 4096 B") or line.startswith("| 65536 B")]
+    assert len(rows) == 2
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
 def test_worker_pool_example_collects_every_result_once(monkeypatch):
     # Imported by name (not run_path): its spawned workers import it again to find worker().
     monkeypatch.syspath_prepend(str(ROOT / "python" / "examples"))
