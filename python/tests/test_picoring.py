@@ -906,6 +906,19 @@ def test_worker_pool_example_collects_every_result_once(monkeypatch):
     assert results == {task: worker_pool.work(task) for task in range(5000)}
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_level_meter_example_reads_blocks_in_place_across_the_wrap(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "python" / "examples"))
+    import level_meter
+
+    audio = level_meter.signal(5)
+    # One page holds one 3840-byte block and a bit: blocks straddle the end of the stream, arrive
+    # in pieces, and are read as one array all the same.
+    levels = level_meter.meter(audio, capacity=4096)
+    blocks = audio.reshape(-1, level_meter.BLOCK, level_meter.CHANNELS).astype(np.float64)
+    np.testing.assert_allclose(levels, np.sqrt(np.mean(blocks**2, axis=1)), rtol=1e-12)
+
+
 def test_fir_example_matches_numpy_convolve():
     example = runpy.run_path(str(ROOT / "python" / "examples" / "fir_stream.py"))
     rng = np.random.default_rng(3)
