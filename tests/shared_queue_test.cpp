@@ -875,6 +875,144 @@ TEST(SharedSlotQueue, EndsOfAnotherElementSizeOrKindDoNotAttach) {
   }
 }
 
+// Slots whose size is chosen at run time: slot `seq` of `size` bytes holds bytes derived from
+// seq, so that a slot read whole names the one written.
+void fill_slot(std::span<std::byte> slot, std::uint64_t seq) {
+  for (std::size_t i = 0; i < slot.size(); ++i) slot[i] = static_cast<std::byte>((seq * 131 + i * 7 + 1) & 0xFF);
+}
+bool is_slot(std::span<const std::byte> slot, std::uint64_t seq) {
+  for (std::size_t i = 0; i < slot.size(); ++i) {
+    if (slot[i] != static_cast<std::byte>((seq * 131 + i * 7 + 1) & 0xFF)) return false;
+  }
+  return true;
+}
+
+class SharedRunTimeSlots : public ::testing::TestWithParam<std::size_t> {};
+
+// 1 and 24 bytes divide a page, 3 and 1100 do not (the ring is then 1100 pages of 4 KiB, or as
+// many of 16 or 64 KiB): every size must wrap on a slot boundary, and a slot across the end is
+// one span all the same.
+TEST_P(SharedRunTimeSlots, MatchADequeAcrossManyWraps) {
+  const std::size_t size = GetParam();
+  const std::size_t fds = picoring_test::count_open_fds();
+  {
+    auto w = picoring::SharedSlotWriter::create(50, size);
+    auto r = picoring::SharedSlotReader::attach(w.fd(), size);
+    const std::size_t cap = w.capacity();
+    ASSERT_EQ(cap, r.capacity());
+    ASSERT_GE(cap, 50u);
+    ASSERT_EQ(w.slot_size(), size);
+    ASSERT_EQ(r.slot_size(), size);
+    EXPECT_EQ(cap * size % picoring::allocation_granularity(), 0u) << "whole pages of whole slots";
+    std::deque<std::uint64_t> model;
+    std::mt19937 rng(static_cast<unsigned>(size));
+    std::uint64_t next = 0;
+    std::vector<std::byte> one(size);
+    for (int step = 0; step < 6000; ++step) {
+      switch (rng() % 5) {
+        case 0: {  // push_slice: as many whole slots as fit
+          std::vector<std::byte> batch((1 + rng() % std::min<std::size_t>(cap / 2 + 1, 64)) * size);
+          for (std::size_t i = 0; i < batch.size() / size; ++i) {
+            fill_slot(std::span(batch).subspan(i * size, size), next + i);
+          }
+          const std::size_t n = w.push_slice(batch);
+          ASSERT_EQ(n, std::min(batch.size() / size, cap - model.size()));
+          for (std::size_t i = 0; i < n; ++i) model.push_back(next++);
+          break;
+        }
+        case 1: {  // writable() + commit(k), wrapped or not
+          auto out = w.writable();
+          ASSERT_EQ(out.size(), (cap - model.size()) * size);
+          const std::size_t free = out.size() / size;
+          const std::size_t k = free == 0 ? 0 : rng() % (std::min<std::size_t>(free, 64) + 1);
+          for (std::size_t i = 0; i < k; ++i) {
+            fill_slot(out.subspan(i * size, size), next);
+            model.push_back(next++);
+          }
+          w.commit(k);
+          break;
+        }
+        case 2: {  // readable(): every slot as one span; release a prefix
+          auto in = r.readable();
+          ASSERT_EQ(in.size(), model.size() * size);
+          for (std::size_t i = 0; i < model.size(); ++i) {
+            // Every slot at the ends, a sixteenth of those between (big slots are slow to
+            // compare in a Debug build under qemu).
+            if (i >= 4 && i + 4 < model.size() && rng() % 16 != 0) continue;
+            ASSERT_TRUE(is_slot(in.subspan(i * size, size), model[i])) << "step " << step << ", slot " << i;
+          }
+          const std::size_t k = model.empty() ? 0 : rng() % (model.size() + 1);
+          r.release(k);
+          model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(k));
+          break;
+        }
+        case 3: {  // try_pop
+          ASSERT_EQ(r.try_pop(one), !model.empty());
+          if (!model.empty()) {
+            ASSERT_TRUE(is_slot(one, model.front()));
+            model.pop_front();
+          }
+          break;
+        }
+        default: {         // bad input changes nothing
+          if (size > 1) {  // a part of a slot (with 1-byte slots, every span is whole slots)
+            std::vector<std::byte> partial(size + 1);
+            EXPECT_THROW(static_cast<void>(w.push_slice(partial)), std::invalid_argument);
+          }
+          std::vector<std::byte> wrong(size + 1);
+          EXPECT_THROW(static_cast<void>(r.try_pop(wrong)), std::invalid_argument);
+          EXPECT_THROW(r.release(model.size() + 1), std::out_of_range);
+          EXPECT_THROW(w.commit(cap - model.size() + 1), std::out_of_range);
+          ASSERT_EQ(r.readable().size(), model.size() * size);
+          break;
+        }
+      }
+    }
+    EXPECT_GT(next, 3 * cap) << "the ring wrapped several times";
+  }
+  EXPECT_EQ(picoring_test::count_open_fds(), fds);
+}
+INSTANTIATE_TEST_SUITE_P(SlotSizes, SharedRunTimeSlots, ::testing::Values(1, 3, 24, 1100),
+                         [](const ::testing::TestParamInfo<std::size_t>& p) { return std::to_string(p.param) + "B"; });
+
+TEST(SharedSlotQueue, RunTimeSlotsAttachToTypedEndsOfTheirSizeOnly) {
+  // A typed writer, a run-time reader of sizeof(Tick) bytes: the same queue.
+  auto w = picoring::SharedQueueWriter<Tick>::create(100);
+  auto r = picoring::SharedSlotReader::attach(w.fd(), sizeof(Tick));
+  ASSERT_EQ(w.push_slice(std::vector<Tick>{tick(1), tick(2)}), 2u);
+  Tick t{};
+  std::span<std::byte> out(reinterpret_cast<std::byte*>(&t), sizeof t);
+  ASSERT_TRUE(r.try_pop(out));
+  EXPECT_TRUE(is_tick(t, 1));
+  const auto in = r.readable();
+  ASSERT_EQ(in.size(), sizeof(Tick));
+  std::memcpy(&t, in.data(), sizeof t);
+  EXPECT_TRUE(is_tick(t, 2));
+  // And the other way round.
+  auto w2 = picoring::SharedSlotWriter::create(100, sizeof(Tick));
+  auto r2 = picoring::SharedQueueReader<Tick>::attach(w2.fd());
+  const Tick sent = tick(7);
+  ASSERT_EQ(w2.push_slice(std::span(reinterpret_cast<const std::byte*>(&sent), sizeof sent)), 1u);
+  ASSERT_TRUE(r2.try_pop(t));
+  EXPECT_TRUE(is_tick(t, 7));
+  // Another size, another kind, or a size that cannot be: refused, naming why.
+  try {
+    static_cast<void>(picoring::SharedSlotWriter::attach(r2.fd(), 16));
+    ADD_FAILURE() << "a writer of 16-byte slots attached to a queue of 24-byte ones";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), picoring::errc::corrupt_shared_state);
+    EXPECT_NE(std::string(e.what()).find("element size"), std::string::npos) << e.what();
+  }
+  auto bytes = picoring::SharedStreamWriter::create(4096);
+  EXPECT_THROW(static_cast<void>(picoring::SharedSlotReader::attach(bytes.fd(), 1)), std::system_error);
+  EXPECT_THROW(static_cast<void>(picoring::SharedSlotWriter::create(10, 0)), std::invalid_argument);
+  if constexpr (sizeof(std::size_t) > 4) {
+    const auto too_big = std::size_t{std::numeric_limits<std::uint32_t>::max()} + 1;
+    EXPECT_THROW(static_cast<void>(picoring::SharedSlotReader::create(1, too_big)), std::invalid_argument);
+  }
+  EXPECT_THROW(static_cast<void>(picoring::SharedSlotReader::attach(bytes.fd(), 0)), std::invalid_argument);
+}
+
 // 300,000 ticks to a forked reader, every push and pop form on the way; `batching` on both ends.
 void ticks_to_a_child(picoring::Batching batching) {
   auto w = picoring::SharedQueueWriter<Tick>::create(1000);

@@ -117,8 +117,12 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free && std::atomic<std
 
 enum class SharedRole { writer, reader };
 
-template <class Self, class Stream, SharedRole kRole, class T>
+template <class Self, class Stream, SharedRole kRole, class Size>
 class SharedSlotsEnd;
+template <class Self, class Size>
+class SharedSlotsWriter;
+template <class Self, class Size>
+class SharedSlotsReader;
 
 // What a queue's memory holds: the kind, and the size of its units (1: bytes). An end attaches
 // only to the layout it was made for.
@@ -802,8 +806,8 @@ class SharedStreamWriter : public detail::SharedEnd<SharedStreamWriter, detail::
   }
 
  private:
-  template <class>
-  friend class SharedQueueWriter;
+  template <class, class>
+  friend class detail::SharedSlotsWriter;
   template <class, class, detail::SharedRole, class>
   friend class detail::SharedSlotsEnd;
   explicit SharedStreamWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {
@@ -880,8 +884,8 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
   }
 
  private:
-  template <class>
-  friend class SharedQueueReader;
+  template <class, class>
+  friend class detail::SharedSlotsReader;
   template <class, class, detail::SharedRole, class>
   friend class detail::SharedSlotsEnd;
   explicit SharedStreamReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {
@@ -909,67 +913,169 @@ class SharedStreamReader : public detail::SharedEnd<SharedStreamReader, detail::
 
 namespace detail {
 
-// What both ends of a shared queue of elements have: creation and attach with the slots'
-// layout, and the accessors, in elements. Stream is the byte stream end doing the work.
-template <class Self, class Stream, SharedRole kRole, class T>
-class SharedSlotsEnd {
-  static_assert(std::is_trivially_copyable_v<T>,
-                "elements cross a process boundary as bytes: T must be trivially copyable");
-  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
-                "the header records the element size in 32 bits");
-  static_assert(alignof(T) <= 4096,
-                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+// The slot size of a shared queue of slots: fixed at compile time (SharedQueueWriter<T>:
+// sizeof(T), so that one element's copy stays a constant-size move) or chosen at run time
+// (SharedSlotWriter: a frame of as many channels as the device has, a dtype from Python).
+template <std::size_t N>
+struct FixedSlotSize {
+  static constexpr std::size_t get() noexcept { return N; }
+};
+struct RunTimeSlotSize {
+  std::size_t bytes = 1;  // an empty handle's: its capacity, 0 bytes, is then 0 slots
+  std::size_t get() const noexcept { return bytes; }
+};
 
+// What both ends of a shared queue of slots have: creation and attach with the slots' layout,
+// the accessors, in slots. Stream is the byte stream end doing the work.
+template <class Self, class Stream, SharedRole kRole, class Size>
+class SharedSlotsEnd {
  public:
-  static constexpr SharedLayout kLayout{SharedHeader::kFixedSlots, static_cast<std::uint32_t>(sizeof(T))};
-  // A new queue of at least min_capacity elements, this end's role claimed; throws as
+  int fd() const noexcept { return s_.fd(); }
+  void close_fd() noexcept { s_.close_fd(); }
+  // Capacity in slots.
+  std::size_t capacity() const noexcept { return s_.capacity() / slot(); }
+  // Bytes per slot (what the queue's header records; an end of another size refuses to attach).
+  std::size_t slot_size() const noexcept { return slot(); }
+  bool locked() const noexcept { return s_.locked(); }
+  bool closed() const noexcept { return s_.closed(); }
+  void close() noexcept { s_.close(); }
+  // The byte stream's batching (SharedEnd::set_batching), min_batch in slots: the writer's
+  // writable, try_push and push_slice, the reader's readable and try_pop may wait.
+  void set_batching(Batching b) {
+    b.min_batch = std::min(b.min_batch, std::numeric_limits<std::size_t>::max() / slot());
+    s_.set_batching({b.min_batch * slot(), b.max_wait});
+  }
+  Batching batching() const noexcept {
+    const Batching b = s_.batching();
+    return {b.min_batch / slot(), b.max_wait};
+  }
+
+ protected:
+  SharedSlotsEnd() noexcept = default;
+  SharedSlotsEnd(SharedRegion r, Size size) noexcept : s_(std::move(r)), size_(size) {}
+  std::size_t slot() const noexcept { return size_.get(); }
+
+  // A new queue of at least min_capacity slots, this end's role claimed; throws as
   // SharedStreamWriter::create.
-  static Self create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
+  static Self make(std::size_t min_capacity, Size size, Residency residency) {
     Error err;
-    Self end(SharedRegion::create(min_capacity, kLayout, kRole, residency, err));
+    Self end(SharedRegion::create(min_capacity, layout(size), kRole, residency, err), size);
     if (err) throw_error(err);
     return end;
   }
   // This end of the queue behind fd; throws as SharedStreamWriter::attach, and for a queue of
-  // another element size or kind, or (an end taking over from a dead one) a counter that is
-  // not on an element's boundary.
-  static Self attach(int fd, Residency residency = Residency::on_demand) {
+  // another slot size or kind, or (an end taking over from a dead one) a counter that is not
+  // on a slot's boundary.
+  static Self open(int fd, Size size, Residency residency) {
     Error err;
-    Self end(SharedRegion::attach(fd, kLayout, kRole, residency, err));
+    Self end(SharedRegion::attach(fd, layout(size), kRole, residency, err), size);
     if (err) throw_error(err);
     end.check_position();
     return end;
   }
 
-  int fd() const noexcept { return s_.fd(); }
-  void close_fd() noexcept { s_.close_fd(); }
-  // Capacity in elements.
-  std::size_t capacity() const noexcept { return s_.capacity() / sizeof(T); }
-  bool locked() const noexcept { return s_.locked(); }
-  bool closed() const noexcept { return s_.closed(); }
-  void close() noexcept { s_.close(); }
-  // The byte stream's batching (SharedEnd::set_batching), min_batch in elements: the writer's
-  // writable, try_push and push_slice, the reader's readable and try_pop may wait.
-  void set_batching(Batching b) {
-    b.min_batch = std::min(b.min_batch, std::numeric_limits<std::size_t>::max() / sizeof(T));
-    s_.set_batching({b.min_batch * sizeof(T), b.max_wait});
+  Stream s_;
+  [[no_unique_address]] Size size_{};
+
+ private:
+  static SharedLayout layout(Size size) noexcept {
+    return {SharedHeader::kFixedSlots, static_cast<std::uint32_t>(size.get())};
   }
-  Batching batching() const noexcept {
-    const Batching b = s_.batching();
-    return {b.min_batch / sizeof(T), b.max_wait};
+  // The stream's counter this end starts from must be on a slot boundary.
+  void check_position() {
+    std::uint64_t counter = 0;
+    if constexpr (kRole == SharedRole::writer) {
+      counter = s_.tail_;
+    } else {
+      counter = s_.head_;
+    }
+    if (counter % slot() != 0) {
+      s_.close();
+      throw_corrupt(kRole == SharedRole::writer
+                        ? "picoring: shared queue: the writer's counter is not on an element boundary"
+                        : "picoring: shared queue: the reader's counter is not on an element boundary");
+    }
+  }
+};
+
+// The writing end's work, in slots of bytes; SharedQueueWriter<T> and SharedSlotWriter give it
+// their types.
+template <class Self, class Size>
+class SharedSlotsWriter : public SharedSlotsEnd<Self, SharedStreamWriter, SharedRole::writer, Size> {
+ public:
+  using End = SharedSlotsEnd<Self, SharedStreamWriter, SharedRole::writer, Size>;
+  // Publishes the first n free slots. Throws std::out_of_range, publishing nothing, if n is
+  // more than are free.
+  void commit(std::size_t n) {
+    if (n > this->capacity()) throw_out_of_range("picoring: commit(n): n > free slots");
+    this->s_.commit(n * this->slot());
+  }
+  // Blocks until n slots are free (ok), the timeout passes (timed_out), or the queue is closed
+  // or the reader's process has died (closed). n > capacity() throws std::length_error.
+  template <class Rep, class Period>
+  QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (n > this->capacity()) throw_length_error("picoring: wait_for_space(n): n > capacity()");
+    return this->s_.wait_for_space(n * this->slot(), timeout);
   }
 
  protected:
-  SharedSlotsEnd() noexcept = default;
-  explicit SharedSlotsEnd(SharedRegion r) noexcept : s_(std::move(r)) {}
-  // The stream's counter this end starts from must be on an element boundary.
-  void check_position(std::uint64_t counter, const char* what) {
-    if (counter % sizeof(T) != 0) {
-      s_.close();
-      throw_corrupt(what);
-    }
+  using End::End;
+  // Every free slot, as one span of bytes (whole slots; empty when full or closed).
+  std::span<std::byte> free_slots() {
+    const auto bytes = this->s_.writable();
+    return bytes.first(bytes.size() / this->slot() * this->slot());
   }
-  Stream s_;
+  // Copies as many of the n slots at src as there are free slots for and publishes them;
+  // returns how many. n * slot_size() must not overflow (the caller's span holds them).
+  std::size_t push_slots(const std::byte* src, std::size_t n) {
+    if (n == 0 || this->closed()) return 0;
+    const std::size_t size = this->slot();
+    const std::size_t free = this->s_.free_bytes(n * size, true) / size;
+    const std::size_t k = n < free ? n : free;
+    if (k == 0) return 0;
+    std::memcpy(this->s_.r_.data() + this->s_.index(), src, k * size);
+    this->s_.commit(k * size);
+    return k;
+  }
+};
+
+// The reading end's work, in slots of bytes (see SharedSlotsWriter).
+template <class Self, class Size>
+class SharedSlotsReader : public SharedSlotsEnd<Self, SharedStreamReader, SharedRole::reader, Size> {
+ public:
+  using End = SharedSlotsEnd<Self, SharedStreamReader, SharedRole::reader, Size>;
+  // Frees the n oldest slots. Throws std::out_of_range, freeing nothing, if n is more than are
+  // readable.
+  void release(std::size_t n) {
+    // The stream checks n * slot_size() against what is readable; the bound first keeps the
+    // product from wrapping.
+    if (n > this->capacity()) throw_out_of_range("picoring: release(n): n > readable");
+    this->s_.release(n * this->slot());
+  }
+  // Blocks until at least n slots are readable (ok), the timeout passes (timed_out), or the
+  // queue is closed, or the writer's process has died, with fewer left (closed). n > capacity()
+  // throws std::length_error.
+  template <class Rep, class Period>
+  QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
+    if (n > this->capacity()) throw_length_error("picoring: wait(n): n > capacity()");
+    return this->s_.wait(n * this->slot(), timeout);
+  }
+
+ protected:
+  using End::End;
+  // Every published slot not yet released, as one span of bytes (whole slots, wrapped or not).
+  std::span<const std::byte> published_slots() {
+    const auto bytes = this->s_.readable();
+    return bytes.first(bytes.size() / this->slot() * this->slot());
+  }
+  // Copies the oldest slot to out and releases it; false when there is none.
+  bool pop_slot(std::byte* out) {
+    const std::size_t size = this->slot();
+    if (this->s_.available(size, true) < size) return false;
+    std::memcpy(out, this->s_.readable().data(), size);
+    this->s_.release(size);
+    return true;
+  }
 };
 
 }  // namespace detail
@@ -977,8 +1083,9 @@ class SharedSlotsEnd {
 // A queue of fixed-size elements between two processes: SpscProducer / SpscConsumer's windows
 // over shared memory, the byte stream's rules (creation, attach, roles, residency, closing, a
 // dying peer) in whole elements. The capacity is whole pages of whole elements (a 24-byte T
-// gets 12 KiB with 4 KiB pages: 512 slots), and the header records sizeof(T): an end of
-// another element size, or of another kind, refuses to attach.
+// gets 12 KiB with 4 KiB pages: 512 slots), and the header records sizeof(T): an end of another
+// element size, or of another kind, refuses to attach (a SharedSlotWriter / SharedSlotReader of
+// sizeof(T)-byte slots is the same queue).
 //
 // T crosses a process boundary as bytes, so it must be trivially copyable; and the peer can
 // write any bytes, so prefer types for which every bit pattern is a value (integers, floating
@@ -986,118 +1093,181 @@ class SharedSlotsEnd {
 // hostile peer's bytes is not checked here). Counters the peer publishes are checked as the
 // stream's are; one that is not a whole number of elements counts down to the last whole one.
 template <class T>
-class SharedQueueWriter
-    : public detail::SharedSlotsEnd<SharedQueueWriter<T>, SharedStreamWriter, detail::SharedRole::writer, T> {
-  using Base = detail::SharedSlotsEnd<SharedQueueWriter<T>, SharedStreamWriter, detail::SharedRole::writer, T>;
-  friend Base;
-  using Base::s_;
+class SharedQueueWriter : public detail::SharedSlotsWriter<SharedQueueWriter<T>, detail::FixedSlotSize<sizeof(T)>> {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "elements cross a process boundary as bytes: T must be trivially copyable");
+  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
+                "the header records the element size in 32 bits");
+  static_assert(alignof(T) <= 4096,
+                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+  using Base = detail::SharedSlotsWriter<SharedQueueWriter<T>, detail::FixedSlotSize<sizeof(T)>>;
+  friend typename Base::End;
 
  public:
   SharedQueueWriter() noexcept = default;
-  // Also, from the base: create(min_capacity, residency), attach(fd, residency), fd(),
-  // close_fd(), capacity() (elements), locked(), closed(), close().
+  // A new queue of at least min_capacity elements, this end's role claimed; throws as
+  // SharedStreamWriter::create.
+  static SharedQueueWriter create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
+    return Base::make(min_capacity, {}, residency);
+  }
+  // This end of the queue behind fd; throws as SharedStreamWriter::attach, and for a queue of
+  // another element size or kind, or (an end taking over from a dead one) a counter that is
+  // not on an element boundary.
+  static SharedQueueWriter attach(int fd, Residency residency = Residency::on_demand) {
+    return Base::open(fd, {}, residency);
+  }
+  // Also, from the base: fd(), close_fd(), capacity() (elements), slot_size(), locked(),
+  // closed(), close(), commit(n), wait_for_space(n, timeout), set_batching / batching.
 
   // Every free slot as one contiguous span (empty when full or closed). Valid until commit().
   std::span<T> writable() {
-    const auto bytes = s_.writable();
+    const auto bytes = this->free_slots();
     return {reinterpret_cast<T*>(bytes.data()), bytes.size() / sizeof(T)};
-  }
-  // Publishes the first n free slots. Throws std::out_of_range, publishing nothing, if n is
-  // more than are free.
-  void commit(std::size_t n) {
-    if (n > this->capacity()) detail::throw_out_of_range("picoring: commit(n): n > free slots");
-    s_.commit(n * sizeof(T));
   }
   // Copies v into the next slot and publishes it; false when full or closed.
   bool try_push(const T& v) { return push_slice(std::span<const T>(&v, 1)) == 1; }
   // Copies as many of items as there are free slots for and publishes them; returns how many.
   std::size_t push_slice(std::span<const T> items) {
-    if (items.empty() || this->closed()) return 0;
-    const std::size_t free = s_.free_bytes(items.size_bytes(), true) / sizeof(T);
-    const std::size_t n = items.size() < free ? items.size() : free;
-    if (n == 0) return 0;
-    std::memcpy(s_.r_.data() + s_.index(), items.data(), n * sizeof(T));
-    s_.commit(n * sizeof(T));
-    return n;
-  }
-  // Blocks until n slots are free (ok), the timeout passes (timed_out), or the queue is closed
-  // or the reader's process has died (closed). n > capacity() throws std::length_error.
-  template <class Rep, class Period>
-  QueueStatus wait_for_space(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
-    if (n > this->capacity()) detail::throw_length_error("picoring: wait_for_space(n): n > capacity()");
-    return s_.wait_for_space(n * sizeof(T), timeout);
+    return this->push_slots(reinterpret_cast<const std::byte*>(items.data()), items.size());
   }
   // Blocking push: waits for a free slot, then pushes.
   template <class Rep, class Period>
   QueueStatus push_wait(const T& v, std::chrono::duration<Rep, Period> timeout) {
     if (try_push(v)) return QueueStatus::ok;
-    const QueueStatus st = wait_for_space(1, timeout);
+    const QueueStatus st = this->wait_for_space(1, timeout);
     if (st != QueueStatus::ok) return st;
     return try_push(v) ? QueueStatus::ok : QueueStatus::closed;
   }
 
  private:
-  explicit SharedQueueWriter(detail::SharedRegion r) noexcept : Base(std::move(r)) {}
-  void check_position() {
-    Base::check_position(s_.tail_, "picoring: shared queue: the writer's counter is not on an element boundary");
-  }
+  SharedQueueWriter(detail::SharedRegion r, detail::FixedSlotSize<sizeof(T)> size) noexcept
+      : Base(std::move(r), size) {}
 };
 
 // The reading end of a shared queue of elements (see SharedQueueWriter).
 template <class T>
-class SharedQueueReader
-    : public detail::SharedSlotsEnd<SharedQueueReader<T>, SharedStreamReader, detail::SharedRole::reader, T> {
-  using Base = detail::SharedSlotsEnd<SharedQueueReader<T>, SharedStreamReader, detail::SharedRole::reader, T>;
-  friend Base;
-  using Base::s_;
+class SharedQueueReader : public detail::SharedSlotsReader<SharedQueueReader<T>, detail::FixedSlotSize<sizeof(T)>> {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "elements cross a process boundary as bytes: T must be trivially copyable");
+  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
+                "the header records the element size in 32 bits");
+  static_assert(alignof(T) <= 4096,
+                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+  using Base = detail::SharedSlotsReader<SharedQueueReader<T>, detail::FixedSlotSize<sizeof(T)>>;
+  friend typename Base::End;
 
  public:
   SharedQueueReader() noexcept = default;
-  // Also, from the base: create(min_capacity, residency), attach(fd, residency), fd(),
-  // close_fd(), capacity() (elements), locked(), closed(), close().
+  // As SharedQueueWriter's.
+  static SharedQueueReader create(std::size_t min_capacity, Residency residency = Residency::on_demand) {
+    return Base::make(min_capacity, {}, residency);
+  }
+  static SharedQueueReader attach(int fd, Residency residency = Residency::on_demand) {
+    return Base::open(fd, {}, residency);
+  }
+  // Also, from the base: fd(), close_fd(), capacity() (elements), slot_size(), locked(),
+  // closed(), close(), release(n), wait(n, timeout), set_batching / batching.
 
   // Every published element not yet released, as one contiguous span (wrapped or not); empty
   // when none. Valid until release().
   std::span<const T> readable() {
-    const auto bytes = s_.readable();
+    const auto bytes = this->published_slots();
     return {reinterpret_cast<const T*>(bytes.data()), bytes.size() / sizeof(T)};
   }
-  // Frees the n oldest elements. Throws std::out_of_range, freeing nothing, if n is more than
-  // are readable.
-  void release(std::size_t n) {
-    // The stream checks n * sizeof(T) against what is readable; the bound first keeps the
-    // product from wrapping.
-    if (n > this->capacity()) detail::throw_out_of_range("picoring: release(n): n > readable");
-    s_.release(n * sizeof(T));
-  }
   // Copies the oldest element out and releases it; false when there is none.
-  bool try_pop(T& out) {
-    if (s_.available(sizeof(T), true) < sizeof(T)) return false;
-    std::memcpy(&out, s_.readable().data(), sizeof(T));
-    s_.release(sizeof(T));
-    return true;
-  }
-  // Blocks until at least n elements are readable (ok), the timeout passes (timed_out), or the
-  // queue is closed, or the writer's process has died, with fewer left (closed). n > capacity()
-  // throws std::length_error.
-  template <class Rep, class Period>
-  QueueStatus wait(std::size_t n, std::chrono::duration<Rep, Period> timeout) {
-    if (n > this->capacity()) detail::throw_length_error("picoring: wait(n): n > capacity()");
-    return s_.wait(n * sizeof(T), timeout);
-  }
+  bool try_pop(T& out) { return this->pop_slot(reinterpret_cast<std::byte*>(&out)); }
   // Blocking pop: wait(1, timeout), then try_pop.
   template <class Rep, class Period>
   QueueStatus pop_wait(T& out, std::chrono::duration<Rep, Period> timeout) {
-    const QueueStatus st = wait(1, timeout);
+    const QueueStatus st = this->wait(1, timeout);
     if (st == QueueStatus::ok) try_pop(out);
     return st;
   }
 
  private:
-  explicit SharedQueueReader(detail::SharedRegion r) noexcept : Base(std::move(r)) {}
-  void check_position() {
-    Base::check_position(s_.head_, "picoring: shared queue: the reader's counter is not on an element boundary");
+  SharedQueueReader(detail::SharedRegion r, detail::FixedSlotSize<sizeof(T)> size) noexcept
+      : Base(std::move(r), size) {}
+};
+
+// The same queue with a slot size chosen at run time: slot_size bytes per slot (a frame of as
+// many channels as the device has; a numpy dtype in the Python module). Its ends and
+// SharedQueueWriter<T> / SharedQueueReader<T> ends with sizeof(T) == slot_size attach to each
+// other. Spans are of bytes, whole slots; slots are not aligned beyond slot_size's own
+// alignment within the page-aligned ring (copy out, or read with memcpy, where T needs more).
+class SharedSlotWriter : public detail::SharedSlotsWriter<SharedSlotWriter, detail::RunTimeSlotSize> {
+  using Base = detail::SharedSlotsWriter<SharedSlotWriter, detail::RunTimeSlotSize>;
+  friend Base::End;
+
+ public:
+  SharedSlotWriter() noexcept = default;
+  // A new queue of at least min_slots slots of slot_size bytes; throws std::invalid_argument
+  // when slot_size is 0 or more than 2^32 - 1, else as SharedQueueWriter<T>::create.
+  static SharedSlotWriter create(std::size_t min_slots, std::size_t slot_size,
+                                 Residency residency = Residency::on_demand) {
+    return Base::make(min_slots, checked_size(slot_size), residency);
   }
+  // This end of the queue behind fd, whose slots must be slot_size bytes; throws as create()
+  // for a bad slot_size, else as SharedQueueWriter<T>::attach.
+  static SharedSlotWriter attach(int fd, std::size_t slot_size, Residency residency = Residency::on_demand) {
+    return Base::open(fd, checked_size(slot_size), residency);
+  }
+  // Also, from the base: fd(), close_fd(), capacity() (slots), slot_size(), locked(), closed(),
+  // close(), commit(n), wait_for_space(n, timeout), set_batching / batching.
+
+  // Every free slot as one contiguous span of bytes, whole slots (empty when full or closed).
+  // Valid until commit().
+  std::span<std::byte> writable() { return free_slots(); }
+  // Copies in as many whole slots of `slots` as there are free slots for and publishes them;
+  // returns how many slots. Throws std::invalid_argument, pushing nothing, when slots.size() is
+  // not a multiple of slot_size().
+  std::size_t push_slice(std::span<const std::byte> slots) {
+    if (slots.size() % slot() != 0) {
+      detail::throw_invalid_argument("picoring: push_slice(): not a whole number of slots");
+    }
+    return push_slots(slots.data(), slots.size() / slot());
+  }
+
+ private:
+  SharedSlotWriter(detail::SharedRegion r, detail::RunTimeSlotSize size) noexcept : Base(std::move(r), size) {}
+  static detail::RunTimeSlotSize checked_size(std::size_t slot_size) {
+    if (slot_size == 0 || slot_size > std::numeric_limits<std::uint32_t>::max()) {
+      detail::throw_invalid_argument("picoring: shared slots: slot_size must be 1 to 2^32 - 1 bytes");
+    }
+    return {slot_size};
+  }
+  friend class SharedSlotReader;  // checked_size
+};
+
+// The reading end of a shared queue of run-time-sized slots (see SharedSlotWriter).
+class SharedSlotReader : public detail::SharedSlotsReader<SharedSlotReader, detail::RunTimeSlotSize> {
+  using Base = detail::SharedSlotsReader<SharedSlotReader, detail::RunTimeSlotSize>;
+  friend Base::End;
+
+ public:
+  SharedSlotReader() noexcept = default;
+  // As SharedSlotWriter's.
+  static SharedSlotReader create(std::size_t min_slots, std::size_t slot_size,
+                                 Residency residency = Residency::on_demand) {
+    return Base::make(min_slots, SharedSlotWriter::checked_size(slot_size), residency);
+  }
+  static SharedSlotReader attach(int fd, std::size_t slot_size, Residency residency = Residency::on_demand) {
+    return Base::open(fd, SharedSlotWriter::checked_size(slot_size), residency);
+  }
+  // Also, from the base: fd(), close_fd(), capacity() (slots), slot_size(), locked(), closed(),
+  // close(), release(n), wait(n, timeout), set_batching / batching.
+
+  // Every published slot not yet released, as one contiguous span of bytes, whole slots
+  // (wrapped or not); empty when none. Valid until release().
+  std::span<const std::byte> readable() { return published_slots(); }
+  // Copies the oldest slot into out and releases it; false when there is none. Throws
+  // std::invalid_argument, taking nothing, when out.size() is not slot_size().
+  bool try_pop(std::span<std::byte> out) {
+    if (out.size() != slot()) detail::throw_invalid_argument("picoring: try_pop(): out is not one slot");
+    return pop_slot(out.data());
+  }
+
+ private:
+  SharedSlotReader(detail::SharedRegion r, detail::RunTimeSlotSize size) noexcept : Base(std::move(r), size) {}
 };
 
 // Passes a descriptor over a connected Unix socket (SCM_RIGHTS), with one byte of payload.
