@@ -271,8 +271,11 @@ class ElementRing {
 py::array window_array(std::unique_ptr<Window> w, const py::dtype& dtype) {
   auto* data = w->data;
   const auto count = w->bytes / dtype.itemsize();
+  const bool readonly = w->readonly;
   py::object base = py::cast(std::move(w));
-  return py::array(dtype, {count}, {dtype.itemsize()}, data, base);
+  py::array arr(dtype, {count}, {dtype.itemsize()}, data, base);
+  if (readonly) arr.attr("setflags")("write"_a = false);
+  return arr;
 }
 
 py::memoryview window_bytes(std::unique_ptr<Window> w) { return py::memoryview(py::cast(std::move(w))); }
@@ -848,6 +851,180 @@ class StreamReader {
   bool busy_ = false;
 };
 
+// ---- the queue of one dtype between two processes (SharedSlotWriter/Reader, slots of the
+// dtype's itemsize); positions below count elements this handle wrote or consumed -------------
+
+class ArrayWriter {
+ public:
+  ArrayWriter(picoring::SharedSlotWriter w, py::dtype dtype) : w_(std::move(w)), dtype_(std::move(dtype)) {}
+  std::size_t capacity() const { return w_.capacity(); }
+  const py::dtype& dtype() const { return dtype_; }
+  bool closed() const { return w_.closed(); }
+  void close() { w_.close(); }
+  std::size_t exports() const { return table_.size(); }
+  picoring::SharedSlotWriter& end() { return w_; }
+  const picoring::SharedSlotWriter& end() const { return w_; }
+
+  // Appends every element of values at once, waiting for room for all of them (None: forever).
+  void push(const py::handle& values, const py::object& timeout, int ndim) {
+    check_idle();
+    const py::array arr = as_elements(values, dtype_, ndim, ndim == 0 ? "push" : "extend");
+    const auto n = static_cast<std::size_t>(arr.size());
+    if (n > w_.capacity()) raise(PyExc_ValueError, "picoring: extend: more elements than the queue's capacity");
+    const double seconds = timeout_seconds(timeout);
+    if (w_.closed()) throw ClosedError();
+    if (table_.overlaps(written_, written_ + n)) {
+      raise(PyExc_BufferError,
+            "picoring: cannot write over elements that a live writable() array still shows; delete it first");
+    }
+    const std::span<const std::byte> bytes{static_cast<const std::byte*>(arr.data()), n * itemsize()};
+    if (w_.writable().size() < bytes.size()) {  // no room now: wait for all of it (GIL released)
+      const auto st = wait_released(seconds, busy_, [&](auto slice) { return w_.wait_for_space(n, slice); });
+      if (st == picoring::QueueStatus::closed) throw ClosedError();
+      if (st == picoring::QueueStatus::timed_out)
+        raise(PyExc_TimeoutError, "picoring: push timed out (nothing pushed)");
+    }
+    if (w_.push_slice(bytes) != n) throw ClosedError();  // room was there: only a close can refuse it
+    written_ += n;
+  }
+  // Every free slot as one array over the queue's memory; commit(n) publishes the first n.
+  std::unique_ptr<Window> writable(py::object self) {
+    check_idle();
+    if (w_.closed()) throw ClosedError();
+    const auto free = w_.writable();
+    const std::size_t n = free.size() / itemsize();
+    return std::make_unique<Window>(std::move(self), &table_, written_, written_ + n, free.data(), free.size(), false);
+  }
+  void commit(std::size_t n) {
+    check_idle();
+    if (w_.closed()) throw ClosedError();
+    if (n > w_.writable().size() / itemsize()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
+    w_.commit(n);
+    written_ += n;
+  }
+
+ private:
+  std::size_t itemsize() const { return static_cast<std::size_t>(dtype_.itemsize()); }
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+  }
+
+  picoring::SharedSlotWriter w_;
+  py::dtype dtype_;
+  ExportTable table_;
+  Position written_ = 0;
+  bool busy_ = false;
+};
+
+class ArrayReader {
+ public:
+  ArrayReader(picoring::SharedSlotReader r, py::dtype dtype) : r_(std::move(r)), dtype_(std::move(dtype)) {}
+  std::size_t capacity() const { return r_.capacity(); }
+  const py::dtype& dtype() const { return dtype_; }
+  bool closed() const { return r_.closed(); }
+  void close() { r_.close(); }
+  std::size_t exports() const { return table_.size(); }
+  std::size_t size() { return r_.readable().size() / itemsize(); }
+  picoring::SharedSlotReader& end() { return r_; }
+  const picoring::SharedSlotReader& end() const { return r_; }
+
+  py::array pop(const py::object& max_items, const py::object& timeout) {
+    check_idle();
+    const std::size_t max = max_count(max_items, "max_items");
+    wait(1, timeout);
+    const auto in = r_.readable();
+    const std::size_t n = std::min(in.size() / itemsize(), max);
+    check_unexported(n);
+    py::array out = new_array(dtype_, n);
+    std::memcpy(out.mutable_data(), in.data(), n * itemsize());
+    release(n);
+    return out;
+  }
+  // Waits for min_items, then every readable element as one read-only array over the queue's
+  // memory (the writer's process can still write it).
+  std::unique_ptr<Window> readable(py::object self, std::size_t min_items, const py::object& timeout) {
+    check_idle();
+    wait(min_items == 0 ? 1 : min_items, timeout);
+    const auto in = r_.readable();
+    // Read-only: the const_cast only fits Window's one pointer type.
+    auto* data = const_cast<std::byte*>(in.data());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
+    const std::size_t n = in.size() / itemsize();
+    return std::make_unique<Window>(std::move(self), &table_, consumed_, consumed_ + n, data, in.size(), true);
+  }
+  void consume(std::size_t n) {
+    check_idle();
+    if (n > size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
+    check_unexported(n);
+    release(n);
+  }
+
+ private:
+  std::size_t itemsize() const { return static_cast<std::size_t>(dtype_.itemsize()); }
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
+  }
+  // Waits until min_items are readable: TimeoutError, or Closed once closed (or the writer's
+  // process gone) with fewer left.
+  void wait(std::size_t min_items, const py::object& timeout) {
+    if (min_items > r_.capacity()) raise(PyExc_ValueError, "picoring: min_items is more than the queue's capacity");
+    const double seconds = timeout_seconds(timeout);
+    if (size() >= min_items) return;  // no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return r_.wait(min_items, slice); });
+    if (st == picoring::QueueStatus::closed) throw ClosedError();
+    if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for elements");
+  }
+  void check_unexported(std::size_t n) const {
+    if (table_.overlaps(consumed_, consumed_ + n)) {
+      raise(PyExc_BufferError,
+            "picoring: cannot consume elements that a live array still shows; delete it (or call release()) first");
+    }
+  }
+  void release(std::size_t n) {
+    r_.release(n);
+    consumed_ += n;
+  }
+
+  picoring::SharedSlotReader r_;
+  py::dtype dtype_;
+  ExportTable table_;
+  Position consumed_ = 0;
+  bool busy_ = false;
+};
+
+// create / attach for the queue of one dtype: the slots are the dtype's itemsize.
+template <class E, class Handle>
+void shared_array_members(py::class_<E>& cls) {
+  shared_fd_members(cls);
+  cls.def_static(
+         "create",
+         [](py::ssize_t capacity, const py::object& dtype_spec, const std::string& residency) {
+           const py::dtype dtype = checked_dtype(dtype_spec);
+           return E(Handle::create(checked_capacity(capacity), static_cast<std::size_t>(dtype.itemsize()),
+                                   residency_from(residency)),
+                    dtype);
+         },
+         "capacity"_a, "dtype"_a = py::dtype("float64"), py::kw_only(), "residency"_a = "on_demand",
+         "A new queue of at least capacity elements of dtype in a sealed memfd (Linux; elsewhere OSError), this "
+         "end claimed; pass `fd` to the other process.")
+      .def_static(
+          "attach",
+          [](int fd, const py::object& dtype_spec, const std::string& residency) {
+            const py::dtype dtype = checked_dtype(dtype_spec);
+            return E(Handle::attach(fd, static_cast<std::size_t>(dtype.itemsize()), residency_from(residency)), dtype);
+          },
+          "fd"_a, "dtype"_a = py::dtype("float64"), py::kw_only(), "residency"_a = "on_demand",
+          "This end of the queue behind fd. The queue records its element size, not its dtype: an itemsize that "
+          "does not match is an OSError; one dtype for another of the same size is yours to avoid. A C++ "
+          "SharedQueueWriter<T> / SharedQueueReader<T> of sizeof(T) == itemsize is the same queue.")
+      .def_property_readonly("capacity", &E::capacity, "Elements.")
+      .def_property_readonly("dtype", &E::dtype)
+      .def_property_readonly("closed", &E::closed)
+      .def_property_readonly("exports", &E::exports)
+      .def("close", &E::close)
+      .def("__enter__", [](const py::object& self) { return self; })
+      .def("__exit__", [](E& e, const py::args&) { e.close(); });
+}
+
 // The members both writers have (W: RecordWriter or SharedWriter), registered under `name`.
 template <class W>
 py::class_<W> record_writer_class(py::module_& m, const char* name, const char* doc) {
@@ -891,9 +1068,21 @@ py::class_<R> record_reader_class(py::module_& m, const char* name, const char* 
       .def("__exit__", [](R& r, const py::args&) { r.close(); });
 }
 
+// What every shared end has: the memfd and this process's residency.
+template <class E>
+void shared_fd_members(py::class_<E>& cls) {
+  cls.def_property_readonly(
+         "fd", [](const E& e) { return e.end().fd(); }, "The memfd to pass on; -1 after close_fd().")
+      .def(
+          "close_fd", [](E& e) { e.end().close_fd(); }, "Closes this process's copy of the memfd (the queue stays).")
+      .def_property_readonly(
+          "locked", [](const E& e) { return e.end().locked(); }, "Whether this process's mapping is mlock()ed.");
+}
+
 // The shared ends' own members: create / attach, the memfd, residency.
 template <class E, class Handle>
 void shared_end_members(py::class_<E>& cls) {
+  shared_fd_members(cls);
   cls.def_static(
          "create",
          [](py::ssize_t capacity, const std::string& residency) {
@@ -908,15 +1097,8 @@ void shared_end_members(py::class_<E>& cls) {
           [](int fd, const std::string& residency) { return E(Handle::attach(fd, residency_from(residency))); }, "fd"_a,
           py::kw_only(), "residency"_a = "on_demand",
           "This end of the queue (or stream) behind fd (which stays open: close it when you like). OSError naming the "
-          "check "
-          "that failed (not a picoring queue, another kind, a size that does not match; EBUSY when a live process "
-          "holds this end).")
-      .def_property_readonly(
-          "fd", [](const E& e) { return e.end().fd(); }, "The memfd to pass on; -1 after close_fd().")
-      .def(
-          "close_fd", [](E& e) { e.end().close_fd(); }, "Closes this process's copy of the memfd (the queue stays).")
-      .def_property_readonly(
-          "locked", [](const E& e) { return e.end().locked(); }, "Whether this process's mapping is mlock()ed.");
+          "check that failed (not a picoring queue, another kind, a size that does not match; EBUSY when a live "
+          "process holds this end).");
 }
 
 }  // namespace
@@ -1257,6 +1439,54 @@ overwrite the bytes it shows raise BufferError.
       .def("__enter__", [](const py::object& self) { return self; })
       .def("__exit__", [](StreamReader& r, const py::args&) { r.close(); });
   shared_end_members<StreamReader, picoring::SharedStreamReader>(stream_reader);
+
+  py::class_<ArrayWriter> array_writer(
+      m, "SharedQueueWriter",
+      "The writing end of a queue of one numpy dtype between two processes: SharedQueueWriter.create(capacity, "
+      "dtype) or attach(fd, dtype). The reader's process is untrusted (a counter that cannot be right raises "
+      "OSError and closes the queue); its death ends the waits (Closed). One thread at a time.");
+  shared_array_members<ArrayWriter, picoring::SharedSlotWriter>(array_writer);
+  array_writer
+      .def(
+          "push", [](ArrayWriter& w, const py::handle& v, const py::object& t) { w.push(v, t, 0); }, "value"_a,
+          "timeout"_a = py::none(), "Appends one element, waiting for room (GIL released). TimeoutError, Closed.")
+      .def(
+          "extend", [](ArrayWriter& w, const py::handle& v, const py::object& t) { w.push(v, t, 1); }, "values"_a,
+          "timeout"_a = py::none(),
+          "Appends every element of a 1-d array at once, waiting for room for all of them (GIL released); nothing "
+          "is pushed on TimeoutError or Closed. ValueError if they could never fit.")
+      .def(
+          "writable",
+          [](const py::object& self) {
+            auto& w = self.cast<ArrayWriter&>();
+            return window_array(w.writable(self), w.dtype());
+          },
+          "Every free slot as one array over the queue's memory (however it wraps): fill its start in place "
+          "(numpy's out=), then commit(n). While it lives, push and extend raise BufferError.")
+      .def("commit", &ArrayWriter::commit, "n"_a, "Publishes the first n free slots (ValueError when fewer are free).");
+  py::class_<ArrayReader> array_reader(
+      m, "SharedQueueReader",
+      "The reading end of a queue of one numpy dtype between two processes: SharedQueueReader.attach(fd, dtype) "
+      "or create(capacity, dtype). Every counter the writer's process publishes is checked (OSError, the queue "
+      "closed, when one cannot be right); its death ends the waits once its elements are read (Closed). "
+      "readable()'s array shows memory that process can still write: copy before validating. One thread at a "
+      "time.");
+  shared_array_members<ArrayReader, picoring::SharedSlotReader>(array_reader);
+  array_reader.def("__len__", &ArrayReader::size, "Elements readable now.")
+      .def("pop", &ArrayReader::pop, "max_items"_a = py::none(), "timeout"_a = py::none(),
+           "Waits for at least one element (GIL released), then removes up to max_items (default: all readable) "
+           "and returns them as a new array. TimeoutError; Closed once closed and drained.")
+      .def(
+          "readable",
+          [](const py::object& self, std::size_t min_items, const py::object& timeout) {
+            auto& r = self.cast<ArrayReader&>();
+            return window_array(r.readable(self, min_items, timeout), r.dtype());
+          },
+          "min_items"_a = 1, "timeout"_a = py::none(),
+          "Waits for min_items, then returns every readable element as one read-only array over the queue's memory "
+          "(no copy, however it wraps); consume(n) frees them once no array shows them.")
+      .def("consume", &ArrayReader::consume, "n"_a,
+           "Frees the n oldest elements (ValueError when fewer are readable).");
 
   m.def(
       "records",

@@ -19,6 +19,8 @@ spsc()       a (Producer, Consumer) queue between two threads; blocking calls re
 records()    a (RecordWriter, RecordReader) queue of variable-size bytes records between two threads.
 SharedRecordWriter, SharedRecordReader
              the same between two processes: create(capacity) on one side, attach(fd) on the other.
+SharedQueueWriter, SharedQueueReader
+             a queue of one dtype between two processes (C++ SharedQueueWriter<T> is the same queue).
 SharedStreamWriter, SharedStreamReader
              a byte stream between two processes (a pipe through shared memory), memoryview windows.
 SharedRecordFanIn
@@ -36,6 +38,8 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     Ring,
     SharedRecordFanIn,
     SharedRecordReader,
+    SharedQueueReader,
+    SharedQueueWriter,
     SharedRecordWriter,
     SharedStreamReader,
     SharedStreamWriter,
@@ -57,6 +61,8 @@ __all__ = [
     "SharedRecordWriter",
     "SharedRecordReader",
     "SharedRecordFanIn",
+    "SharedQueueWriter",
+    "SharedQueueReader",
     "SharedStreamWriter",
     "SharedStreamReader",
     "Closed",

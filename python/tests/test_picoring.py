@@ -801,6 +801,102 @@ def test_shared_stream_blocked_reader_is_woken_and_one_thread_per_end():
     assert got == [b"wake up"]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_shared_queue_matches_a_deque_under_random_operations(dtype):
+    # Both ends in one process, a small queue, every call against a deque of the elements' bytes.
+    rng = random.Random(dtype.itemsize)
+    writer = picoring.SharedQueueWriter.create(100, dtype)
+    reader = picoring.SharedQueueReader.attach(writer.fd, dtype)
+    cap = writer.capacity
+    assert cap == reader.capacity >= 100 and writer.dtype == reader.dtype == dtype
+    assert cap * dtype.itemsize % picoring.allocation_granularity() == 0  # whole pages of whole elements
+    model = collections.deque()
+    for step in range(3000):
+        op = rng.randrange(6)
+        if op == 0:  # extend: all or nothing
+            values = sample(dtype, rng.randrange(1, cap // 2), rng)
+            if len(values) <= cap - len(model):
+                writer.extend(values, timeout=0)
+                model.extend(v.tobytes() for v in values)
+            else:
+                with pytest.raises(TimeoutError):
+                    writer.extend(values, timeout=0)
+        elif op == 1 and len(model) < cap:  # push one
+            value = sample(dtype, 1, rng)[0]
+            writer.push(value, timeout=0)
+            model.append(value.tobytes())
+        elif op == 2:  # writable + commit, in place, however it wraps
+            window = writer.writable()
+            assert len(window) == cap - len(model)
+            n = rng.randrange(len(window) + 1)
+            values = sample(dtype, n, rng)
+            window[:n] = values
+            del window
+            writer.commit(n)
+            model.extend(v.tobytes() for v in values)
+        elif op == 3 and model:  # pop up to max_items
+            got = reader.pop(rng.randrange(1, cap + 1), timeout=0)
+            assert [v.tobytes() for v in got] == [model.popleft() for _ in range(len(got))]
+        elif op == 4 and model:  # readable (read-only, one array) + consume
+            window = reader.readable(timeout=0)
+            assert not window.flags.writeable and len(window) == len(model) == len(reader)
+            assert [v.tobytes() for v in window] == list(model)
+            n = rng.randrange(len(model) + 1)
+            with pytest.raises(BufferError):
+                reader.consume(max(n, 1))
+            del window
+            reader.consume(n)
+            for _ in range(n):
+                model.popleft()
+        elif op == 5:  # bad input changes nothing
+            with pytest.raises(ValueError):
+                reader.consume(len(model) + 1)
+            with pytest.raises(ValueError):
+                writer.commit(cap - len(model) + 1)
+            with pytest.raises(ValueError):
+                writer.extend(sample(dtype, cap + 1, rng), timeout=0)
+            assert len(reader) == len(model)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
+def test_shared_queue_between_processes_bad_input_and_a_dead_writer():
+    writer = picoring.SharedQueueWriter.create(1000, np.int64)
+    child = run_child("import numpy as np, picoring\nr = picoring.SharedQueueReader.attach(FD, np.int64)\n"
+                      "total, count = 0, 0\nwhile True:\n    try:\n        a = r.readable(timeout=30)\n"
+                      "    except picoring.Closed:\n        break\n    total += int(a.sum())\n"
+                      "    count += len(a)\n    n = len(a)\n    del a\n    r.consume(n)\n"
+                      "print(count, total, flush=True)", writer.fd)
+    values = np.arange(200_000, dtype=np.int64)
+    for start in range(0, len(values), 700):  # more than the queue holds: the writer waits
+        writer.extend(values[start : start + 700], timeout=30)
+    writer.close()
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0 and out.split() == [str(len(values)), str(int(values.sum()))]
+
+    with pytest.raises(TypeError):  # no silent cast
+        picoring.SharedQueueWriter.create(10, np.float32).extend(np.zeros(3))
+    live = picoring.SharedQueueWriter.create(10, np.float32)
+    with pytest.raises(OSError):  # another element size
+        picoring.SharedQueueReader.attach(live.fd, np.float64)
+    with pytest.raises(OSError):  # another kind of queue
+        picoring.SharedQueueReader.attach(picoring.SharedStreamWriter.create(4096).fd, np.uint8)
+    with pytest.raises(TypeError):
+        picoring.SharedQueueWriter.create(10, object)
+    with pytest.raises(picoring.Closed):
+        live.close()
+        live.push(1.0)
+
+    # The writer's process dies without close: the reader gets its elements, then Closed.
+    reader = picoring.SharedQueueReader.create(100, np.float32)
+    child = run_child("import os, numpy as np, picoring\nw = picoring.SharedQueueWriter.attach(FD, np.float32)\n"
+                      "w.extend(np.array([1.5, 2.5], dtype=np.float32))\nos._exit(0)", reader.fd)
+    child.wait(timeout=30)
+    assert reader.pop(timeout=30).tolist() == [1.5, 2.5]
+    with pytest.raises(picoring.Closed):
+        reader.pop(timeout=30)
+
+
 CHILD_STREAM_READER = """
 import hashlib, picoring, random
 r = picoring.SharedStreamReader.attach(FD)
