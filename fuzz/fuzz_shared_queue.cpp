@@ -1,10 +1,9 @@
-// The shared record queue, byte stream, queue of fixed slots and the fan-in of record queues
-// against a peer that lies (the first input byte picks which). A writer and a reader of one queue run in
-// this process, checked against a std::deque<std::string> until the input starts playing the
-// peer: it overwrites the counters in the header or any bytes of the data (record lengths) through
-// a mapping of its own. From then on every call may fail with the documented errors
-// (errc::corrupt_shared_state, or the argument errors), but every span either side hands out must
-// lie within its own mapping of the ring, and every byte of it is read or written to prove it.
+// The shared record queue, byte stream, queues of fixed slots (typed and run-time sized) and the fan-in of record
+// queues against a peer that lies (the first input byte picks which). A writer and a reader of one queue run in this
+// process, checked against a std::deque<std::string> until the input starts playing the peer: it overwrites the
+// counters in the header or any bytes of the data (record lengths) through a mapping of its own. From then on every
+// call may fail with the documented errors (errc::corrupt_shared_state, or the argument errors), but every span either
+// side hands out must lie within its own mapping of the ring, and every byte of it is read or written to prove it.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -257,6 +256,104 @@ void fuzz_slots(FuzzedDataProvider& in) {
   ::munmap(raw, page);
 }
 
+// The same queue with a slot size the input picks at run time (1 to 40 bytes: most divide no
+// page): SharedSlotWriter / SharedSlotReader, their spans of bytes whole slots on slot
+// boundaries inside the mappings, a deque model until the peer lies; parts of slots refused.
+void fuzz_run_time_slots(FuzzedDataProvider& in) {
+  const std::size_t size = in.ConsumeIntegralInRange<std::size_t>(1, 40);
+  auto w = picoring::SharedSlotWriter::create(in.ConsumeIntegralInRange<std::size_t>(1, 1000), size);
+  auto r = picoring::SharedSlotReader::attach(w.fd(), size);
+  const std::size_t cap = w.capacity();
+  FUZZ_CHECK(cap * size % picoring::allocation_granularity() == 0);
+  const std::size_t page = picoring::allocation_granularity();
+  void* raw = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, w.fd(), 0);
+  FUZZ_CHECK(raw != MAP_FAILED);
+  auto* header = static_cast<picoring::detail::SharedHeader*>(raw);
+  const Bounds wb{w.writable().data(), 2 * cap * size};
+  const Bounds rb{r.readable().data(), 2 * cap * size};
+  const auto check = [size](const Bounds& b, std::span<const std::byte> bytes) {
+    b.check(bytes);
+    FUZZ_CHECK(bytes.size() % size == 0);
+    if (!bytes.empty()) FUZZ_CHECK(static_cast<std::size_t>(bytes.data() - b.base) % size == 0);
+  };
+  // Slot `seq`'s bytes.
+  const auto fill = [size](std::span<std::byte> slot, std::uint64_t seq) {
+    for (std::size_t i = 0; i < size; ++i) slot[i] = static_cast<std::byte>((seq + i) & 0xFF);
+  };
+  const auto is = [size](std::span<const std::byte> slot, std::uint64_t seq) {
+    for (std::size_t i = 0; i < size; ++i) {
+      if (slot[i] != static_cast<std::byte>((seq + i) & 0xFF)) return false;
+    }
+    return true;
+  };
+  std::deque<std::uint64_t> model;
+  bool lied = false;
+  std::uint64_t next = 0;
+  while (in.remaining_bytes() > 0) {
+    switch (in.ConsumeIntegralInRange<int>(0, 4)) {
+      case 0:
+        guarded(lied, [&] {
+          const auto out = w.writable();
+          check(wb, out);
+          if (!lied) FUZZ_CHECK(out.size() == (cap - model.size()) * size);
+          const std::size_t k = std::min(in.ConsumeIntegralInRange<std::size_t>(0, 64), out.size() / size);
+          for (std::size_t i = 0; i < k; ++i) fill(out.subspan(i * size, size), next + i);
+          w.commit(k);
+          for (std::size_t i = 0; i < k && !lied; ++i) model.push_back(next + i);
+          next += k;
+        });
+        break;
+      case 1: {
+        // Whole slots, or (at times) one byte more: refused with nothing pushed.
+        const std::size_t slots = in.ConsumeIntegralInRange<std::size_t>(0, 64);
+        std::vector<std::byte> batch(slots * size + (size > 1 && in.ConsumeBool() ? 1 : 0));
+        for (std::size_t i = 0; i < slots; ++i) fill(std::span(batch).subspan(i * size, size), next + i);
+        guarded(lied, [&] {
+          const std::size_t n = w.push_slice(batch);
+          FUZZ_CHECK(batch.size() % size == 0);  // a part of a slot must have thrown
+          if (!lied) {
+            FUZZ_CHECK(n == std::min(slots, cap - model.size()));
+            for (std::size_t i = 0; i < n; ++i) model.push_back(next + i);
+          }
+          next += n;
+        });
+        break;
+      }
+      case 2:
+        guarded(lied, [&] {
+          const auto view = r.readable();
+          check(rb, view);
+          static_cast<void>(touch(view));
+          if (!lied) {
+            FUZZ_CHECK(view.size() == model.size() * size);
+            for (std::size_t i = 0; i < model.size(); ++i) FUZZ_CHECK(is(view.subspan(i * size, size), model[i]));
+          }
+          const std::size_t k = std::min(in.ConsumeIntegralInRange<std::size_t>(0, 64), view.size() / size);
+          r.release(k);
+          if (!lied) model.erase(model.begin(), model.begin() + static_cast<std::ptrdiff_t>(k));
+        });
+        break;
+      case 3:
+        guarded(lied, [&] {
+          std::vector<std::byte> got(size);
+          const bool ok = r.try_pop(got);
+          if (!lied) {
+            FUZZ_CHECK(ok == !model.empty());
+            if (ok) {
+              FUZZ_CHECK(is(got, model.front()));
+              model.pop_front();
+            }
+          }
+        });
+        break;
+      default:
+        lied = rewrite_a_counter(in, *header);
+        break;
+    }
+  }
+  ::munmap(raw, page);
+}
+
 // The fan-in over three record lanes, each with its own lying peer: every span the fan-in hands
 // out must lie inside one lane's mapping; a lane that never lied must give its records exactly
 // and in order, whatever the others do; a corrupt lane may be dropped (the call throws
@@ -370,7 +467,7 @@ void fuzz_fanin(FuzzedDataProvider& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+  switch (in.ConsumeIntegralInRange<int>(0, 4)) {
     case 1:
       fuzz_stream(in);
       return 0;
@@ -379,6 +476,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       return 0;
     case 3:
       fuzz_fanin(in);
+      return 0;
+    case 4:
+      fuzz_run_time_slots(in);
       return 0;
     default:
       break;
