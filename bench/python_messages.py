@@ -29,7 +29,7 @@ import statistics
 import time
 
 import picoring
-from python_windows import machine  # this directory's: the CPU model and the Python version
+from python_windows import machine, print_table  # this directory's: the CPU and Python versions, tables
 
 LIST = 64  # messages per push_many call, and at most per pop_many
 CAPACITY = 1 << 20  # bytes the picoring queue holds (headers included)
@@ -177,17 +177,8 @@ def main():
           f"median of {args.reps} interleaved repetitions")
     head = ("message", "picoring push k msg/s", "picoring push_many", "Pipe", "Queue", "push / Pipe",
             "push_many / Pipe", "push / Queue", "push_many / Queue")
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" + "---:|" * (len(head) - 1))
-    else:
-        print("  ".join(f"{h:>20}" for h in head))
-    for size, rate, *ratios in rows:
-        cells = (f"{size} B", *(f"{rate[k]:.1f}" for k in KINDS), *(f"{r:.2f}x" for r in ratios))
-        if args.markdown:
-            print("| " + " | ".join(cells) + " |")
-        else:
-            print("  ".join(f"{c:>20}" for c in cells))
+    print_table(head, [(f"{size} B", *(f"{rate[k]:.1f}" for k in KINDS), *(f"{r:.2f}x" for r in ratios))
+                       for size, rate, *ratios in rows], args.markdown, width=20)
     print("Ratios: the other's time over picoring's in the same repetition (median); above 1, picoring is faster.")
 
 

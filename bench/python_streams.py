@@ -27,7 +27,7 @@ import statistics
 import time
 
 import picoring
-from python_windows import machine  # this directory's: the CPU model and the Python version
+from python_windows import machine, print_table  # this directory's: the CPU and Python versions, tables
 
 CAPACITY = 1 << 20  # bytes the stream holds, and the pipe
 READ = 1 << 16  # the readers' buffer
@@ -178,17 +178,8 @@ def main():
           f"{args.mib} MiB per run, median of {args.reps} interleaved repetitions")
     head = ("chunk", "picoring GB/s", "picoring view", "pipe", "socket", "picoring / pipe", "picoring / socket",
             "view / pipe")
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" + "---:|" * (len(head) - 1))
-    else:
-        print("  ".join(f"{h:>18}" for h in head))
-    for size, rate, *ratios in rows:
-        cells = (f"{size} B", *(f"{rate[k]:.2f}" for k in KINDS), *(f"{r:.2f}x" for r in ratios))
-        if args.markdown:
-            print("| " + " | ".join(cells) + " |")
-        else:
-            print("  ".join(f"{c:>18}" for c in cells))
+    print_table(head, [(f"{size} B", *(f"{rate[k]:.2f}" for k in KINDS), *(f"{r:.2f}x" for r in ratios))
+                       for size, rate, *ratios in rows], args.markdown)
     print("Ratios: the other's time over picoring's in the same repetition (median); above 1, picoring is faster.")
 
 

@@ -135,6 +135,19 @@ def machine():
     return f"{cpu}, Python {platform.python_version()}, numpy {np.__version__}"
 
 
+def print_table(head, rows, markdown, width=18):
+    """Prints the column names and rows of cells (strings): a markdown table (the first column
+    left-aligned, the figures right-aligned), or columns `width` wide."""
+    if markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" + "---:|" * (len(head) - 1))
+        for cells in rows:
+            print("| " + " | ".join(cells) + " |")
+    else:
+        for cells in (head, *rows):
+            print("  ".join(f"{c:>{width}}" for c in cells))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7)
@@ -164,20 +177,13 @@ def main():
     print(f"# Wrapped windows from Python ({machine()}); median of {args.reps} interleaved repetitions")
     head = ("window", "picoring read us", "numpy ring read us", "deque read us", "read: numpy/pico", "read: deque/pico",
             "stream: numpy/pico", "stream: deque/pico")
-    if args.markdown:
-        print("| " + " | ".join(head) + " |")
-        print("|" + "---|" * len(head))
-    else:
-        print("  ".join(f"{h:>18}" for h in head))
+    table = []
     for nbytes, med in rows:
         p, n, d = med["picoring"], med["numpy ring"], med["deque"]
         size = f"{nbytes // 1024} KiB" if nbytes < 1 << 20 else f"{nbytes >> 20} MiB"
-        cells = (size, f"{p[0] * 1e6:.2f}", f"{n[0] * 1e6:.2f}", f"{d[0] * 1e6:.1f}", f"{n[0] / p[0]:.1f}x",
-                 f"{d[0] / p[0]:.0f}x", f"{n[1] / p[1]:.2f}x", f"{d[1] / p[1]:.0f}x")
-        if args.markdown:
-            print("| " + " | ".join(cells) + " |")
-        else:
-            print("  ".join(f"{c:>18}" for c in cells))
+        table.append((size, f"{p[0] * 1e6:.2f}", f"{n[0] * 1e6:.2f}", f"{d[0] * 1e6:.1f}", f"{n[0] / p[0]:.1f}x",
+                      f"{d[0] / p[0]:.0f}x", f"{n[1] / p[1]:.2f}x", f"{d[1] / p[1]:.0f}x"))
+    print_table(head, table, args.markdown)
 
 
 if __name__ == "__main__":

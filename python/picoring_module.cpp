@@ -677,21 +677,48 @@ class FanIn {
   throw py::error_already_set();
 }
 
-class StreamWriter {
+// What the wrappers of the shared stream and array ends keep: the C++ end, the live views of its
+// memory (as ranges of the positions each wrapper counts), and whether a call is waiting in
+// another thread.
+template <class E>
+class SharedEndOf {
  public:
-  explicit StreamWriter(picoring::SharedStreamWriter w) : w_(std::move(w)) {}
-  std::size_t capacity() const { return w_.capacity(); }
-  bool closed() const { return w_.closed(); }
-  void close() { w_.close(); }
+  explicit SharedEndOf(E e) : e_(std::move(e)) {}
+  std::size_t capacity() const { return e_.capacity(); }
+  bool closed() const { return e_.closed(); }
+  void close() { e_.close(); }
   std::size_t exports() const { return table_.size(); }
-  picoring::SharedStreamWriter& end() { return w_; }
-  const picoring::SharedStreamWriter& end() const { return w_; }
+  E& end() { return e_; }
+  const E& end() const { return e_; }
+
+ protected:
+  void check_idle() const {
+    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue or stream end may be used by one thread at a time");
+  }
+  // BufferError when a live view shows any of the positions [begin, end): `what` says what the
+  // call would do to them.
+  void check_unexported(Position begin, Position end, const char* what) const {
+    if (table_.overlaps(begin, end)) {
+      raise(PyExc_BufferError, std::string("picoring: cannot ") + what +
+                                   " what a live view (array or memoryview) still shows; delete it (or call "
+                                   "release()) first");
+    }
+  }
+
+  E e_;
+  ExportTable table_;
+  bool busy_ = false;
+};
+
+class StreamWriter : public SharedEndOf<picoring::SharedStreamWriter> {
+ public:
+  using SharedEndOf::SharedEndOf;
 
   // Copies in as much of data as fits now and publishes it; returns how many bytes.
   std::size_t write(const py::handle& data) {
     check_idle();
     const BytesArg bytes(data, false);
-    if (w_.closed()) throw ClosedError();
+    if (e_.closed()) throw ClosedError();
     return copy_in(bytes, 0);
   }
   // Copies in all of data, waiting for room as the reader frees it (timeout over the whole call).
@@ -699,7 +726,7 @@ class StreamWriter {
     check_idle();
     const BytesArg bytes(data, false);
     const double seconds = timeout_seconds(timeout);
-    if (w_.closed()) throw ClosedError();
+    if (e_.closed()) throw ClosedError();
     std::size_t done = copy_in(bytes, 0);
     if (done == bytes.size()) return;  // room now: no GIL release, no clock
     using Clock = std::chrono::steady_clock;
@@ -709,7 +736,7 @@ class StreamWriter {
           seconds < 0 ? -1.0 : std::max(0.0, seconds - std::chrono::duration<double>(Clock::now() - start).count());
       // Any free byte will do: waiting for more could wait forever on a reader that waits for
       // more data before it frees anything.
-      const auto st = wait_released(left, busy_, [&](auto slice) { return w_.wait_for_space(1, slice); });
+      const auto st = wait_released(left, busy_, [&](auto slice) { return e_.wait_for_space(1, slice); });
       if (st == picoring::QueueStatus::closed) throw ClosedError();
       if (st == picoring::QueueStatus::timed_out) raise_partial_timeout(done, bytes.size());
       done += copy_in(bytes, done);
@@ -718,9 +745,9 @@ class StreamWriter {
   // Waits until n bytes are free (GIL released).
   void wait_for_space(std::size_t n, const py::object& timeout) {
     check_idle();
-    if (n > w_.capacity()) raise(PyExc_ValueError, "picoring: wait_for_space(n): n is more than the capacity");
+    if (n > e_.capacity()) raise(PyExc_ValueError, "picoring: wait_for_space(n): n is more than the capacity");
     const double seconds = timeout_seconds(timeout);
-    const auto st = wait_released(seconds, busy_, [&](auto slice) { return w_.wait_for_space(n, slice); });
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return e_.wait_for_space(n, slice); });
     if (st == picoring::QueueStatus::closed) throw ClosedError();
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for space");
   }
@@ -728,53 +755,37 @@ class StreamWriter {
   // its first n bytes.
   std::unique_ptr<Window> writable(py::object self) {
     check_idle();
-    if (w_.closed()) throw ClosedError();
-    const auto free = w_.writable();
+    if (e_.closed()) throw ClosedError();
+    const auto free = e_.writable();
     return std::make_unique<Window>(std::move(self), &table_, written_, written_ + free.size(), free.data(),
                                     free.size(), false);
   }
   void commit(std::size_t n) {
     check_idle();
-    if (w_.closed()) throw ClosedError();
-    if (n > w_.writable().size()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
-    w_.commit(n);
+    if (e_.closed()) throw ClosedError();
+    if (n > e_.writable().size()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
+    e_.commit(n);
     written_ += n;
   }
 
  private:
-  void check_idle() const {
-    if (busy_) raise(PyExc_RuntimeError, "picoring: a stream end may be used by one thread at a time");
-  }
   // Copies bytes[from, ...) in, as much as fits; returns how many. A writable view that shows
   // the bytes it would fill must be gone first (writing through it later would change
   // published bytes).
   std::size_t copy_in(const BytesArg& bytes, std::size_t from) {
     const std::span<const std::byte> rest{static_cast<const std::byte*>(bytes.data()) + from, bytes.size() - from};
-    if (table_.overlaps(written_, written_ + rest.size())) {
-      raise(PyExc_BufferError,
-            "picoring: cannot write over bytes that a live writable view still shows; delete it (or call "
-            "release()) first");
-    }
-    const std::size_t n = w_.write(rest);
+    check_unexported(written_, written_ + rest.size(), "write over");
+    const std::size_t n = e_.write(rest);
     written_ += n;
     return n;
   }
 
-  picoring::SharedStreamWriter w_;
-  ExportTable table_;
   Position written_ = 0;
-  bool busy_ = false;
 };
 
-class StreamReader {
+class StreamReader : public SharedEndOf<picoring::SharedStreamReader> {
  public:
-  explicit StreamReader(picoring::SharedStreamReader r) : r_(std::move(r)) {}
-  std::size_t capacity() const { return r_.capacity(); }
-  bool closed() const { return r_.closed(); }
-  void close() { r_.close(); }
-  std::size_t exports() const { return table_.size(); }
-  picoring::SharedStreamReader& end() { return r_; }
-  const picoring::SharedStreamReader& end() const { return r_; }
+  using SharedEndOf::SharedEndOf;
 
   // Up to max_bytes, once at least one byte is readable; b"" at the end of the stream (closed,
   // or its writer's process gone, and everything read).
@@ -782,9 +793,8 @@ class StreamReader {
     check_idle();
     const std::size_t max = max_count(max_bytes, "max_bytes");
     if (!wait(1, timeout)) return {};
-    const auto in = r_.readable();
+    const auto in = e_.readable();
     const std::size_t n = std::min(in.size(), max);
-    check_unexported(n);
     py::bytes out = bytes_of(in.first(n));
     release(n);
     return out;
@@ -795,9 +805,9 @@ class StreamReader {
     check_idle();
     const BytesArg out(buffer, true);
     if (out.size() == 0 || !wait(1, timeout)) return 0;
-    const auto in = r_.readable();
+    const auto in = e_.readable();
     const std::size_t n = std::min(in.size(), out.size());
-    check_unexported(n);
+    check_unexported(read_, read_ + n, "consume");  // before the copy: a refused call leaves buffer alone
     std::memcpy(out.data(), in.data(), n);
     release(n);
     return n;
@@ -807,134 +817,99 @@ class StreamReader {
   std::unique_ptr<Window> readable(py::object self, std::size_t min_bytes, const py::object& timeout) {
     check_idle();
     if (!wait(std::max<std::size_t>(min_bytes, 1), timeout)) throw ClosedError();
-    const auto in = r_.readable();
+    const auto in = e_.readable();
     // Read-only: the const_cast only fits Window's one pointer type.
     auto* data = const_cast<std::byte*>(in.data());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
     return std::make_unique<Window>(std::move(self), &table_, read_, read_ + in.size(), data, in.size(), true);
   }
   void consume(std::size_t n) {
     check_idle();
-    if (n > r_.readable().size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
-    check_unexported(n);
+    if (n > e_.readable().size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
     release(n);
   }
 
  private:
-  void check_idle() const {
-    if (busy_) raise(PyExc_RuntimeError, "picoring: a stream end may be used by one thread at a time");
-  }
   // Waits (GIL released) until n bytes are readable: true; false when the stream ended with
   // fewer; TimeoutError.
   bool wait(std::size_t n, const py::object& timeout) {
-    if (n > r_.capacity()) raise(PyExc_ValueError, "picoring: min_bytes is more than the capacity");
+    if (n > e_.capacity()) raise(PyExc_ValueError, "picoring: min_bytes is more than the capacity");
     const double seconds = timeout_seconds(timeout);
-    if (r_.readable().size() >= n) return true;  // no GIL release, no clock
-    const auto st = wait_released(seconds, busy_, [&](auto slice) { return r_.wait(n, slice); });
+    if (e_.readable().size() >= n) return true;  // no GIL release, no clock
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return e_.wait(n, slice); });
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for bytes");
     return st == picoring::QueueStatus::ok;
   }
-  void check_unexported(std::size_t n) const {
-    if (table_.overlaps(read_, read_ + n)) {
-      raise(PyExc_BufferError,
-            "picoring: cannot consume bytes that a live memoryview still shows; delete it (or call release()) "
-            "first");
-    }
-  }
   void release(std::size_t n) {
-    r_.release(n);
+    check_unexported(read_, read_ + n, "consume");
+    e_.release(n);
     read_ += n;
   }
 
-  picoring::SharedStreamReader r_;
-  ExportTable table_;
   Position read_ = 0;
-  bool busy_ = false;
 };
 
 // ---- the queue of one dtype between two processes (SharedSlotWriter/Reader, slots of the
 // dtype's itemsize); positions below count elements this handle wrote or consumed -------------
 
-class ArrayWriter {
+class ArrayWriter : public SharedEndOf<picoring::SharedSlotWriter> {
  public:
-  ArrayWriter(picoring::SharedSlotWriter w, py::dtype dtype) : w_(std::move(w)), dtype_(std::move(dtype)) {}
-  std::size_t capacity() const { return w_.capacity(); }
+  ArrayWriter(picoring::SharedSlotWriter w, py::dtype dtype) : SharedEndOf(std::move(w)), dtype_(std::move(dtype)) {}
   const py::dtype& dtype() const { return dtype_; }
-  bool closed() const { return w_.closed(); }
-  void close() { w_.close(); }
-  std::size_t exports() const { return table_.size(); }
-  picoring::SharedSlotWriter& end() { return w_; }
-  const picoring::SharedSlotWriter& end() const { return w_; }
 
   // Appends every element of values at once, waiting for room for all of them (None: forever).
   void push(const py::handle& values, const py::object& timeout, int ndim) {
     check_idle();
     const py::array arr = as_elements(values, dtype_, ndim, ndim == 0 ? "push" : "extend");
     const auto n = static_cast<std::size_t>(arr.size());
-    if (n > w_.capacity()) raise(PyExc_ValueError, "picoring: extend: more elements than the queue's capacity");
+    if (n > e_.capacity()) raise(PyExc_ValueError, "picoring: extend: more elements than the queue's capacity");
     const double seconds = timeout_seconds(timeout);
-    if (w_.closed()) throw ClosedError();
-    if (table_.overlaps(written_, written_ + n)) {
-      raise(PyExc_BufferError,
-            "picoring: cannot write over elements that a live writable() array still shows; delete it first");
-    }
+    if (e_.closed()) throw ClosedError();
+    check_unexported(written_, written_ + n, "write over");
     const std::span<const std::byte> bytes{static_cast<const std::byte*>(arr.data()), n * itemsize()};
-    if (w_.writable().size() < bytes.size()) {  // no room now: wait for all of it (GIL released)
-      const auto st = wait_released(seconds, busy_, [&](auto slice) { return w_.wait_for_space(n, slice); });
+    if (e_.writable().size() < bytes.size()) {  // no room now: wait for all of it (GIL released)
+      const auto st = wait_released(seconds, busy_, [&](auto slice) { return e_.wait_for_space(n, slice); });
       if (st == picoring::QueueStatus::closed) throw ClosedError();
       if (st == picoring::QueueStatus::timed_out)
         raise(PyExc_TimeoutError, "picoring: push timed out (nothing pushed)");
     }
-    if (w_.push_slice(bytes) != n) throw ClosedError();  // room was there: only a close can refuse it
+    if (e_.push_slice(bytes) != n) throw ClosedError();  // room was there: only a close can refuse it
     written_ += n;
   }
   // Every free slot as one array over the queue's memory; commit(n) publishes the first n.
   std::unique_ptr<Window> writable(py::object self) {
     check_idle();
-    if (w_.closed()) throw ClosedError();
-    const auto free = w_.writable();
+    if (e_.closed()) throw ClosedError();
+    const auto free = e_.writable();
     const std::size_t n = free.size() / itemsize();
     return std::make_unique<Window>(std::move(self), &table_, written_, written_ + n, free.data(), free.size(), false);
   }
   void commit(std::size_t n) {
     check_idle();
-    if (w_.closed()) throw ClosedError();
-    if (n > w_.writable().size() / itemsize()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
-    w_.commit(n);
+    if (e_.closed()) throw ClosedError();
+    if (n > e_.writable().size() / itemsize()) raise(PyExc_ValueError, "picoring: commit(n): n is more than is free");
+    e_.commit(n);
     written_ += n;
   }
 
  private:
   std::size_t itemsize() const { return static_cast<std::size_t>(dtype_.itemsize()); }
-  void check_idle() const {
-    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
-  }
 
-  picoring::SharedSlotWriter w_;
   py::dtype dtype_;
-  ExportTable table_;
   Position written_ = 0;
-  bool busy_ = false;
 };
 
-class ArrayReader {
+class ArrayReader : public SharedEndOf<picoring::SharedSlotReader> {
  public:
-  ArrayReader(picoring::SharedSlotReader r, py::dtype dtype) : r_(std::move(r)), dtype_(std::move(dtype)) {}
-  std::size_t capacity() const { return r_.capacity(); }
+  ArrayReader(picoring::SharedSlotReader r, py::dtype dtype) : SharedEndOf(std::move(r)), dtype_(std::move(dtype)) {}
   const py::dtype& dtype() const { return dtype_; }
-  bool closed() const { return r_.closed(); }
-  void close() { r_.close(); }
-  std::size_t exports() const { return table_.size(); }
-  std::size_t size() { return r_.readable().size() / itemsize(); }
-  picoring::SharedSlotReader& end() { return r_; }
-  const picoring::SharedSlotReader& end() const { return r_; }
+  std::size_t size() { return e_.readable().size() / itemsize(); }
 
   py::array pop(const py::object& max_items, const py::object& timeout) {
     check_idle();
     const std::size_t max = max_count(max_items, "max_items");
     wait(1, timeout);
-    const auto in = r_.readable();
+    const auto in = e_.readable();
     const std::size_t n = std::min(in.size() / itemsize(), max);
-    check_unexported(n);
     py::array out = new_array(dtype_, n);
     std::memcpy(out.mutable_data(), in.data(), n * itemsize());
     release(n);
@@ -945,7 +920,7 @@ class ArrayReader {
   std::unique_ptr<Window> readable(py::object self, std::size_t min_items, const py::object& timeout) {
     check_idle();
     wait(min_items == 0 ? 1 : min_items, timeout);
-    const auto in = r_.readable();
+    const auto in = e_.readable();
     // Read-only: the const_cast only fits Window's one pointer type.
     auto* data = const_cast<std::byte*>(in.data());  // NOLINT(cppcoreguidelines-pro-type-const-cast)
     const std::size_t n = in.size() / itemsize();
@@ -954,41 +929,29 @@ class ArrayReader {
   void consume(std::size_t n) {
     check_idle();
     if (n > size()) raise(PyExc_ValueError, "picoring: consume(n): n is more than is readable");
-    check_unexported(n);
     release(n);
   }
 
  private:
   std::size_t itemsize() const { return static_cast<std::size_t>(dtype_.itemsize()); }
-  void check_idle() const {
-    if (busy_) raise(PyExc_RuntimeError, "picoring: a queue end may be used by one thread at a time");
-  }
   // Waits until min_items are readable: TimeoutError, or Closed once closed (or the writer's
   // process gone) with fewer left.
   void wait(std::size_t min_items, const py::object& timeout) {
-    if (min_items > r_.capacity()) raise(PyExc_ValueError, "picoring: min_items is more than the queue's capacity");
+    if (min_items > e_.capacity()) raise(PyExc_ValueError, "picoring: min_items is more than the queue's capacity");
     const double seconds = timeout_seconds(timeout);
     if (size() >= min_items) return;  // no GIL release, no clock
-    const auto st = wait_released(seconds, busy_, [&](auto slice) { return r_.wait(min_items, slice); });
+    const auto st = wait_released(seconds, busy_, [&](auto slice) { return e_.wait(min_items, slice); });
     if (st == picoring::QueueStatus::closed) throw ClosedError();
     if (st == picoring::QueueStatus::timed_out) raise(PyExc_TimeoutError, "picoring: timed out waiting for elements");
   }
-  void check_unexported(std::size_t n) const {
-    if (table_.overlaps(consumed_, consumed_ + n)) {
-      raise(PyExc_BufferError,
-            "picoring: cannot consume elements that a live array still shows; delete it (or call release()) first");
-    }
-  }
   void release(std::size_t n) {
-    r_.release(n);
+    check_unexported(consumed_, consumed_ + n, "consume");
+    e_.release(n);
     consumed_ += n;
   }
 
-  picoring::SharedSlotReader r_;
   py::dtype dtype_;
-  ExportTable table_;
   Position consumed_ = 0;
-  bool busy_ = false;
 };
 
 // create / attach for the queue of one dtype: the slots are the dtype's itemsize.

@@ -924,6 +924,17 @@ struct RunTimeSlotSize {
   std::size_t bytes = 1;  // an empty handle's: its capacity, 0 bytes, is then 0 slots
   std::size_t get() const noexcept { return bytes; }
 };
+// The slot size of SharedQueueWriter<T> / SharedQueueReader<T>, and what T must be.
+template <class T>
+struct TypedSlots {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "elements cross a process boundary as bytes: T must be trivially copyable");
+  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
+                "the header records the element size in 32 bits");
+  static_assert(alignof(T) <= 4096,
+                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
+  using Size = FixedSlotSize<sizeof(T)>;
+};
 
 // What both ends of a shared queue of slots have: creation and attach with the slots' layout,
 // the accessors, in slots. Stream is the byte stream end doing the work.
@@ -1093,14 +1104,8 @@ class SharedSlotsReader : public SharedSlotsEnd<Self, SharedStreamReader, Shared
 // hostile peer's bytes is not checked here). Counters the peer publishes are checked as the
 // stream's are; one that is not a whole number of elements counts down to the last whole one.
 template <class T>
-class SharedQueueWriter : public detail::SharedSlotsWriter<SharedQueueWriter<T>, detail::FixedSlotSize<sizeof(T)>> {
-  static_assert(std::is_trivially_copyable_v<T>,
-                "elements cross a process boundary as bytes: T must be trivially copyable");
-  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
-                "the header records the element size in 32 bits");
-  static_assert(alignof(T) <= 4096,
-                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
-  using Base = detail::SharedSlotsWriter<SharedQueueWriter<T>, detail::FixedSlotSize<sizeof(T)>>;
+class SharedQueueWriter : public detail::SharedSlotsWriter<SharedQueueWriter<T>, typename detail::TypedSlots<T>::Size> {
+  using Base = detail::SharedSlotsWriter<SharedQueueWriter<T>, typename detail::TypedSlots<T>::Size>;
   friend typename Base::End;
 
  public:
@@ -1140,20 +1145,14 @@ class SharedQueueWriter : public detail::SharedSlotsWriter<SharedQueueWriter<T>,
   }
 
  private:
-  SharedQueueWriter(detail::SharedRegion r, detail::FixedSlotSize<sizeof(T)> size) noexcept
+  SharedQueueWriter(detail::SharedRegion r, typename detail::TypedSlots<T>::Size size) noexcept
       : Base(std::move(r), size) {}
 };
 
 // The reading end of a shared queue of elements (see SharedQueueWriter).
 template <class T>
-class SharedQueueReader : public detail::SharedSlotsReader<SharedQueueReader<T>, detail::FixedSlotSize<sizeof(T)>> {
-  static_assert(std::is_trivially_copyable_v<T>,
-                "elements cross a process boundary as bytes: T must be trivially copyable");
-  static_assert(sizeof(T) <= std::numeric_limits<std::uint32_t>::max(),
-                "the header records the element size in 32 bits");
-  static_assert(alignof(T) <= 4096,
-                "slots are aligned within the page-aligned ring: alignof(T) must be at most a page");
-  using Base = detail::SharedSlotsReader<SharedQueueReader<T>, detail::FixedSlotSize<sizeof(T)>>;
+class SharedQueueReader : public detail::SharedSlotsReader<SharedQueueReader<T>, typename detail::TypedSlots<T>::Size> {
+  using Base = detail::SharedSlotsReader<SharedQueueReader<T>, typename detail::TypedSlots<T>::Size>;
   friend typename Base::End;
 
  public:
@@ -1185,7 +1184,7 @@ class SharedQueueReader : public detail::SharedSlotsReader<SharedQueueReader<T>,
   }
 
  private:
-  SharedQueueReader(detail::SharedRegion r, detail::FixedSlotSize<sizeof(T)> size) noexcept
+  SharedQueueReader(detail::SharedRegion r, typename detail::TypedSlots<T>::Size size) noexcept
       : Base(std::move(r), size) {}
 };
 

@@ -971,24 +971,16 @@ def test_shared_stream_a_dead_peer_ends_the_wait():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
-def test_the_message_benchmark_runs_and_checks_what_it_delivers():
-    # Its own checks (each contender's messages compared whole, then counts, bytes and the last
-    # sequence number of every timed run) end it with an error when a contender loses anything.
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "python_messages.py"), "--quick", "--markdown"],
+@pytest.mark.parametrize("script, sizes", [("python_messages.py", ("64 B", "4096 B")),
+                                           ("python_streams.py", ("4096 B", "65536 B"))])
+def test_the_ipc_benchmarks_run_and_check_what_they_deliver(script, sizes):
+    # Their own checks (each contender's messages or bytes compared whole once, then every timed
+    # run's counts and last sequence number) end them with an error when a contender loses,
+    # changes or reorders anything.
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--quick", "--markdown"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| 64 B") or line.startswith("| 4096 B")]
-    assert len(rows) == 2
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="shared queues pass a memfd (Linux)")
-def test_the_stream_benchmark_runs_and_checks_what_it_delivers():
-    # Its own checks (each contender's bytes hashed whole once, then each timed run's byte count
-    # and last chunk number) end it with an error when a contender loses or reorders anything.
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "python_streams.py"), "--quick", "--markdown"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    rows = [line for line in done.stdout.splitlines() if line.startswith("| 4096 B") or line.startswith("| 65536 B")]
+    rows = [line for line in done.stdout.splitlines() if line.startswith(tuple(f"| {size} |" for size in sizes))]
     assert len(rows) == 2
 
 
