@@ -908,7 +908,9 @@ TEST_P(SharedRunTimeSlots, MatchADequeAcrossManyWraps) {
     std::mt19937 rng(static_cast<unsigned>(size));
     std::uint64_t next = 0;
     std::vector<std::byte> one(size);
-    for (int step = 0; step < 6000; ++step) {
+    // At least 6,000 calls, and until the ring has wrapped three times (with 64 KiB pages a
+    // ring of 1-byte slots holds 65,536 of them).
+    for (int step = 0; step < 6000 || next <= 3 * cap; ++step) {
       switch (rng() % 5) {
         case 0: {  // push_slice: as many whole slots as fit
           std::vector<std::byte> batch((1 + rng() % std::min<std::size_t>(cap / 2 + 1, 64)) * size);
