@@ -18,6 +18,7 @@
 #include <deque>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -487,7 +488,11 @@ class RecordWriterOf {
   explicit RecordWriterOf(P p) : p_(std::move(p)) {}
   std::size_t capacity() const { return p_.capacity(); }
   std::size_t max_record_size() const { return p_.max_record_size(); }
-  bool closed() const { return p_.closed(); }
+  // Closed, or (MPSC) this handle dropped by release().
+  bool closed() const {
+    if constexpr (std::is_constructible_v<bool, const P&>) return !static_cast<bool>(p_) || p_.closed();
+    return p_.closed();
+  }
   void close() { p_.close(); }
   P& end() { return p_; }
   const P& end() const { return p_; }
@@ -495,10 +500,10 @@ class RecordWriterOf {
   // One record, waiting for room up to timeout (None: forever; 0: not at all).
   void push(const py::handle& record, const py::object& timeout) {
     check_idle();
+    if (closed()) throw ClosedError();  // first: a dropped MPSC handle has no max_record_size
     const BytesArg bytes(record, false);
     const std::span<const std::byte> rec = checked(bytes, "push");
     const double seconds = timeout_seconds(timeout);
-    if (p_.closed()) throw ClosedError();
     if (p_.push(rec)) return;  // room now: no GIL release, no clock
     finish(wait_released(seconds, busy_, [&](auto slice) { return p_.push_wait(rec, slice); }));
   }
@@ -506,6 +511,7 @@ class RecordWriterOf {
   // (one publication); returns how many. Every record is checked before any is pushed.
   std::size_t push_many(const py::iterable& records, const py::object& timeout) {
     check_idle();
+    if (closed()) throw ClosedError();
     std::deque<BytesArg> held;  // the buffers stay exported (and unresizable) during the call
     std::vector<std::span<const std::byte>> list;
     for (const py::handle r : records) {
@@ -514,11 +520,21 @@ class RecordWriterOf {
     }
     const double seconds = timeout_seconds(timeout);
     if (list.empty()) return 0;
-    if (p_.closed()) throw ClosedError();
     std::size_t n = p_.push_some(list);
     if (n != 0) return n;
     finish(wait_released(seconds, busy_, [&](auto slice) { return p_.push_wait(list[0], slice); }));
     return 1 + p_.push_some(std::span<const std::span<const std::byte>>(list).subspan(1));
+  }
+  // Many producers (P copyable): another handle on the same queue, for another thread.
+  RecordWriterOf copy() const {
+    check_idle();
+    return RecordWriterOf(P(p_));
+  }
+  // Many producers: drops this handle (its later calls raise Closed); the queue closes once every
+  // handle is dropped, so `with` blocks in several threads end it together.
+  void release() {
+    check_idle();
+    p_ = P();
   }
 
  private:
@@ -611,6 +627,8 @@ class RecordReaderOf {
 
 using RecordWriter = RecordWriterOf<picoring::RecordProducer>;
 using RecordReader = RecordReaderOf<picoring::RecordConsumer>;
+using MpscWriter = RecordWriterOf<picoring::RecordMpscProducer>;
+using MpscReader = RecordReaderOf<picoring::RecordMpscConsumer>;
 using SharedWriter = RecordWriterOf<picoring::SharedRecordWriter>;
 using SharedReader = RecordReaderOf<picoring::SharedRecordReader>;
 
@@ -988,7 +1006,8 @@ void shared_array_members(py::class_<E>& cls) {
       .def("__exit__", [](E& e, const py::args&) { e.close(); });
 }
 
-// The members both writers have (W: RecordWriter or SharedWriter), registered under `name`.
+// The members every record writer has (W: RecordWriter, MpscWriter or SharedWriter), registered
+// under `name`; the `with` block's exit is added by the caller (close, or MPSC's release).
 template <class W>
 py::class_<W> record_writer_class(py::module_& m, const char* name, const char* doc) {
   return py::class_<W>(m, name, doc)
@@ -1003,8 +1022,12 @@ py::class_<W> record_writer_class(py::module_& m, const char* name, const char* 
            "once; returns how many (0 for an empty list). Every record is checked first: one bad record raises "
            "ValueError and pushes none.")
       .def("close", &W::close, "Closes the queue for both ends (the reader still gets what was pushed).")
-      .def("__enter__", [](const py::object& self) { return self; })
-      .def("__exit__", [](W& w, const py::args&) { w.close(); });
+      .def("__enter__", [](const py::object& self) { return self; });
+}
+
+template <class W>
+py::class_<W> closing_record_writer_class(py::module_& m, const char* name, const char* doc) {
+  return record_writer_class<W>(m, name, doc).def("__exit__", [](W& w, const py::args&) { w.close(); });
 }
 
 template <class R>
@@ -1299,13 +1322,25 @@ overwrite the bytes it shows raise BufferError.
       "capacity"_a, "dtype"_a = py::dtype("float64"),
       "A single-producer single-consumer queue of elements of one dtype between two threads: returns "
       "(Producer, Consumer). Blocking calls release the GIL.");
-  record_writer_class<RecordWriter>(m, "RecordWriter",
-                                    "The writing end of a record queue made by records(); one thread at a time.")
+  closing_record_writer_class<RecordWriter>(
+      m, "RecordWriter", "The writing end of a record queue made by records(); one thread at a time.")
       .def_property_readonly(
           "free", [](RecordWriter& w) { return w.end().bytes_free(); }, "Free bytes as this end knows them now.");
   record_reader_class<RecordReader>(m, "RecordReader",
                                     "The reading end of a record queue made by records(); one thread at a time.");
-  auto shared_writer = record_writer_class<SharedWriter>(
+  record_writer_class<MpscWriter>(
+      m, "MpscRecordWriter",
+      "A writing end of a record queue made by records_mpsc(): one handle per thread (copy() makes another). "
+      "Records from one handle arrive in the order pushed; those of different handles interleave.")
+      .def("copy", &MpscWriter::copy, "Another writing end on the same queue, for another thread.")
+      .def("__copy__", &MpscWriter::copy)
+      .def("release", &MpscWriter::release,
+           "Drops this handle (its later calls raise Closed). The queue closes when every handle is dropped (or "
+           "garbage-collected), and the reader then gets Closed once drained; a `with` block ends with release().")
+      .def("__exit__", [](MpscWriter& w, const py::args&) { w.release(); });
+  record_reader_class<MpscReader>(m, "MpscRecordReader",
+                                  "The reading end of a record queue made by records_mpsc(); one thread at a time.");
+  auto shared_writer = closing_record_writer_class<SharedWriter>(
       m, "SharedRecordWriter",
       "The writing end of a record queue between two processes: SharedRecordWriter.create(capacity) or "
       "attach(fd). The reader's process is untrusted: a counter that cannot be right raises OSError and closes "
@@ -1461,5 +1496,16 @@ overwrite the bytes it shows raise BufferError.
       "A queue of variable-size records (bytes) between two threads, of at least capacity bytes (a record of n "
       "bytes takes an 8-byte header plus n rounded up to 8), each record one contiguous span: returns "
       "(RecordWriter, RecordReader). Blocking calls release the GIL.");
+  m.def(
+      "records_mpsc",
+      [](py::ssize_t capacity, const std::string& residency, const std::string& huge_pages) {
+        auto [w, r] = picoring::make_record_mpsc(checked_capacity(capacity), options_from(residency, huge_pages));
+        return py::make_tuple(MpscWriter(std::move(w)), MpscReader(std::move(r)));
+      },
+      "capacity"_a, py::kw_only(), "residency"_a = "on_demand", "huge_pages"_a = "none",
+      "A queue of variable-size records from many threads to one, of at least capacity bytes (rounded up to a "
+      "power of two; a record takes an 8-byte header plus its size rounded up to 8), each record one contiguous "
+      "span: returns (MpscRecordWriter, MpscRecordReader); writer.copy() gives each further thread its own "
+      "writer. Blocking calls release the GIL.");
   m.def("allocation_granularity", &picoring::allocation_granularity);
 }

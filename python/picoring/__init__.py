@@ -32,6 +32,8 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     ByteStream,
     Closed,
     Consumer,
+    MpscRecordReader,
+    MpscRecordWriter,
     Producer,
     RecordReader,
     RecordWriter,
@@ -46,6 +48,7 @@ from ._picoring import (  # noqa: F401  (the package's public names)
     Window,
     allocation_granularity,
     records,
+    records_mpsc,
     spsc,
 )
 
@@ -58,6 +61,9 @@ __all__ = [
     "records",
     "RecordWriter",
     "RecordReader",
+    "records_mpsc",
+    "MpscRecordWriter",
+    "MpscRecordReader",
     "SharedRecordWriter",
     "SharedRecordReader",
     "SharedRecordFanIn",

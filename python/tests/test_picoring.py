@@ -489,6 +489,89 @@ def test_records_blocked_reader_is_woken_and_one_thread_per_end():
     assert result["got"] == b"wake up"
 
 
+def test_records_mpsc_from_many_threads_keep_each_writers_order_and_close_with_the_last():
+    rng = random.Random(19)
+    writer, reader = picoring.records_mpsc(4096)  # small: every writer waits for room, records wrap
+    assert writer.capacity == reader.capacity and writer.max_record_size == writer.capacity - 8
+    longest = writer.max_record_size
+    writers = [writer] + [writer.copy() for _ in range(3)]
+    plans = []
+    for w in range(len(writers)):
+        lengths = [rng.choice([9, 16, 100, 1000, longest // 3, longest]) for _ in range(1500)]
+        plans.append([bytes([w]) + record_bytes(i, n - 1) for i, n in enumerate(lengths)])
+
+    def produce(w):
+        local = random.Random(w)
+        with writers[w]:  # release(): the queue closes when the last writer's block ends
+            i = 0
+            while i < len(plans[w]):
+                if local.random() < 0.5:
+                    writers[w].push(plans[w][i])
+                    i += 1
+                else:
+                    i += writers[w].push_many(plans[w][i : i + local.randrange(1, 20)])
+
+    threads = [threading.Thread(target=produce, args=(w,)) for w in range(len(writers))]
+    for t in threads:
+        t.start()
+    got = [[] for _ in writers]
+    while True:
+        try:
+            batch = reader.pop_many(max_records=rng.randrange(1, 40), timeout=30)
+        except picoring.Closed:
+            break
+        for rec in batch:
+            got[rec[0]].append(rec)
+    for t in threads:
+        t.join()
+    for w, (g, plan) in enumerate(zip(got, plans)):
+        assert len(g) == len(plan), f"writer {w}: {len(g)} records of {len(plan)}"
+        for i, (a, b) in enumerate(zip(g, plan)):
+            assert a == b, f"writer {w}, record {i}: {len(a)} bytes, expected {len(b)}"
+    assert all(w.closed for w in writers)
+    with pytest.raises(picoring.Closed):
+        writer.push(b"after release")
+    assert writer.copy().closed  # a copy of a dropped handle is dropped too
+
+
+def test_records_mpsc_bad_input_and_close_reaches_every_writer():
+    with pytest.raises(ValueError):
+        picoring.records_mpsc(0)
+    writer, reader = picoring.records_mpsc(4096)
+    other = writer.copy()
+    with pytest.raises(ValueError):
+        other.push(b"")
+    with pytest.raises(ValueError):
+        other.push(bytes(other.max_record_size + 1))
+    with pytest.raises(ValueError):  # checked first: none pushed
+        other.push_many([b"a", bytes(other.max_record_size + 1)])
+    with pytest.raises(TimeoutError):
+        reader.pop(timeout=0)
+    other.push(b"kept")
+    writer.release()  # one writer gone: the queue stays open for the other
+    assert not reader.closed and not other.closed
+    other.push(b"still open")
+    assert reader.pop_many() == [b"kept", b"still open"]
+    third = other.copy()
+    result = {}
+
+    def wait_for_a_record():
+        try:
+            result["got"] = reader.pop(timeout=30)
+        except picoring.Closed:
+            result["closed"] = True
+
+    t = threading.Thread(target=wait_for_a_record)
+    t.start()
+    time.sleep(0.05)  # most likely parked by now; either way it must end with Closed
+    other.close()  # close() ends the queue for every handle, not only this one
+    t.join(30)
+    assert not t.is_alive() and result == {"closed": True}
+    for w in (other, third):
+        with pytest.raises(picoring.Closed):
+            w.push(b"late")
+
+
 def run_child(code, fd, **kwargs):
     """A Python process that inherits fd (its number stays the same) and runs code with FD set."""
     return subprocess.Popen(
